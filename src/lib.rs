@@ -1,6 +1,30 @@
 //! feedwire turns web feeds into a clean, de-duplicated, reliable stream of articles.
+//!
+//! # Layout
+//!
+//! The modules in the order an item passes through them:
+//!
+//! - [`config`]: the TOML the user wrote, validated into the [`config::Config`] the program uses.
+//! - [`scheduler`]: which feed is due when (interval, start-up spread, error backoff).
+//! - [`fetch`]: the one HTTP client (conditional GET, body caps, per-host limits).
+//! - [`parse`]: feed bytes to items with their identity; pure.
+//! - [`extract`]: page HTML to a clean article; pure.
+//! - [`dedup`]: canonical URLs and content fingerprints; pure.
+//! - [`store`]: the only module that knows SQL: feeds, items, events and the outbox.
+//! - [`outbox`]: delivery workers draining the outbox into the sinks, acking only after delivery.
+//! - [`sinks`]: where events go (a JSON Lines log, webhooks) and their wire format.
+//! - [`app`]: wires the stages with bounded channels and owns shutdown.
+//! - [`model`] holds the plain domain types; [`telemetry`] sets up logging.
 
+pub mod app;
 pub mod config;
 pub mod dedup;
 pub mod extract;
+pub mod fetch;
 pub mod model;
+pub mod outbox;
+pub mod parse;
+pub mod scheduler;
+pub mod sinks;
+pub mod store;
+pub mod telemetry;

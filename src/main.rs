@@ -1,1 +1,472 @@
-fn main() {}
+//! The `feedwire` command: parse the command line, load the config, run, and turn errors
+//! into one readable message and an exit code (0 ok, 1 runtime failure, 2 usage or config).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use feedwire::app::{self, Mode};
+use feedwire::config::{self, Config, ConfigError, SinkKind};
+use feedwire::store::{Store, now_ms};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "feedwire",
+    version,
+    about = "Turns web feeds into a clean, de-duplicated, reliable stream"
+)]
+struct Cli {
+    /// Config file (default: $FEEDWIRE_CONFIG, ./config/feedwire.toml, /etc/feedwire/feedwire.toml)
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: poll, process and deliver until SIGTERM/SIGINT
+    Run,
+    /// Validate the config and print every problem
+    Check,
+    /// Poll every feed (or one) once, deliver, and exit
+    Once(OnceArgs),
+    /// Show each feed's polling state
+    Feeds(FeedsArgs),
+    /// Show recent items
+    Items(ItemsArgs),
+    /// Show the outbox per sink, or its dead letters
+    Deliveries(DeliveriesArgs),
+    /// Queue deliveries again for a sink
+    Redeliver(RedeliverArgs),
+}
+
+#[derive(Args)]
+struct OnceArgs {
+    /// Only this feed (its name in the config)
+    #[arg(long)]
+    feed: Option<String>,
+    /// How long to wait for deliveries before giving up (they stay queued)
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Args)]
+struct FeedsArgs {
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ItemsArgs {
+    /// Only items of this feed
+    #[arg(long)]
+    feed: Option<String>,
+    /// How many items
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DeliveriesArgs {
+    /// Only this sink
+    #[arg(long)]
+    sink: Option<String>,
+    /// List dead letters with their last error
+    #[arg(long)]
+    dead: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["dead", "since"])))]
+struct RedeliverArgs {
+    /// The sink to deliver to again
+    #[arg(long)]
+    sink: String,
+    /// Queue its dead letters again
+    #[arg(long)]
+    dead: bool,
+    /// Queue everything created within this long (e.g. "24h")
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+}
+
+/// An error with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Failure {
+        let code = if e.downcast_ref::<ConfigError>().is_some() {
+            2
+        } else {
+            1
+        };
+        // "outer: cause: cause", each part once.
+        let mut parts: Vec<String> = Vec::new();
+        for cause in e.chain() {
+            let text = cause.to_string();
+            if !parts.iter().any(|p| p.contains(&text)) {
+                parts.push(text);
+            }
+        }
+        Failure {
+            code,
+            message: parts.join(": "),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Failure {
+        Failure {
+            code: 2,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<feedwire::store::StoreError> for Failure {
+    fn from(e: feedwire::store::StoreError) -> Failure {
+        Failure::from(anyhow::Error::from(e))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("feedwire: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("feedwire: error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn load(explicit: Option<&Path>) -> Result<(PathBuf, Config), Failure> {
+    let path = config::locate(explicit)?;
+    let config = config::load(&path)?;
+    Ok((path, config))
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
+        Command::Check => check(cli.config.as_deref()),
+        Command::Run => {
+            let (_, config) = load(cli.config.as_deref())?;
+            feedwire::telemetry::init(config.daemon.log_format);
+            let shutdown = on_signals();
+            app::run(config, Mode::Forever, shutdown).await?;
+            tracing::info!("stopped");
+            Ok(0)
+        }
+        Command::Once(args) => {
+            let (_, config) = load(cli.config.as_deref())?;
+            if let Some(name) = &args.feed
+                && config.feed(name).is_none()
+            {
+                return Err(Failure::usage(format!(
+                    "no feed named {name:?} in the config"
+                )));
+            }
+            feedwire::telemetry::init(config.daemon.log_format);
+            let shutdown = on_signals();
+            let outcome = app::run(
+                config,
+                Mode::Once {
+                    feed: args.feed,
+                    timeout: args.timeout,
+                },
+                shutdown,
+            )
+            .await?;
+            if outcome.pending > 0 {
+                eprintln!(
+                    "feedwire: {} deliveries are still pending after {}; they stay queued for the next run",
+                    outcome.pending,
+                    humantime::format_duration(args.timeout)
+                );
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        Command::Feeds(args) => {
+            let store = open_store(cli.config.as_deref())?;
+            print_feeds(&store, args.json).await
+        }
+        Command::Items(args) => {
+            let store = open_store(cli.config.as_deref())?;
+            print_items(&store, args).await
+        }
+        Command::Deliveries(args) => {
+            let store = open_store(cli.config.as_deref())?;
+            print_deliveries(&store, args).await
+        }
+        Command::Redeliver(args) => {
+            let (_, config) = load(cli.config.as_deref())?;
+            if !config.sinks.contains_key(&args.sink) {
+                return Err(Failure::usage(format!(
+                    "no sink named {:?} in the config",
+                    args.sink
+                )));
+            }
+            let store = Store::open(&config.database_path())?;
+            let since = args.since.map(|d| now_ms() - d.as_millis() as i64);
+            let n = store.redeliver(&args.sink, args.dead, since).await?;
+            println!(
+                "queued {n} deliveries for sink {} again; a running daemon sends them within 30s",
+                args.sink
+            );
+            Ok(0)
+        }
+    }
+}
+
+fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
+    let (path, config) = load(explicit)?;
+    // Secrets are read now too, so a missing variable is found before the service starts.
+    let mut problems = Vec::new();
+    for (name, sink) in &config.sinks {
+        if let SinkKind::Webhook(w) = &sink.kind
+            && let Err(e) = feedwire::sinks::webhook::WebhookSink::new(w, &config.daemon.user_agent)
+        {
+            problems.push(format!("sinks.{name}: {e}"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::usage(format!(
+            "config file {} has {} problem{}\n  {}",
+            path.display(),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        )));
+    }
+    println!(
+        "{}: ok ({} feeds, {} sinks)",
+        path.display(),
+        config.feeds.len(),
+        config.sinks.len()
+    );
+    Ok(0)
+}
+
+fn open_store(explicit: Option<&Path>) -> Result<Store, Failure> {
+    let (_, config) = load(explicit)?;
+    Ok(Store::open(&config.database_path())?)
+}
+
+/// Cancels the returned token on SIGINT or SIGTERM.
+fn on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        cancel.cancel();
+    });
+    token
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn when(ms: Option<i64>) -> String {
+    let Some(ms) = ms else { return "-".to_string() };
+    let now = now_ms();
+    let d = Duration::from_secs(((ms - now).abs() / 1000) as u64);
+    let d = humantime::format_duration(d).to_string();
+    let d = d.split(' ').next().unwrap_or("0s").to_string();
+    if ms >= now {
+        format!("in {d}")
+    } else {
+        format!("{d} ago")
+    }
+}
+
+fn rfc3339(ms: Option<i64>) -> Option<String> {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
+    let feeds = store.feeds_report().await?;
+    if json {
+        let rows: Vec<serde_json::Value> = feeds
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name, "url": f.url, "title": f.title, "active": f.active,
+                    "last_poll": rfc3339(f.last_poll_at), "status": f.last_status,
+                    "http_status": f.last_http_status, "error": f.last_error,
+                    "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at), "items": f.items,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(0);
+    }
+    println!(
+        "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6}",
+        "FEED", "STATUS", "HTTP", "ERRORS", "LAST POLL", "NEXT POLL", "ITEMS"
+    );
+    for f in &feeds {
+        let status = if f.active {
+            f.last_status
+                .clone()
+                .unwrap_or_else(|| "never polled".into())
+        } else {
+            "removed".into()
+        };
+        println!(
+            "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6}",
+            f.name,
+            status,
+            f.last_http_status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            f.errors_in_row,
+            when(f.last_poll_at),
+            if f.active {
+                when(f.next_poll_at)
+            } else {
+                "-".into()
+            },
+            f.items
+        );
+        if let Some(e) = &f.last_error {
+            println!("    error: {e}");
+        }
+    }
+    Ok(0)
+}
+
+async fn print_items(store: &Store, args: ItemsArgs) -> Result<u8, Failure> {
+    let items = store.items_report(args.feed, args.limit).await?;
+    if args.json {
+        let rows: Vec<serde_json::Value> = items
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "id": i.id, "feed": i.feed, "title": i.title, "url": i.url,
+                    "published": rfc3339(i.published_at), "seen": rfc3339(Some(i.created_at)),
+                    "emitted": i.emitted, "duplicate_of": i.duplicate_of, "duplicate_reason": i.duplicate_reason,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(0);
+    }
+    for i in &items {
+        println!(
+            "{}  {:<20} {}",
+            i.id,
+            i.feed,
+            i.title.as_deref().unwrap_or("(untitled)")
+        );
+        if let Some(u) = &i.url {
+            println!("    {u}");
+        }
+        if let Some(d) = &i.duplicate_of {
+            println!(
+                "    duplicate of {d} ({})",
+                i.duplicate_reason.as_deref().unwrap_or("?")
+            );
+        } else if !i.emitted {
+            println!("    not emitted (backfill limit)");
+        }
+    }
+    Ok(0)
+}
+
+async fn print_deliveries(store: &Store, args: DeliveriesArgs) -> Result<u8, Failure> {
+    let backlog = store.backlog().await?;
+    println!(
+        "{:<20} {:>9} {:>10} {:>6} {:<14}",
+        "SINK", "PENDING", "DELIVERED", "DEAD", "OLDEST PENDING"
+    );
+    for b in backlog
+        .iter()
+        .filter(|b| args.sink.as_ref().is_none_or(|s| s == &b.sink))
+    {
+        println!(
+            "{:<20} {:>9} {:>10} {:>6} {:<14}",
+            b.sink,
+            b.pending,
+            b.delivered,
+            b.dead,
+            when(b.oldest_pending_at)
+        );
+    }
+    let rows = store.deliveries_report(args.sink, args.dead, 100).await?;
+    if !rows.is_empty() {
+        println!();
+        println!("{}:", if args.dead { "dead letters" } else { "pending" });
+    }
+    for r in &rows {
+        println!(
+            "{}  {:<12} attempts {:<3} {}  {}",
+            r.webhook_id,
+            r.sink,
+            r.attempts,
+            if args.dead {
+                format!("created {}", when(Some(r.created_at)))
+            } else {
+                format!("next {}", when(Some(r.next_attempt_at)))
+            },
+            r.item_title.as_deref().unwrap_or("(untitled)")
+        );
+        if let Some(e) = &r.last_error {
+            println!("    last error: {e}");
+        }
+    }
+    Ok(0)
+}

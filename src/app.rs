@@ -1,0 +1,723 @@
+//! Wires the stages with bounded channels and owns shutdown.
+//!
+//! ```text
+//! scheduler ─jobs─► pollers ─batches─► processor ─ready─► storer ─wake─► delivery workers
+//!     ▲                │                                     │
+//!     └────────────────┴──────────── done ◄──────────────────┘
+//! ```
+//!
+//! `run` loops until cancelled; `once` polls each feed one time, lets the stages drain, and
+//! waits (bounded) for the deliveries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Backfill, Config, Feed, SinkKind};
+use crate::fetch::{ClientSettings, Fetched, HttpClient, Validators};
+use crate::model::{Content, ContentSource, EventType, FeedItem};
+use crate::outbox::{RetryPolicy, Worker};
+use crate::parse::parse_feed;
+use crate::scheduler::{self, Queue};
+use crate::sinks::Sink;
+use crate::sinks::log::LogSink;
+use crate::sinks::payload::{self, EventInput};
+use crate::store::{
+    FeedSpec, IngestBatch, NewEvent, NewItem, PollRecord, PollStatus, Store, now_ms,
+};
+
+/// Poll jobs waiting for a poller.
+const JOB_QUEUE: usize = 64;
+/// Parsed batches waiting for article processing.
+const BATCH_QUEUE: usize = 32;
+/// Processed batches waiting for the store.
+const READY_QUEUE: usize = 32;
+/// How often `once` looks whether its deliveries are done.
+const ONCE_DELIVERY_CHECK: Duration = Duration::from_millis(50);
+
+/// What `run` does.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Poll on schedule until cancelled.
+    Forever,
+    /// Poll every feed (or the named one) once, then wait up to `timeout` for deliveries.
+    Once {
+        feed: Option<String>,
+        timeout: Duration,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Deliveries still queued when `once` stopped waiting (always 0 for `Forever`).
+    pub pending: i64,
+}
+
+/// A feed's in-memory polling state, owned by the scheduler.
+struct FeedRuntime {
+    feed: Arc<Feed>,
+    validators: Validators,
+    errors_in_row: u32,
+    polls: i64,
+}
+
+/// One poll to make.
+struct Job {
+    feed_id: i64,
+    feed: Arc<Feed>,
+    validators: Validators,
+    errors_in_row: u32,
+    first_poll: bool,
+}
+
+/// A poll whose new items still have to be processed and stored.
+struct Batch {
+    job: Job,
+    record: PollRecord,
+    feed_title: Option<String>,
+    items: Vec<FeedItem>,
+}
+
+/// A batch ready for the store.
+struct Ready {
+    job: Job,
+    record: PollRecord,
+    items: Vec<NewItem>,
+}
+
+/// A poll's record, the feed's title and its new items.
+type Fresh = (PollRecord, Option<String>, Vec<FeedItem>);
+
+/// A finished poll, reported back to the scheduler.
+struct Done {
+    feed_id: i64,
+    next_poll_at: i64,
+    validators: Validators,
+    errors_in_row: u32,
+}
+
+/// What every stage needs.
+struct Shared {
+    config: Arc<Config>,
+    store: Store,
+    http: HttpClient,
+    /// Per-sink wake-ups for the delivery workers.
+    wakes: HashMap<String, Arc<Notify>>,
+}
+
+/// Runs the pipeline until `shutdown` is cancelled (or, for `once`, until done).
+pub async fn run(
+    config: Config,
+    mode: Mode,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Outcome> {
+    let config = Arc::new(config);
+    let store = Store::open(&config.database_path())?;
+    let states = store
+        .sync_feeds(
+            config
+                .feeds
+                .iter()
+                .map(|f| FeedSpec {
+                    name: f.name.clone(),
+                    url: f.url.to_string(),
+                })
+                .collect(),
+        )
+        .await?;
+    let http = HttpClient::new(&ClientSettings {
+        user_agent: config.daemon.user_agent.clone(),
+        max_connections: config.daemon.max_connections,
+        per_host_connections: config.daemon.per_host_connections,
+    })?;
+
+    // Delivery workers stop on their own token, after the pipeline drained.
+    let delivery_stop = CancellationToken::new();
+    let delivery_tasks = TaskTracker::new();
+    let mut wakes = HashMap::new();
+    for (name, sink) in &config.sinks {
+        let (sink_impl, policy): (Arc<dyn Sink>, RetryPolicy) = match &sink.kind {
+            SinkKind::Log { path } => (
+                Arc::new(
+                    LogSink::new(path.clone())
+                        .with_context(|| format!("sink {name}: cannot open its log file"))?,
+                ),
+                RetryPolicy::FOREVER,
+            ),
+            SinkKind::Webhook(w) => (
+                Arc::new(
+                    crate::sinks::webhook::WebhookSink::new(w, &config.daemon.user_agent)
+                        .with_context(|| format!("sink {name}"))?,
+                ),
+                RetryPolicy {
+                    max_attempts: w.max_attempts,
+                    max_age: Some(w.max_age),
+                },
+            ),
+        };
+        let wake = Arc::new(Notify::new());
+        wakes.insert(name.clone(), wake.clone());
+        let worker = Worker {
+            name: name.clone(),
+            sink: sink_impl,
+            store: store.clone(),
+            policy,
+            wake,
+        };
+        delivery_tasks.spawn(worker.run(delivery_stop.clone()));
+    }
+    delivery_tasks.close();
+
+    let ctx = Arc::new(Shared {
+        config: config.clone(),
+        store: store.clone(),
+        http,
+        wakes,
+    });
+    let mut runtimes: HashMap<i64, FeedRuntime> = HashMap::new();
+    for s in &states {
+        if let Some(feed) = config.feed(&s.name) {
+            runtimes.insert(
+                s.id,
+                FeedRuntime {
+                    feed: Arc::new(feed.clone()),
+                    validators: Validators {
+                        etag: s.etag.clone(),
+                        last_modified: s.last_modified.clone(),
+                    },
+                    errors_in_row: s.errors_in_row,
+                    polls: s.polls,
+                },
+            );
+        }
+    }
+
+    let (job_tx, job_rx) = mpsc::channel::<Job>(JOB_QUEUE);
+    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(BATCH_QUEUE);
+    let (ready_tx, ready_rx) = mpsc::channel::<Ready>(READY_QUEUE);
+    // Unbounded on purpose: each feed has at most one poll in flight, so this holds at most
+    // one message per feed, and the scheduler must never block the stages that report to it.
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
+
+    let stages = TaskTracker::new();
+    // Stops taking new work; what is in flight finishes.
+    let stop_polling = shutdown.child_token();
+    stages.spawn(pollers(
+        ctx.clone(),
+        job_rx,
+        batch_tx,
+        done_tx.clone(),
+        stop_polling.clone(),
+    ));
+    stages.spawn(processor(ctx.clone(), batch_rx, ready_tx));
+    stages.spawn(storer(ctx.clone(), ready_rx, done_tx));
+    stages.close();
+
+    match &mode {
+        Mode::Forever => {
+            tracing::info!(
+                feeds = runtimes.len(),
+                sinks = config.sinks.len(),
+                "feedwire running"
+            );
+            schedule_forever(
+                &config,
+                states,
+                runtimes,
+                job_tx,
+                done_rx,
+                stop_polling.clone(),
+            )
+            .await;
+        }
+        Mode::Once { feed, .. } => {
+            for s in &states {
+                if feed.as_ref().is_some_and(|f| f != &s.name) {
+                    continue;
+                }
+                if let Some(rt) = runtimes.get(&s.id) {
+                    let job = rt.job(s.id);
+                    tokio::select! {
+                        sent = job_tx.send(job) => if sent.is_err() { break },
+                        _ = stop_polling.cancelled() => break,
+                    }
+                }
+            }
+            drop(job_tx);
+            drop(done_rx);
+        }
+    }
+
+    // Drain: the stages finish what they hold, within the grace period after a signal.
+    let grace = config.daemon.shutdown_grace;
+    let drained = if shutdown.is_cancelled() {
+        tokio::time::timeout(grace, stages.wait()).await.is_ok()
+    } else {
+        tokio::select! {
+            _ = stages.wait() => true,
+            _ = shutdown.cancelled() => tokio::time::timeout(grace, stages.wait()).await.is_ok(),
+        }
+    };
+    if !drained {
+        tracing::warn!(grace = %humantime::format_duration(grace), "stopped before in-flight polls finished; their items are fetched again next time");
+    }
+
+    let mut pending = 0;
+    if let Mode::Once { timeout, .. } = mode {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            pending = store.pending(Vec::new()).await?;
+            if pending == 0 || shutdown.is_cancelled() || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(ONCE_DELIVERY_CHECK) => {}
+                _ = shutdown.cancelled() => {}
+            }
+        }
+    }
+    delivery_stop.cancel();
+    if tokio::time::timeout(grace, delivery_tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("deliveries still in flight at shutdown stay queued for the next start");
+    }
+    if pending > 0 {
+        pending = store.pending(Vec::new()).await?;
+    }
+    Ok(Outcome { pending })
+}
+
+impl FeedRuntime {
+    fn job(&self, feed_id: i64) -> Job {
+        Job {
+            feed_id,
+            feed: self.feed.clone(),
+            validators: self.validators.clone(),
+            errors_in_row: self.errors_in_row,
+            first_poll: self.polls == 0,
+        }
+    }
+}
+
+/// The scheduler: hands out feeds as they come due until `stop`.
+async fn schedule_forever(
+    config: &Config,
+    states: Vec<crate::store::FeedState>,
+    mut runtimes: HashMap<i64, FeedRuntime>,
+    job_tx: mpsc::Sender<Job>,
+    mut done_rx: mpsc::UnboundedReceiver<Done>,
+    stop: CancellationToken,
+) {
+    let now = now_ms();
+    let mut queue = Queue::new();
+    // Feeds due now (never polled, or overdue after downtime) are spread out, not fired at once.
+    let due_now: Vec<i64> = states
+        .iter()
+        .filter(|s| s.next_poll_at.is_none_or(|t| t <= now))
+        .map(|s| s.id)
+        .collect();
+    let window = scheduler::startup_window(due_now.len(), config.poll.interval).as_millis() as i64;
+    for s in &states {
+        if !runtimes.contains_key(&s.id) {
+            continue;
+        }
+        let at = match s.next_poll_at {
+            Some(t) if t > now => t,
+            _ if window > 0 => now + rand::rng().random_range(0..window),
+            _ => now,
+        };
+        queue.schedule(s.id, at);
+    }
+
+    loop {
+        let sleep_ms = queue
+            .next_due()
+            .map(|at| (at - now_ms()).max(0))
+            .unwrap_or(60_000);
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            Some(done) = done_rx.recv() => {
+                if let Some(rt) = runtimes.get_mut(&done.feed_id) {
+                    rt.validators = done.validators;
+                    rt.errors_in_row = done.errors_in_row;
+                    rt.polls += 1;
+                    queue.schedule(done.feed_id, done.next_poll_at);
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {
+                for feed_id in queue.pop_due(now_ms()) {
+                    let Some(rt) = runtimes.get(&feed_id) else { continue };
+                    tokio::select! {
+                        sent = job_tx.send(rt.job(feed_id)) => if sent.is_err() { return },
+                        _ = stop.cancelled() => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs polls as jobs arrive, as many at once as `max_connections` allows.
+async fn pollers(
+    ctx: Arc<Shared>,
+    mut jobs: mpsc::Receiver<Job>,
+    batches: mpsc::Sender<Batch>,
+    done: mpsc::UnboundedSender<Done>,
+    stop: CancellationToken,
+) {
+    // Bounds the number of polls (and their bodies) in memory at once.
+    let slots = Arc::new(Semaphore::new(ctx.config.daemon.max_connections));
+    let tasks = TaskTracker::new();
+    loop {
+        let job = tokio::select! {
+            job = jobs.recv() => match job { Some(j) => j, None => break },
+            _ = stop.cancelled() => break,
+        };
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (ctx, batches, done) = (ctx.clone(), batches.clone(), done.clone());
+        tasks.spawn(async move {
+            poll(&ctx, job, &batches, &done).await;
+            drop(permit);
+        });
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
+/// The next poll time after a success: the feed's own interval as given, or the default one
+/// with jitter.
+fn next_after_success(config: &Config, feed: &Feed, now: i64) -> i64 {
+    let delay = match feed.interval {
+        Some(fixed) => fixed,
+        None => scheduler::jittered(config.poll.interval),
+    };
+    now + delay.as_millis() as i64
+}
+
+fn failed_record(
+    config: &Config,
+    job: &Job,
+    now: i64,
+    http_status: Option<u16>,
+    error: String,
+) -> PollRecord {
+    let errors_in_row = job.errors_in_row + 1;
+    let backoff = scheduler::error_backoff(errors_in_row, config.poll.max_interval);
+    PollRecord {
+        at: now,
+        status: PollStatus::Error,
+        http_status,
+        error: Some(error),
+        errors_in_row,
+        next_poll_at: now + backoff.as_millis() as i64,
+        etag: None,
+        last_modified: None,
+        title: None,
+    }
+}
+
+async fn poll(
+    ctx: &Shared,
+    job: Job,
+    batches: &mpsc::Sender<Batch>,
+    done: &mpsc::UnboundedSender<Done>,
+) {
+    let config = &ctx.config;
+    let feed = job.feed.clone();
+    let now = now_ms();
+    let fetched = ctx
+        .http
+        .get(
+            &feed.url,
+            Some(&job.validators),
+            config.poll.timeout,
+            config.poll.max_feed_size,
+        )
+        .await;
+    // Ok(Some(..)): new items to process; Ok(None): recorded already; Err: a failed poll.
+    let outcome: Result<Option<Fresh>, PollRecord> = match fetched {
+        Ok(Fetched::NotModified { validators }) => {
+            tracing::debug!(feed = %feed.name, "not modified");
+            let record = PollRecord {
+                at: now,
+                status: PollStatus::NotModified,
+                http_status: Some(304),
+                error: None,
+                errors_in_row: 0,
+                next_poll_at: next_after_success(config, &feed, now),
+                etag: validators.etag,
+                last_modified: validators.last_modified,
+                title: None,
+            };
+            finish(ctx, &job, record, done).await;
+            Ok(None)
+        }
+        Ok(Fetched::Body(body)) => {
+            let url = body.url.clone();
+            let status = body.status;
+            let parsed = tokio::task::spawn_blocking(move || {
+                parse_feed(&body.bytes, &url).map(|p| (p, body))
+            })
+            .await
+            .map_err(|e| format!("parser crashed: {e}"));
+            match parsed {
+                Ok(Ok((parsed, body))) => {
+                    let record = PollRecord {
+                        at: now,
+                        status: PollStatus::Ok,
+                        http_status: Some(body.status),
+                        error: None,
+                        errors_in_row: 0,
+                        next_poll_at: next_after_success(config, &feed, now),
+                        etag: body.validators.etag,
+                        last_modified: body.validators.last_modified,
+                        title: parsed.title.clone(),
+                    };
+                    match new_items(ctx, &job, parsed.items).await {
+                        Ok(items) if items.is_empty() => {
+                            tracing::debug!(feed = %feed.name, "no new items");
+                            finish(ctx, &job, record, done).await;
+                            Ok(None)
+                        }
+                        Ok(items) => Ok(Some((record, parsed.title, items))),
+                        Err(e) => Err(failed_record(
+                            config,
+                            &job,
+                            now,
+                            Some(body.status),
+                            format!("database: {e}"),
+                        )),
+                    }
+                }
+                Ok(Err(e)) => Err(failed_record(
+                    config,
+                    &job,
+                    now,
+                    Some(status),
+                    e.to_string(),
+                )),
+                Err(e) => Err(failed_record(config, &job, now, Some(status), e)),
+            }
+        }
+        Err(e) => Err(failed_record(config, &job, now, e.status(), e.to_string())),
+    };
+    match outcome {
+        Ok(Some((record, feed_title, items))) => {
+            let batch = Batch {
+                job,
+                record,
+                feed_title,
+                items,
+            };
+            // The receiver is gone only when the pipeline is shutting down; the feed is
+            // polled again next time.
+            let _ = batches.send(batch).await;
+        }
+        Ok(None) => {}
+        Err(record) => {
+            tracing::warn!(
+                feed = %feed.name, url = %feed.url, status = record.http_status,
+                error = record.error.as_deref().unwrap_or(""), errors_in_row = record.errors_in_row,
+                retry_in = %humantime::format_duration(Duration::from_secs(((record.next_poll_at - now) / 1000).max(0) as u64)),
+                "poll failed"
+            );
+            finish(ctx, &job, record, done).await;
+        }
+    }
+}
+
+/// What the scheduler learns from a finished poll: a failed one keeps the old validators.
+fn done_for(job: &Job, record: &PollRecord) -> Done {
+    let validators = if record.status == PollStatus::Error {
+        job.validators.clone()
+    } else {
+        Validators {
+            etag: record.etag.clone().or_else(|| job.validators.etag.clone()),
+            last_modified: record
+                .last_modified
+                .clone()
+                .or_else(|| job.validators.last_modified.clone()),
+        }
+    };
+    Done {
+        feed_id: job.feed_id,
+        next_poll_at: record.next_poll_at,
+        validators,
+        errors_in_row: record.errors_in_row,
+    }
+}
+
+/// Stores a poll's outcome (no items) and tells the scheduler.
+async fn finish(ctx: &Shared, job: &Job, record: PollRecord, done: &mpsc::UnboundedSender<Done>) {
+    let _ = done.send(done_for(job, &record));
+    if let Err(e) = ctx.store.record_poll(job.feed_id, record).await {
+        tracing::error!(feed = %job.feed.name, error = %e, "cannot record a poll");
+    }
+}
+
+/// The items the store does not know yet (the cheap check before any article work).
+async fn new_items(
+    ctx: &Shared,
+    job: &Job,
+    items: Vec<FeedItem>,
+) -> Result<Vec<FeedItem>, crate::store::StoreError> {
+    let keys: Vec<String> = items.iter().map(|i| i.key.0.clone()).collect();
+    let known = ctx.store.known_keys(job.feed_id, keys).await?;
+    Ok(items
+        .into_iter()
+        .filter(|i| !known.contains(&i.key.0))
+        .collect())
+}
+
+/// Turns parsed items into stored items with their events.
+async fn processor(
+    ctx: Arc<Shared>,
+    mut batches: mpsc::Receiver<Batch>,
+    ready: mpsc::Sender<Ready>,
+) {
+    while let Some(batch) = batches.recv().await {
+        let items = build_items(&ctx.config, &batch);
+        if ready
+            .send(Ready {
+                job: batch.job,
+                record: batch.record,
+                items,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn build_items(config: &Config, batch: &Batch) -> Vec<NewItem> {
+    let feed = &batch.job.feed;
+    // At a feed's first poll, `backfill = N` emits only the newest N (items are oldest first).
+    let skip = match (batch.job.first_poll, config.poll.backfill) {
+        (true, Backfill::Newest(n)) => batch.items.len().saturating_sub(n),
+        _ => 0,
+    };
+    let sinks_for = |kind: EventType| -> Vec<String> {
+        feed.sinks
+            .iter()
+            .filter(|s| {
+                config
+                    .sinks
+                    .get(*s)
+                    .is_some_and(|sink| sink.events.contains(&kind))
+            })
+            .cloned()
+            .collect()
+    };
+    let new_sinks = sinks_for(EventType::ItemNew);
+    let created = Utc::now();
+    batch
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let emitted = i >= skip;
+            let content = Content {
+                source: ContentSource::Feed,
+                error: None,
+                text: String::new(),
+                html: String::new(),
+                language: None,
+                word_count: 0,
+                image: None,
+                author: None,
+            };
+            let id = ulid::Ulid::new().to_string();
+            let mut events = Vec::new();
+            if emitted && !new_sinks.is_empty() {
+                let body = payload::render(&EventInput {
+                    kind: EventType::ItemNew,
+                    item_id: &id,
+                    created,
+                    feed,
+                    feed_title: batch.feed_title.as_deref(),
+                    item,
+                    content: &content,
+                    duplicate_of: None,
+                });
+                events.push(NewEvent {
+                    id: ulid::Ulid::new().to_string(),
+                    kind: EventType::ItemNew,
+                    body,
+                    sinks: new_sinks.clone(),
+                });
+            }
+            NewItem {
+                id,
+                key: item.key.0.clone(),
+                url: item.url.as_ref().map(|u| u.to_string()),
+                link: item.link.as_ref().map(|u| u.to_string()),
+                guid: item.guid.clone(),
+                title: item.title.clone(),
+                published_at: item.published.map(|t| t.timestamp_millis()),
+                content_source: Some(content.source.as_str()),
+                emitted,
+                events,
+            }
+        })
+        .collect()
+}
+
+/// Writes batches to the store, then wakes the sinks that got rows.
+async fn storer(
+    ctx: Arc<Shared>,
+    mut ready: mpsc::Receiver<Ready>,
+    done: mpsc::UnboundedSender<Done>,
+) {
+    while let Some(r) = ready.recv().await {
+        let mut touched: Vec<String> = r
+            .items
+            .iter()
+            .flat_map(|i| i.events.iter().flat_map(|e| e.sinks.clone()))
+            .collect();
+        touched.sort();
+        touched.dedup();
+        let record = r.record.clone();
+        let name = r.job.feed.name.clone();
+        let batch = IngestBatch {
+            feed_id: r.job.feed_id,
+            poll: r.record,
+            items: r.items,
+        };
+        match ctx.store.ingest(batch).await {
+            Ok(report) => {
+                tracing::info!(feed = %name, new = report.emitted, stored = report.stored, "new items");
+                for s in touched {
+                    if let Some(w) = ctx.wakes.get(&s) {
+                        w.notify_one();
+                    }
+                }
+                let _ = done.send(done_for(&r.job, &record));
+            }
+            Err(e) => {
+                tracing::error!(feed = %name, error = %e, "cannot store new items; the feed is polled again");
+                let failed = failed_record(
+                    &ctx.config,
+                    &r.job,
+                    now_ms(),
+                    record.http_status,
+                    format!("database: {e}"),
+                );
+                finish(&ctx, &r.job, failed, &done).await;
+            }
+        }
+    }
+}

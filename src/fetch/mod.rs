@@ -1,0 +1,255 @@
+//! The one HTTP client: conditional GET, whole-request deadlines, bodies capped after
+//! decompression, and in-flight limits for all hosts and per origin.
+
+mod limits;
+
+use std::time::Duration;
+
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use url::Url;
+
+pub use limits::HostLimiter;
+
+/// Redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// Validators from the previous answer, for a conditional GET.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// 304: nothing changed since the validators were issued.
+    NotModified {
+        validators: Validators,
+    },
+    Body(Body),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    pub status: u16,
+    /// The URL after redirects.
+    pub url: Url,
+    pub content_type: Option<String>,
+    pub validators: Validators,
+    /// Decompressed bytes, at most the cap given to [`HttpClient::get`].
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error("body is larger than the {0}-byte limit")]
+    TooLarge(u64),
+    #[error("HTTP status {status}")]
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("{0}")]
+    Transport(String),
+}
+
+impl FetchError {
+    /// The HTTP status, when the server answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the client.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub user_agent: String,
+    pub max_connections: usize,
+    pub per_host_connections: usize,
+}
+
+/// The HTTP client shared by feed polls (and, later, article fetches).
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    /// In-flight requests, all hosts and per origin.
+    limits: HostLimiter,
+}
+
+impl HttpClient {
+    pub fn new(settings: &ClientSettings) -> Result<HttpClient, FetchError> {
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .user_agent(settings.user_agent.clone())
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| FetchError::Transport(describe(&e)))?;
+        Ok(HttpClient {
+            client,
+            limits: HostLimiter::new(settings.max_connections, settings.per_host_connections),
+        })
+    }
+
+    /// GETs `url` within `timeout` (connection, headers and body together), sending the
+    /// validators when given, and reading at most `max_size` decompressed bytes.
+    pub async fn get(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+        timeout: Duration,
+        max_size: u64,
+    ) -> Result<Fetched, FetchError> {
+        let _permit = self.limits.acquire(url).await;
+        match tokio::time::timeout(timeout, self.get_inner(url, validators, max_size)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout(timeout)),
+        }
+    }
+
+    async fn get_inner(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+        max_size: u64,
+    ) -> Result<Fetched, FetchError> {
+        let mut headers = HeaderMap::new();
+        if let Some(v) = validators {
+            if let Some(etag) = v
+                .etag
+                .as_deref()
+                .and_then(|s| HeaderValue::from_str(s).ok())
+            {
+                headers.insert(header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = v
+                .last_modified
+                .as_deref()
+                .and_then(|s| HeaderValue::from_str(s).ok())
+            {
+                headers.insert(header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        let mut response = self
+            .client
+            .get(url.clone())
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(describe(&e)))?;
+        let status = response.status().as_u16();
+        let validators = Validators {
+            etag: header_string(response.headers(), header::ETAG),
+            last_modified: header_string(response.headers(), header::LAST_MODIFIED),
+        };
+        if status == 304 {
+            return Ok(Fetched::NotModified { validators });
+        }
+        if !response.status().is_success() {
+            let retry_after = header_string(response.headers(), header::RETRY_AFTER)
+                .and_then(|v| parse_retry_after(&v));
+            return Err(FetchError::Status {
+                status,
+                retry_after,
+            });
+        }
+        let content_type = header_string(response.headers(), header::CONTENT_TYPE);
+        let final_url = response.url().clone();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Transport(describe(&e)))?
+        {
+            if bytes.len() as u64 + chunk.len() as u64 > max_size {
+                return Err(FetchError::TooLarge(max_size));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Fetched::Body(Body {
+            status,
+            url: final_url,
+            content_type,
+            validators,
+            bytes,
+        }))
+    }
+}
+
+/// rustls needs a process-wide crypto provider; ring builds faster than aws-lc.
+pub(crate) fn install_crypto_provider() {
+    // Fails only when one is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value.trim()).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// One line from an error and its causes, without repeating what a cause already says
+/// (reqwest's outer message names the URL, which the caller logs anyway).
+fn describe(err: &reqwest::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    let kind = if err.is_connect() {
+        "cannot connect"
+    } else if err.is_timeout() {
+        "timed out"
+    } else if err.is_redirect() {
+        "too many redirects"
+    } else if err.is_decode() || err.is_body() {
+        "broken body"
+    } else {
+        "request failed"
+    };
+    if parts.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", parts.join(": "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_date() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

@@ -1,0 +1,284 @@
+//! Delivery workers: one per sink, claiming due outbox rows, handing them to the sink and
+//! recording the outcome — acknowledged only after the sink accepted the event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::sinks::{Outgoing, Sink, SinkError};
+use crate::store::{Attempt, Delivery, Store, now_ms};
+
+/// Delay before retry number n (1-based), after the Standard Webhooks schedule: seconds,
+/// then minutes, then hours; about three days over 15 attempts. Full jitter is applied.
+pub const RETRY_SCHEDULE: &[Duration] = &[
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+];
+
+/// The longest `Retry-After` honoured; a receiver asking for more is retried after this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 3600);
+
+/// How long an idle worker sleeps before looking at the outbox again without being woken.
+const IDLE_RECHECK: Duration = Duration::from_secs(30);
+
+/// Wait after a database error before the worker tries again.
+const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Whether an HTTP answer may succeed if sent again: timeouts (408), rate limits (429) and
+/// server errors (5xx). Other statuses mean the request itself is refused.
+pub fn status_is_retryable(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+/// When a sink gives up on an event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// Counted from the event's creation.
+    pub max_age: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// For sinks that must never drop an event on their own (a log file on a full disk).
+    pub const FOREVER: RetryPolicy = RetryPolicy {
+        max_attempts: u32::MAX,
+        max_age: None,
+    };
+}
+
+/// The delay before retry number `attempt` (1-based): the schedule's step, with full jitter
+/// over its upper half so that retries of many rows spread out.
+pub fn retry_delay(attempt: u32) -> Duration {
+    let idx = (attempt.max(1) as usize - 1).min(RETRY_SCHEDULE.len() - 1);
+    let step = RETRY_SCHEDULE[idx];
+    let half = step.as_secs_f64() / 2.0;
+    Duration::from_secs_f64(half + rand::rng().random_range(0.0..=half))
+}
+
+/// Decides once what a failed attempt means: retry at a time, or dead letter.
+/// `attempts` counts this attempt too.
+pub fn decide(
+    err: &SinkError,
+    attempts: u32,
+    created_at: i64,
+    now: i64,
+    policy: RetryPolicy,
+) -> Attempt {
+    let status = err.status();
+    let error = err.to_string();
+    match err {
+        SinkError::Permanent { .. } => Attempt::Dead { status, error },
+        SinkError::Retryable { retry_after, .. } => {
+            if attempts >= policy.max_attempts {
+                return Attempt::Dead {
+                    status,
+                    error: format!("{error} (gave up after {attempts} attempts)"),
+                };
+            }
+            let delay = match retry_after {
+                Some(d) => (*d).min(MAX_RETRY_AFTER),
+                None => retry_delay(attempts),
+            };
+            let at = now + delay.as_millis() as i64;
+            if let Some(max_age) = policy.max_age
+                && at - created_at > max_age.as_millis() as i64
+            {
+                let age = humantime::format_duration(max_age);
+                return Attempt::Dead {
+                    status,
+                    error: format!("{error} (older than max_age {age})"),
+                };
+            }
+            Attempt::Retry { at, status, error }
+        }
+    }
+}
+
+/// Drains one sink's outbox rows until `shutdown`.
+pub struct Worker {
+    pub name: String,
+    pub sink: Arc<dyn Sink>,
+    pub store: Store,
+    pub policy: RetryPolicy,
+    /// Poked when new rows for this sink are stored, so delivery starts at once.
+    pub wake: Arc<Notify>,
+}
+
+impl Worker {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let concurrency = self.sink.concurrency().max(1);
+        // While the receiver fails, one probe at a time instead of a burst.
+        let mut failing = false;
+        while !shutdown.is_cancelled() {
+            let limit = if failing { 1 } else { concurrency };
+            let batch = match self.store.claim(&self.name, limit).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(sink = %self.name, error = %e, "cannot read the outbox");
+                    pause(STORE_ERROR_PAUSE, &shutdown).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                self.idle(&shutdown).await;
+                continue;
+            }
+            let mut tasks = JoinSet::new();
+            for delivery in batch {
+                let sink = self.sink.clone();
+                tasks.spawn(async move {
+                    let result = sink
+                        .deliver(Outgoing {
+                            webhook_id: &delivery.webhook_id,
+                            body: &delivery.body,
+                        })
+                        .await;
+                    (delivery, result)
+                });
+            }
+            let mut any_ok = false;
+            let mut any_failed = false;
+            while let Some(joined) = tasks.join_next().await {
+                let Ok((delivery, result)) = joined else {
+                    continue;
+                };
+                match result {
+                    Ok(()) => any_ok = true,
+                    Err(_) => any_failed = true,
+                }
+                self.record(&delivery, result).await;
+            }
+            failing = any_failed && !any_ok;
+        }
+    }
+
+    async fn record(&self, d: &Delivery, result: Result<(), SinkError>) {
+        let attempt = match result {
+            Ok(()) => {
+                tracing::debug!(sink = %self.name, event = %d.event_id, "delivered");
+                Attempt::Delivered
+            }
+            Err(err) => {
+                let attempt = decide(&err, d.attempts + 1, d.created_at, now_ms(), self.policy);
+                match &attempt {
+                    Attempt::Dead { error, .. } => {
+                        tracing::error!(sink = %self.name, event = %d.event_id, error = %error, "delivery dead-lettered")
+                    }
+                    Attempt::Retry { at, error, .. } => {
+                        let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+                        tracing::warn!(sink = %self.name, event = %d.event_id, error = %error,
+                            retry_in = %humantime::format_duration(Duration::from_secs(wait.as_secs())), "delivery failed");
+                    }
+                    Attempt::Delivered => {}
+                }
+                attempt
+            }
+        };
+        if let Err(e) = self.store.finish(d.outbox_id, attempt).await {
+            // The row stays claimed until the next start, then is delivered again.
+            tracing::error!(sink = %self.name, event = %d.event_id, error = %e, "cannot record a delivery");
+        }
+    }
+
+    async fn idle(&self, shutdown: &CancellationToken) {
+        let wait = match self.store.next_due(&self.name).await {
+            Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64).min(IDLE_RECHECK),
+            _ => IDLE_RECHECK,
+        };
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}
+
+async fn pause(d: Duration, shutdown: &CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.cancelled() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retryable(retry_after: Option<Duration>) -> SinkError {
+        SinkError::Retryable {
+            status: Some(503),
+            message: "HTTP status 503".into(),
+            retry_after,
+        }
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        max_attempts: 15,
+        max_age: Some(Duration::from_secs(72 * 3600)),
+    };
+
+    #[test]
+    fn permanent_failures_dead_letter_at_once() {
+        let err = SinkError::Permanent {
+            status: Some(400),
+            message: "HTTP status 400".into(),
+        };
+        assert!(matches!(
+            decide(&err, 1, 0, 0, POLICY),
+            Attempt::Dead {
+                status: Some(400),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let Attempt::Retry { at, .. } =
+            decide(&retryable(Some(Duration::from_secs(7))), 1, 0, 1000, POLICY)
+        else {
+            panic!("a 503 is retried");
+        };
+        assert_eq!(at, 8000);
+        let Attempt::Retry { at, .. } = decide(
+            &retryable(Some(Duration::from_secs(1 << 30))),
+            1,
+            0,
+            0,
+            POLICY,
+        ) else {
+            panic!("a 503 is retried");
+        };
+        assert_eq!(at, MAX_RETRY_AFTER.as_millis() as i64);
+    }
+
+    #[test]
+    fn attempts_and_age_bound_retries() {
+        assert!(matches!(
+            decide(&retryable(None), 15, 0, 0, POLICY),
+            Attempt::Dead { .. }
+        ));
+        let three_days = 72 * 3600 * 1000;
+        assert!(matches!(
+            decide(&retryable(None), 2, 0, three_days, POLICY),
+            Attempt::Dead { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_delays_grow_and_stay_within_the_schedule() {
+        for attempt in 1..=20 {
+            let d = retry_delay(attempt);
+            let step = RETRY_SCHEDULE[(attempt as usize - 1).min(RETRY_SCHEDULE.len() - 1)];
+            assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?}");
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Feed bytes to items with their identity (RSS 0.9x/1.0/2.0, Atom, JSON Feed); pure, no IO.
+
+use std::collections::HashSet;
+
+use feed_rs::model::{Entry, Link, Text};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::dedup::canonical_url;
+use crate::extract::html_to_text;
+use crate::model::{FeedItem, ItemKey, ParsedFeed};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParseError {
+    #[error("empty body: the server sent no feed")]
+    Empty,
+    #[error("the answer is an HTML page, not a feed{}", discovered_hint(.0))]
+    Html(Vec<String>),
+    #[error("not a valid feed: {0}")]
+    Invalid(String),
+}
+
+fn discovered_hint(found: &[String]) -> String {
+    if found.is_empty() {
+        String::new()
+    } else {
+        format!(" (the page links to: {})", found.join(", "))
+    }
+}
+
+/// Parses a feed document fetched from `feed_url` (relative links are resolved against it).
+pub fn parse_feed(bytes: &[u8], feed_url: &Url) -> Result<ParsedFeed, ParseError> {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF);
+    let Some(start) = start else {
+        return Err(ParseError::Empty);
+    };
+    if looks_like_html(&bytes[start..]) {
+        return Err(ParseError::Html(discover_feeds(bytes, feed_url)));
+    }
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(feed_url.as_str()))
+        // An empty id marks an entry without one; identity falls back to link or hash.
+        .id_generator(|_, _, _| String::new())
+        .build();
+    let feed = parser
+        .parse(bytes)
+        .map_err(|e| ParseError::Invalid(e.to_string()))?;
+
+    let mut items: Vec<FeedItem> = Vec::with_capacity(feed.entries.len());
+    let mut seen: HashSet<ItemKey> = HashSet::with_capacity(feed.entries.len());
+    for entry in &feed.entries {
+        let item = to_item(entry, feed_url);
+        // A feed listing one identity twice is one item.
+        if seen.insert(item.key.clone()) {
+            items.push(item);
+        }
+    }
+    order_oldest_first(&mut items);
+    Ok(ParsedFeed {
+        title: feed
+            .title
+            .as_ref()
+            .map(text_plain)
+            .filter(|t| !t.is_empty()),
+        items,
+    })
+}
+
+fn looks_like_html(bytes: &[u8]) -> bool {
+    let head: Vec<u8> = bytes.iter().take(512).map(u8::to_ascii_lowercase).collect();
+    let head = String::from_utf8_lossy(&head);
+    let head = head.trim_start();
+    head.starts_with("<!doctype html")
+        || head.starts_with("<html")
+        || (head.starts_with("<!--") && head.contains("<html"))
+}
+
+/// Feed URLs a page advertises with `<link rel="alternate" type="application/rss+xml">` & co.
+pub fn discover_feeds(html: &[u8], base: &Url) -> Vec<String> {
+    let text = String::from_utf8_lossy(&html[..html.len().min(256 * 1024)]);
+    let doc = scraper::Html::parse_document(&text);
+    let Ok(sel) = scraper::Selector::parse("link[rel~=alternate][href]") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for link in doc.select(&sel) {
+        let kind = link.value().attr("type").unwrap_or("").to_ascii_lowercase();
+        if !(kind.contains("rss") || kind.contains("atom") || kind.contains("feed+json")) {
+            continue;
+        }
+        if let Some(url) = link.value().attr("href").and_then(|h| base.join(h).ok()) {
+            let url = url.to_string();
+            if !out.contains(&url) {
+                out.push(url);
+            }
+        }
+    }
+    out
+}
+
+fn to_item(entry: &Entry, feed_url: &Url) -> FeedItem {
+    let guid = Some(entry.id.trim().to_string()).filter(|s| !s.is_empty());
+    let link = pick_link(&entry.links).and_then(|href| feed_url.join(href.trim()).ok());
+    let url = link.as_ref().map(canonical_url);
+    let title = entry
+        .title
+        .as_ref()
+        .map(text_plain)
+        .filter(|t| !t.is_empty());
+    let summary = entry
+        .summary
+        .as_ref()
+        .map(text_plain)
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            entry
+                .content
+                .as_ref()
+                .and_then(|c| c.body.as_deref())
+                .map(html_to_text)
+                .filter(|s| !s.is_empty())
+        });
+    let content_html = entry
+        .content
+        .as_ref()
+        .and_then(|c| c.body.clone())
+        .filter(|b| !b.trim().is_empty());
+    let author = {
+        let names: Vec<&str> = entry
+            .authors
+            .iter()
+            .filter_map(|p| p.name.as_deref())
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.is_empty() {
+            None
+        } else {
+            Some(names.join(", "))
+        }
+    };
+    let categories = entry
+        .categories
+        .iter()
+        .map(|c| c.label.as_deref().unwrap_or(&c.term).trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let image = entry
+        .media
+        .iter()
+        .flat_map(|m| m.thumbnails.iter().map(|t| t.image.uri.clone()))
+        .chain(
+            entry
+                .media
+                .iter()
+                .flat_map(|m| m.content.iter())
+                .filter(|c| c.content_type.as_ref().is_some_and(|t| t.ty() == "image"))
+                .filter_map(|c| c.url.as_ref().map(|u| u.to_string())),
+        )
+        .next();
+
+    let key = if let Some(g) = &guid {
+        ItemKey(format!("guid:{g}"))
+    } else if let Some(u) = &url {
+        ItemKey(format!("url:{u}"))
+    } else {
+        let mut h = Sha256::new();
+        h.update(title.as_deref().unwrap_or("").as_bytes());
+        h.update([0]);
+        h.update(summary.as_deref().unwrap_or("").as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        ItemKey(format!("hash:{hex}"))
+    };
+
+    FeedItem {
+        key,
+        guid,
+        link,
+        url,
+        title,
+        author,
+        published: entry.published.or(entry.updated),
+        updated: entry.updated,
+        summary,
+        content_html,
+        categories,
+        image,
+    }
+}
+
+/// The entry's own page: an `alternate` (or unlabelled) link, else the first link.
+fn pick_link(links: &[Link]) -> Option<&str> {
+    links
+        .iter()
+        .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+        .or_else(|| links.first())
+        .map(|l| l.href.as_str())
+        .filter(|h| !h.trim().is_empty())
+}
+
+fn text_plain(t: &Text) -> String {
+    html_to_text(&t.content)
+}
+
+/// Publication order: by date when every entry has one, else the reverse of the feed's own
+/// order (feeds list newest first).
+fn order_oldest_first(items: &mut [FeedItem]) {
+    if items.iter().all(|i| i.published.is_some()) {
+        // Stable: same-date entries keep the feed's order reversed.
+        items.reverse();
+        items.sort_by_key(|i| i.published);
+    } else {
+        items.reverse();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed_url() -> Url {
+        Url::parse("https://example.com/feeds/rss.xml").expect("valid")
+    }
+
+    #[test]
+    fn identity_prefers_guid_then_link_then_hash() {
+        let xml = br#"<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>
+            <item><guid>abc</guid><link>/a?utm_source=x</link><title>A</title></item>
+            <item><link>/b?utm_medium=y#frag</link><title>B</title></item>
+            <item><title>C</title><description>&lt;p&gt;Hello &lt;b&gt;world&lt;/b&gt;&lt;/p&gt;</description></item>
+            </channel></rss>"#;
+        let feed = parse_feed(xml, &feed_url()).expect("parses");
+        let keys: Vec<&str> = feed.items.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys[0].len(),
+            "hash:".len() + 32,
+            "undated entries come out in reverse feed order"
+        );
+        assert_eq!(keys[1], "url:https://example.com/b");
+        assert_eq!(keys[2], "guid:abc");
+        assert_eq!(
+            feed.items[2].link.as_ref().map(Url::as_str),
+            Some("https://example.com/a?utm_source=x")
+        );
+        assert_eq!(feed.items[0].summary.as_deref(), Some("Hello world"));
+    }
+
+    #[test]
+    fn html_instead_of_feed_names_the_advertised_feed() {
+        let html = br#"<!DOCTYPE html><html><head><link rel="alternate" type="application/rss+xml" href="/rss"></head><body>hi</body></html>"#;
+        let err = parse_feed(html, &feed_url()).expect_err("an HTML page is not a feed");
+        assert_eq!(
+            err.to_string(),
+            "the answer is an HTML page, not a feed (the page links to: https://example.com/rss)"
+        );
+        assert_eq!(parse_feed(b"  ", &feed_url()), Err(ParseError::Empty));
+    }
+}

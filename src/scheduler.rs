@@ -1,0 +1,147 @@
+//! When each feed is due: its interval, a start-up spread, error backoff and jitter.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Duration;
+
+use rand::Rng;
+
+/// First delay after a failed poll; doubled for each further error in a row.
+pub const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(60);
+
+/// Start-up spread per feed never polled (or overdue): 10,000 feeds spread over ~8 minutes
+/// (bounded by their interval), three feeds start within a fraction of a second.
+pub const STARTUP_SPREAD_PER_FEED: Duration = Duration::from_millis(50);
+
+/// Share of an interval by which a next poll is moved at random, so feeds polled together
+/// once drift apart instead of firing together forever.
+pub const JITTER_FRACTION: f64 = 0.1;
+
+/// Delay before the next poll after `errors_in_row` failures in a row (at least 1):
+/// exponential from [`ERROR_BACKOFF_BASE`], never above `max_interval`.
+pub fn error_backoff(errors_in_row: u32, max_interval: Duration) -> Duration {
+    let exp = errors_in_row.saturating_sub(1).min(20);
+    ERROR_BACKOFF_BASE
+        .saturating_mul(1u32 << exp)
+        .min(max_interval)
+}
+
+/// `base` moved by up to ±[`JITTER_FRACTION`], at random.
+pub fn jittered(base: Duration) -> Duration {
+    let spread = base.as_secs_f64() * JITTER_FRACTION;
+    let offset = rand::rng().random_range(-spread..=spread);
+    Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.0))
+}
+
+/// The window over which feeds that are due at start-up are spread.
+pub fn startup_window(due_feeds: usize, interval: Duration) -> Duration {
+    STARTUP_SPREAD_PER_FEED
+        .saturating_mul(due_feeds.min(u32::MAX as usize) as u32)
+        .min(interval)
+}
+
+/// Feeds by next due time (milliseconds since the epoch).
+#[derive(Debug, Default)]
+pub struct Queue {
+    heap: BinaryHeap<Reverse<(i64, i64)>>,
+    /// The current due time of each feed; heap entries that disagree are stale.
+    due: HashMap<i64, i64>,
+}
+
+impl Queue {
+    pub fn new() -> Queue {
+        Queue::default()
+    }
+
+    /// (Re)schedules `feed` at `at`, replacing any earlier time.
+    pub fn schedule(&mut self, feed: i64, at: i64) {
+        self.due.insert(feed, at);
+        self.heap.push(Reverse((at, feed)));
+    }
+
+    /// Forgets `feed` (removed from the config, or being polled).
+    pub fn remove(&mut self, feed: i64) {
+        self.due.remove(&feed);
+    }
+
+    /// When the next feed is due.
+    pub fn next_due(&mut self) -> Option<i64> {
+        while let Some(Reverse((at, feed))) = self.heap.peek().copied() {
+            if self.due.get(&feed) == Some(&at) {
+                return Some(at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Takes every feed due at or before `now`.
+    pub fn pop_due(&mut self, now: i64) -> Vec<i64> {
+        let mut out = Vec::new();
+        while let Some(at) = self.next_due() {
+            if at > now {
+                break;
+            }
+            if let Some(Reverse((_, feed))) = self.heap.pop() {
+                self.due.remove(&feed);
+                out.push(feed);
+            }
+        }
+        out
+    }
+
+    pub fn len(&self) -> usize {
+        self.due.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.due.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_ceiling() {
+        let max = Duration::from_secs(6 * 3600);
+        let got: Vec<u64> = (1..=10).map(|n| error_backoff(n, max).as_secs()).collect();
+        assert_eq!(
+            got,
+            vec![60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 21600]
+        );
+        assert_eq!(error_backoff(1000, max), max);
+    }
+
+    #[test]
+    fn startup_spread_is_short_for_few_feeds_and_bounded_by_the_interval() {
+        let interval = Duration::from_secs(900);
+        assert_eq!(startup_window(3, interval), Duration::from_millis(150));
+        assert_eq!(startup_window(100_000, interval), interval);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        let base = Duration::from_secs(1000);
+        for _ in 0..1000 {
+            let j = jittered(base).as_secs_f64();
+            assert!((900.0..=1100.0).contains(&j), "{j}");
+        }
+    }
+
+    #[test]
+    fn queue_pops_due_feeds_in_order_and_honours_reschedules() {
+        let mut q = Queue::new();
+        q.schedule(1, 300);
+        q.schedule(2, 100);
+        q.schedule(3, 200);
+        q.schedule(1, 50);
+        assert_eq!(q.next_due(), Some(50));
+        assert_eq!(q.pop_due(200), vec![1, 2, 3]);
+        assert!(q.is_empty());
+        q.schedule(4, 10);
+        q.remove(4);
+        assert_eq!(q.next_due(), None);
+    }
+}

@@ -1,0 +1,101 @@
+//! The event payload (DESIGN §5): its own wire type, built by hand from the domain types.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::config;
+use crate::model::{Content, EventType, FeedItem};
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    timestamp: String,
+    feed: FeedPart<'a>,
+    item: ItemPart<'a>,
+    duplicate_of: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct FeedPart<'a> {
+    name: &'a str,
+    url: &'a str,
+    title: Option<&'a str>,
+    tags: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ItemPart<'a> {
+    url: Option<&'a str>,
+    link: Option<&'a str>,
+    guid: Option<&'a str>,
+    title: Option<&'a str>,
+    author: Option<&'a str>,
+    published: Option<String>,
+    updated: Option<String>,
+    summary: Option<&'a str>,
+    content_text: &'a str,
+    content_html: &'a str,
+    content_source: &'static str,
+    content_error: Option<&'a str>,
+    language: Option<&'a str>,
+    word_count: usize,
+    image: Option<&'a str>,
+    categories: &'a [String],
+}
+
+/// Everything one event's body is made of.
+pub struct EventInput<'a> {
+    pub kind: EventType,
+    /// The stable item id.
+    pub item_id: &'a str,
+    pub created: DateTime<Utc>,
+    pub feed: &'a config::Feed,
+    pub feed_title: Option<&'a str>,
+    pub item: &'a FeedItem,
+    pub content: &'a Content,
+    pub duplicate_of: Option<&'a str>,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The JSON body of one event, fixed when the event is created.
+pub fn render(input: &EventInput<'_>) -> String {
+    let item = input.item;
+    let content = input.content;
+    let payload = Payload {
+        kind: input.kind.as_str(),
+        id: input.item_id,
+        timestamp: rfc3339(input.created),
+        feed: FeedPart {
+            name: &input.feed.name,
+            url: input.feed.url.as_str(),
+            title: input.feed_title,
+            tags: &input.feed.tags,
+        },
+        item: ItemPart {
+            url: item.url.as_ref().map(|u| u.as_str()),
+            link: item.link.as_ref().map(|u| u.as_str()),
+            guid: item.guid.as_deref(),
+            title: item.title.as_deref(),
+            author: content.author.as_deref().or(item.author.as_deref()),
+            published: item.published.map(rfc3339),
+            updated: item.updated.map(rfc3339),
+            summary: item.summary.as_deref(),
+            content_text: &content.text,
+            content_html: &content.html,
+            content_source: content.source.as_str(),
+            content_error: content.error.as_deref(),
+            language: content.language.as_deref(),
+            word_count: content.word_count,
+            image: content.image.as_deref().or(item.image.as_deref()),
+            categories: &item.categories,
+        },
+        duplicate_of: input.duplicate_of,
+    };
+    // Serializing plain strings and numbers cannot fail; fall back to an empty object anyway.
+    serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
+}

@@ -1,0 +1,96 @@
+//! The schema and its migrations, keyed on `PRAGMA user_version`.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// Each entry migrates from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: feeds, items, events and the outbox.
+    r#"
+    CREATE TABLE feeds (
+        id              INTEGER PRIMARY KEY,
+        name            TEXT NOT NULL UNIQUE,
+        url             TEXT NOT NULL,
+        title           TEXT,
+        active          INTEGER NOT NULL DEFAULT 1,
+        etag            TEXT,
+        last_modified   TEXT,
+        polls           INTEGER NOT NULL DEFAULT 0,
+        last_poll_at    INTEGER,
+        last_status     TEXT,
+        last_http_status INTEGER,
+        last_error      TEXT,
+        errors_in_row   INTEGER NOT NULL DEFAULT 0,
+        next_poll_at    INTEGER
+    );
+
+    CREATE TABLE items (
+        id              TEXT PRIMARY KEY,
+        feed_id         INTEGER NOT NULL REFERENCES feeds(id) ON DELETE CASCADE,
+        key             TEXT NOT NULL,
+        url             TEXT,
+        link            TEXT,
+        guid            TEXT,
+        title           TEXT,
+        published_at    INTEGER,
+        content_source  TEXT,
+        content_hash    TEXT,
+        simhash         INTEGER,
+        duplicate_of    TEXT REFERENCES items(id),
+        duplicate_reason TEXT,
+        emitted         INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        UNIQUE (feed_id, key)
+    );
+    CREATE INDEX items_url ON items(url);
+    CREATE INDEX items_created ON items(created_at);
+
+    CREATE TABLE events (
+        id              TEXT PRIMARY KEY,
+        item_id         TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        type            TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE INDEX events_item ON events(item_id);
+
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        event_id        TEXT NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+        sink            TEXT NOT NULL,
+        webhook_id      TEXT NOT NULL,
+        state           TEXT NOT NULL DEFAULT 'pending',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        claimed_until   INTEGER,
+        last_status     INTEGER,
+        last_error      TEXT,
+        created_at      INTEGER NOT NULL,
+        done_at         INTEGER,
+        UNIQUE (event_id, sink)
+    );
+    CREATE INDEX outbox_due ON outbox(sink, state, next_attempt_at);
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`VERSION`] in one IMMEDIATE transaction; refuses a newer one.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > VERSION {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
