@@ -196,14 +196,14 @@ async fn handle(State(state): State<Arc<Mutex<ServerState>>>, req: Request) -> R
     if route.hang {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
-    if let (Some(etag), Some(inm)) = (&route.etag, headers.get(header::IF_NONE_MATCH)) {
-        if inm.to_str().ok() == Some(etag.as_str()) {
-            return Response::builder()
-                .status(304)
-                .header(header::ETAG, etag)
-                .body(Body::empty())
-                .expect("response");
-        }
+    if let (Some(etag), Some(inm)) = (&route.etag, headers.get(header::IF_NONE_MATCH))
+        && inm.to_str().ok() == Some(etag.as_str())
+    {
+        return Response::builder()
+            .status(304)
+            .header(header::ETAG, etag)
+            .body(Body::empty())
+            .expect("response");
     }
     let mut builder = Response::builder()
         .status(route.status)
