@@ -53,7 +53,9 @@ fn bench(c: &mut Criterion) {
             b.iter(|| feed_rs::parser::parse(black_box(doc.as_bytes())).map(|f| f.entries.len()))
         });
         g.bench_function("parse + identity", |b| {
-            b.iter(|| feedwire::parse::parse_feed(black_box(doc.as_bytes()), &url).map(|f| f.items.len()))
+            b.iter(|| {
+                feedwire::parse::parse_feed(black_box(doc.as_bytes()), &url).map(|f| f.items.len())
+            })
         });
         g.finish();
     }

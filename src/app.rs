@@ -150,7 +150,7 @@ pub async fn run(
                     LogSink::new(path.clone())
                         .with_context(|| format!("sink {name}: cannot open its log file"))?,
                 ),
-                RetryPolicy::FOREVER,
+                RetryPolicy::forever(),
             ),
             SinkKind::Webhook(w) => (
                 Arc::new(
@@ -160,6 +160,7 @@ pub async fn run(
                 RetryPolicy {
                     max_attempts: w.max_attempts,
                     max_age: Some(w.max_age),
+                    schedule: w.retry_schedule.clone(),
                 },
             ),
         };

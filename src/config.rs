@@ -108,6 +108,8 @@ pub struct Webhook {
     pub max_attempts: u32,
     pub max_age: Duration,
     pub concurrency: usize,
+    /// Delays before retry 1, 2, …; the last repeats. Empty: the Standard Webhooks schedule.
+    pub retry_schedule: Vec<Duration>,
 }
 
 /// Where a webhook secret is read from; the secret itself is never in the config.
@@ -386,6 +388,7 @@ struct RawSink {
     max_attempts: Leaf,
     max_age: Leaf,
     concurrency: Leaf,
+    retry_schedule: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -797,7 +800,8 @@ impl Validator {
         let events = self.events(&at("events"), &r.events);
         let kind = self.string(&at("type"), &r.kind);
         let log_only: [(&str, &Leaf); 1] = [("path", &r.path)];
-        let webhook_only: [(&str, &Leaf); 7] = [
+        let webhook_only: [(&str, &Leaf); 8] = [
+            ("retry_schedule", &r.retry_schedule),
             ("url", &r.url),
             ("secret_env", &r.secret_env),
             ("secret_file", &r.secret_file),
@@ -858,6 +862,15 @@ impl Validator {
                 let max_age = self.duration(&at("max_age"), &r.max_age, "72h");
                 let concurrency =
                     self.integer(&at("concurrency"), &r.concurrency, 4, 1, 256) as usize;
+                let mut retry_schedule = Vec::new();
+                let steps = self
+                    .strings(&at("retry_schedule"), &r.retry_schedule)
+                    .unwrap_or_default();
+                for (i, step) in steps.iter().enumerate() {
+                    let leaf = Some(Value::String(step.clone()));
+                    let path = format!("{}[{i}]", at("retry_schedule"));
+                    retry_schedule.push(self.duration(&path, &leaf, "5s"));
+                }
                 SinkKind::Webhook(Webhook {
                     url: url?,
                     secret,
@@ -865,6 +878,7 @@ impl Validator {
                     max_attempts,
                     max_age,
                     concurrency,
+                    retry_schedule,
                 })
             }
             Some(other) => {

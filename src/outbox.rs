@@ -38,29 +38,41 @@ pub fn status_is_retryable(status: u16) -> bool {
     status == 408 || status == 429 || status >= 500
 }
 
-/// When a sink gives up on an event.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How long a sink whose receiver answered 410 Gone stays paused (unless restarted).
+pub const GONE_PAUSE: Duration = Duration::from_secs(3600);
+
+/// When and how often a sink retries an event.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Counted from the event's creation.
     pub max_age: Option<Duration>,
+    /// Delay before retry n is step n (the last step repeats); empty means [`RETRY_SCHEDULE`].
+    pub schedule: Vec<Duration>,
 }
 
 impl RetryPolicy {
     /// For sinks that must never drop an event on their own (a log file on a full disk).
-    pub const FOREVER: RetryPolicy = RetryPolicy {
-        max_attempts: u32::MAX,
-        max_age: None,
-    };
-}
+    pub fn forever() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: u32::MAX,
+            max_age: None,
+            schedule: Vec::new(),
+        }
+    }
 
-/// The delay before retry number `attempt` (1-based): the schedule's step, with full jitter
-/// over its upper half so that retries of many rows spread out.
-pub fn retry_delay(attempt: u32) -> Duration {
-    let idx = (attempt.max(1) as usize - 1).min(RETRY_SCHEDULE.len() - 1);
-    let step = RETRY_SCHEDULE[idx];
-    let half = step.as_secs_f64() / 2.0;
-    Duration::from_secs_f64(half + rand::rng().random_range(0.0..=half))
+    /// The delay before retry number `attempt` (1-based): the schedule's step, with full
+    /// jitter over its upper half so that retries of many rows spread out.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let schedule = if self.schedule.is_empty() {
+            RETRY_SCHEDULE
+        } else {
+            &self.schedule[..]
+        };
+        let idx = (attempt.max(1) as usize - 1).min(schedule.len() - 1);
+        let half = schedule[idx].as_secs_f64() / 2.0;
+        Duration::from_secs_f64(half + rand::rng().random_range(0.0..=half))
+    }
 }
 
 /// Decides once what a failed attempt means: retry at a time, or dead letter.
@@ -70,7 +82,7 @@ pub fn decide(
     attempts: u32,
     created_at: i64,
     now: i64,
-    policy: RetryPolicy,
+    policy: &RetryPolicy,
 ) -> Attempt {
     let status = err.status();
     let error = err.to_string();
@@ -85,7 +97,7 @@ pub fn decide(
             }
             let delay = match retry_after {
                 Some(d) => (*d).min(MAX_RETRY_AFTER),
-                None => retry_delay(attempts),
+                None => policy.delay(attempts),
             };
             let at = now + delay.as_millis() as i64;
             if let Some(max_age) = policy.max_age
@@ -115,9 +127,19 @@ pub struct Worker {
 impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let concurrency = self.sink.concurrency().max(1);
-        // While the receiver fails, one probe at a time instead of a burst.
+        // While the receiver fails, the whole sink waits for the failed row's retry time,
+        // then sends one probe; full concurrency resumes after a success.
         let mut failing = false;
+        let mut paused_until: Option<i64> = None;
         while !shutdown.is_cancelled() {
+            if let Some(until) = paused_until.take() {
+                pause(
+                    Duration::from_millis((until - now_ms()).max(0) as u64),
+                    &shutdown,
+                )
+                .await;
+                continue;
+            }
             let limit = if failing { 1 } else { concurrency };
             let batch = match self.store.claim(&self.name, limit).await {
                 Ok(b) => b,
@@ -145,29 +167,40 @@ impl Worker {
                 });
             }
             let mut any_ok = false;
-            let mut any_failed = false;
+            let mut retry_at: Option<i64> = None;
             while let Some(joined) = tasks.join_next().await {
                 let Ok((delivery, result)) = joined else {
                     continue;
                 };
-                match result {
-                    Ok(()) => any_ok = true,
-                    Err(_) => any_failed = true,
+                let gone = matches!(&result, Err(e) if e.status() == Some(410));
+                match self.record(&delivery, result).await {
+                    Attempt::Delivered => any_ok = true,
+                    Attempt::Retry { at, .. } => {
+                        retry_at = Some(retry_at.map_or(at, |r| r.min(at)))
+                    }
+                    Attempt::Dead { .. } => {}
                 }
-                self.record(&delivery, result).await;
+                if gone {
+                    tracing::error!(sink = %self.name, pause = %humantime::format_duration(GONE_PAUSE),
+                        "receiver answered 410 Gone: the sink is paused; fix its url and restart or reload");
+                    paused_until = Some(now_ms() + GONE_PAUSE.as_millis() as i64);
+                }
             }
-            failing = any_failed && !any_ok;
+            failing = retry_at.is_some() && !any_ok;
+            if failing && paused_until.is_none() {
+                paused_until = retry_at;
+            }
         }
     }
 
-    async fn record(&self, d: &Delivery, result: Result<(), SinkError>) {
+    async fn record(&self, d: &Delivery, result: Result<(), SinkError>) -> Attempt {
         let attempt = match result {
             Ok(()) => {
                 tracing::debug!(sink = %self.name, event = %d.event_id, "delivered");
                 Attempt::Delivered
             }
             Err(err) => {
-                let attempt = decide(&err, d.attempts + 1, d.created_at, now_ms(), self.policy);
+                let attempt = decide(&err, d.attempts + 1, d.created_at, now_ms(), &self.policy);
                 match &attempt {
                     Attempt::Dead { error, .. } => {
                         tracing::error!(sink = %self.name, event = %d.event_id, error = %error, "delivery dead-lettered")
@@ -182,10 +215,11 @@ impl Worker {
                 attempt
             }
         };
-        if let Err(e) = self.store.finish(d.outbox_id, attempt).await {
+        if let Err(e) = self.store.finish(d.outbox_id, attempt.clone()).await {
             // The row stays claimed until the next start, then is delivered again.
             tracing::error!(sink = %self.name, event = %d.event_id, error = %e, "cannot record a delivery");
         }
+        attempt
     }
 
     async fn idle(&self, shutdown: &CancellationToken) {
@@ -220,10 +254,13 @@ mod tests {
         }
     }
 
-    const POLICY: RetryPolicy = RetryPolicy {
-        max_attempts: 15,
-        max_age: Some(Duration::from_secs(72 * 3600)),
-    };
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 15,
+            max_age: Some(Duration::from_secs(72 * 3600)),
+            schedule: Vec::new(),
+        }
+    }
 
     #[test]
     fn permanent_failures_dead_letter_at_once() {
@@ -232,7 +269,7 @@ mod tests {
             message: "HTTP status 400".into(),
         };
         assert!(matches!(
-            decide(&err, 1, 0, 0, POLICY),
+            decide(&err, 1, 0, 0, &policy()),
             Attempt::Dead {
                 status: Some(400),
                 ..
@@ -242,9 +279,13 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured_and_capped() {
-        let Attempt::Retry { at, .. } =
-            decide(&retryable(Some(Duration::from_secs(7))), 1, 0, 1000, POLICY)
-        else {
+        let Attempt::Retry { at, .. } = decide(
+            &retryable(Some(Duration::from_secs(7))),
+            1,
+            0,
+            1000,
+            &policy(),
+        ) else {
             panic!("a 503 is retried");
         };
         assert_eq!(at, 8000);
@@ -253,7 +294,7 @@ mod tests {
             1,
             0,
             0,
-            POLICY,
+            &policy(),
         ) else {
             panic!("a 503 is retried");
         };
@@ -263,12 +304,12 @@ mod tests {
     #[test]
     fn attempts_and_age_bound_retries() {
         assert!(matches!(
-            decide(&retryable(None), 15, 0, 0, POLICY),
+            decide(&retryable(None), 15, 0, 0, &policy()),
             Attempt::Dead { .. }
         ));
         let three_days = 72 * 3600 * 1000;
         assert!(matches!(
-            decide(&retryable(None), 2, 0, three_days, POLICY),
+            decide(&retryable(None), 2, 0, three_days, &policy()),
             Attempt::Dead { .. }
         ));
     }
@@ -276,7 +317,7 @@ mod tests {
     #[test]
     fn retry_delays_grow_and_stay_within_the_schedule() {
         for attempt in 1..=20 {
-            let d = retry_delay(attempt);
+            let d = policy().delay(attempt);
             let step = RETRY_SCHEDULE[(attempt as usize - 1).min(RETRY_SCHEDULE.len() - 1)];
             assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d:?}");
         }
