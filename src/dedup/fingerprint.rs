@@ -12,14 +12,19 @@ use sha2::{Digest, Sha256};
 /// ("Read more", "Photo gallery", a paywall notice) are the same across different stories.
 pub const MIN_CONTENT_WORDS: usize = 15;
 
-/// Fewer normalised words than this and the text gets no SimHash (see the module tests and
-/// `tests/dedup_corpus.rs` for the measurement behind the figure).
+/// Fewer normalised words than this and the text gets no SimHash. Measured on the corpus
+/// (`tests/dedup_corpus.rs`, copies cut to their first N words): the mean distance between
+/// copies of one story is 13 bits at 20 words, 8 at 40 and 3–6 from 60 on, while different
+/// stories stay 14 or more apart; below about 60 words copies are too far apart to match
+/// and a fingerprint would only add boilerplate collisions.
 pub const MIN_SIMHASH_WORDS: usize = 60;
 
 /// Lines with fewer words than this do not count towards the SimHash (see [`simhash`]).
 pub const MIN_LINE_WORDS: usize = 20;
 
-/// Words per shingle (chosen by measurement on the corpus, see `tests/dedup_corpus.rs`).
+/// Words per shingle. Measured on the corpus (same-story max distance / different-story
+/// min distance): 1 word 6 / 4 (template reports nearly collide), 2 words 11 / 13,
+/// 3 words 13 / 20; 2 keeps copies closest while keeping look-alikes apart.
 pub const SHINGLE_WORDS: usize = 2;
 
 /// The text as its words: NFKC, Unicode lower case, every run of letters and digits one
