@@ -54,7 +54,12 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function("parse + identity", |b| {
             b.iter(|| {
-                feedwire::parse::parse_feed(black_box(doc.as_bytes()), &url).map(|f| f.items.len())
+                feedwire::parse::parse_feed(
+                    black_box(doc.as_bytes()),
+                    &url,
+                    feedwire::parse::Identity::Guid,
+                )
+                .map(|f| f.items.len())
             })
         });
         g.finish();

@@ -14,24 +14,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::Utc;
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Backfill, Config, Feed, SinkKind};
+use crate::config::{Config, Feed, SinkKind};
 use crate::fetch::{ClientSettings, Fetched, HttpClient, Validators};
-use crate::model::{Content, ContentSource, EventType, FeedItem};
+use crate::model::{Content, FeedItem};
 use crate::outbox::{RetryPolicy, Worker};
-use crate::parse::parse_feed;
+use crate::parse::{Identity, parse_feed};
+use crate::process::{self, Prepared};
 use crate::scheduler::{self, Queue};
 use crate::sinks::Sink;
 use crate::sinks::log::LogSink;
-use crate::sinks::payload::{self, EventInput};
-use crate::store::{
-    FeedSpec, IngestBatch, NewEvent, NewItem, PollRecord, PollStatus, Store, now_ms,
-};
+use crate::store::{DedupSettings, FeedSpec, IngestBatch, PollRecord, PollStatus, Store, now_ms};
 
 /// Poll jobs waiting for a poller.
 const JOB_QUEUE: usize = 64;
@@ -41,6 +38,8 @@ const BATCH_QUEUE: usize = 32;
 const READY_QUEUE: usize = 32;
 /// How often `once` looks whether its deliveries are done.
 const ONCE_DELIVERY_CHECK: Duration = Duration::from_millis(50);
+/// How often what retention no longer needs is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What `run` does.
 #[derive(Debug, Clone)]
@@ -67,6 +66,8 @@ struct FeedRuntime {
     validators: Validators,
     errors_in_row: u32,
     polls: i64,
+    /// Items are identified by links, the feed's GUIDs being unusable.
+    guid_unreliable: bool,
 }
 
 /// One poll to make.
@@ -76,6 +77,7 @@ struct Job {
     validators: Validators,
     errors_in_row: u32,
     first_poll: bool,
+    identity: Identity,
 }
 
 /// A poll whose new items still have to be processed and stored.
@@ -90,7 +92,7 @@ struct Batch {
 struct Ready {
     job: Job,
     record: PollRecord,
-    items: Vec<NewItem>,
+    prepared: Prepared,
 }
 
 /// A poll's record, the feed's title and its new items.
@@ -102,6 +104,8 @@ struct Done {
     next_poll_at: i64,
     validators: Validators,
     errors_in_row: u32,
+    /// The poll showed the feed's GUIDs to be unusable.
+    guid_unreliable: bool,
 }
 
 /// What every stage needs.
@@ -133,6 +137,7 @@ pub async fn run(
                 .collect(),
         )
         .await?;
+    store.prepare_dedup(config.dedup.max_distance).await?;
     let http = HttpClient::new(&ClientSettings {
         user_agent: config.daemon.user_agent.clone(),
         max_connections: config.daemon.max_connections,
@@ -196,6 +201,7 @@ pub async fn run(
                     },
                     errors_in_row: s.errors_in_row,
                     polls: s.polls,
+                    guid_unreliable: s.guid_unreliable,
                 },
             );
         }
@@ -220,15 +226,20 @@ pub async fn run(
     ));
     stages.spawn(processor(ctx.clone(), batch_rx, ready_tx));
     stages.spawn(storer(ctx.clone(), ready_rx, done_tx));
-    stages.close();
 
     match &mode {
         Mode::Forever => {
+            stages.spawn(prune_periodically(
+                store.clone(),
+                config.clone(),
+                stop_polling.clone(),
+            ));
             tracing::info!(
                 feeds = runtimes.len(),
                 sinks = config.sinks.len(),
                 "feedwire running"
             );
+            stages.close();
             schedule_forever(
                 &config,
                 states,
@@ -240,6 +251,7 @@ pub async fn run(
             .await;
         }
         Mode::Once { feed, .. } => {
+            stages.close();
             for s in &states {
                 if feed.as_ref().is_some_and(|f| f != &s.name) {
                     continue;
@@ -306,6 +318,31 @@ impl FeedRuntime {
             validators: self.validators.clone(),
             errors_in_row: self.errors_in_row,
             first_poll: self.polls == 0,
+            identity: if self.guid_unreliable {
+                Identity::Link
+            } else {
+                Identity::Guid
+            },
+        }
+    }
+}
+
+/// Prunes what retention no longer needs, at start and then every [`PRUNE_EVERY`].
+async fn prune_periodically(store: Store, config: Arc<Config>, stop: CancellationToken) {
+    loop {
+        match store
+            .prune(config.dedup.window, config.dedup.retention)
+            .await
+        {
+            Ok((bands, events)) if bands + events > 0 => {
+                tracing::info!(bands, events, "pruned old fingerprints and payloads")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "cannot prune old items"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.cancelled() => return,
         }
     }
 }
@@ -352,6 +389,7 @@ async fn schedule_forever(
                     rt.validators = done.validators;
                     rt.errors_in_row = done.errors_in_row;
                     rt.polls += 1;
+                    rt.guid_unreliable |= done.guid_unreliable;
                     queue.schedule(done.feed_id, done.next_poll_at);
                 }
             }
@@ -468,8 +506,9 @@ async fn poll(
         Ok(Fetched::Body(body)) => {
             let url = body.url.clone();
             let status = body.status;
+            let identity = job.identity;
             let parsed = tokio::task::spawn_blocking(move || {
-                parse_feed(&body.bytes, &url).map(|p| (p, body))
+                parse_feed(&body.bytes, &url, identity).map(|p| (p, body))
             })
             .await
             .map_err(|e| format!("parser crashed: {e}"));
@@ -557,6 +596,7 @@ fn done_for(job: &Job, record: &PollRecord) -> Done {
         next_poll_at: record.next_poll_at,
         validators,
         errors_in_row: record.errors_in_row,
+        guid_unreliable: false,
     }
 }
 
@@ -582,19 +622,33 @@ async fn new_items(
         .collect())
 }
 
-/// Turns parsed items into stored items with their events.
+/// Gives each batch its content and fingerprints.
 async fn processor(
     ctx: Arc<Shared>,
     mut batches: mpsc::Receiver<Batch>,
     ready: mpsc::Sender<Ready>,
 ) {
     while let Some(batch) = batches.recv().await {
-        let items = build_items(&ctx.config, &batch);
+        let items: Vec<(FeedItem, Content)> = batch
+            .items
+            .into_iter()
+            .map(|item| {
+                let content = process::feed_content(&item, None);
+                (item, content)
+            })
+            .collect();
+        let prepared = process::prepare(
+            &ctx.config,
+            batch.job.feed.clone(),
+            batch.feed_title,
+            batch.job.first_poll,
+            items,
+        );
         if ready
             .send(Ready {
                 job: batch.job,
                 record: batch.record,
-                items,
+                prepared,
             })
             .await
             .is_err()
@@ -602,79 +656,6 @@ async fn processor(
             return;
         }
     }
-}
-
-fn build_items(config: &Config, batch: &Batch) -> Vec<NewItem> {
-    let feed = &batch.job.feed;
-    // At a feed's first poll, `backfill = N` emits only the newest N (items are oldest first).
-    let skip = match (batch.job.first_poll, config.poll.backfill) {
-        (true, Backfill::Newest(n)) => batch.items.len().saturating_sub(n),
-        _ => 0,
-    };
-    let sinks_for = |kind: EventType| -> Vec<String> {
-        feed.sinks
-            .iter()
-            .filter(|s| {
-                config
-                    .sinks
-                    .get(*s)
-                    .is_some_and(|sink| sink.events.contains(&kind))
-            })
-            .cloned()
-            .collect()
-    };
-    let new_sinks = sinks_for(EventType::ItemNew);
-    let created = Utc::now();
-    batch
-        .items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let emitted = i >= skip;
-            let content = Content {
-                source: ContentSource::Feed,
-                error: None,
-                text: String::new(),
-                html: String::new(),
-                language: None,
-                word_count: 0,
-                image: None,
-                author: None,
-            };
-            let id = ulid::Ulid::new().to_string();
-            let mut events = Vec::new();
-            if emitted && !new_sinks.is_empty() {
-                let body = payload::render(&EventInput {
-                    kind: EventType::ItemNew,
-                    item_id: &id,
-                    created,
-                    feed,
-                    feed_title: batch.feed_title.as_deref(),
-                    item,
-                    content: &content,
-                    duplicate_of: None,
-                });
-                events.push(NewEvent {
-                    id: ulid::Ulid::new().to_string(),
-                    kind: EventType::ItemNew,
-                    body,
-                    sinks: new_sinks.clone(),
-                });
-            }
-            NewItem {
-                id,
-                key: item.key.0.clone(),
-                url: item.url.as_ref().map(|u| u.to_string()),
-                link: item.link.as_ref().map(|u| u.to_string()),
-                guid: item.guid.clone(),
-                title: item.title.clone(),
-                published_at: item.published.map(|t| t.timestamp_millis()),
-                content_source: Some(content.source.as_str()),
-                emitted,
-                events,
-            }
-        })
-        .collect()
 }
 
 /// Writes batches to the store, then wakes the sinks that got rows.
@@ -685,9 +666,10 @@ async fn storer(
 ) {
     while let Some(r) = ready.recv().await {
         let mut touched: Vec<String> = r
+            .prepared
             .items
             .iter()
-            .flat_map(|i| i.events.iter().flat_map(|e| e.sinks.clone()))
+            .flat_map(|i| i.new_sinks.iter().chain(&i.duplicate_sinks).cloned())
             .collect();
         touched.sort();
         touched.dedup();
@@ -696,17 +678,29 @@ async fn storer(
         let batch = IngestBatch {
             feed_id: r.job.feed_id,
             poll: r.record,
-            items: r.items,
+            items: r.prepared.items,
+            dedup: DedupSettings {
+                near_duplicates: ctx.config.dedup.near_duplicates,
+                max_distance: ctx.config.dedup.max_distance,
+                window_ms: ctx.config.dedup.window.as_millis() as i64,
+            },
+            render: r.prepared.render,
         };
         match ctx.store.ingest(batch).await {
             Ok(report) => {
-                tracing::info!(feed = %name, new = report.emitted, stored = report.stored, "new items");
+                tracing::info!(feed = %name, new = report.emitted, duplicates = report.duplicates,
+                    stored = report.stored, "new items");
+                if report.guids_unreliable {
+                    tracing::warn!(feed = %name, "the feed changes its GUIDs; its items are now identified by their links");
+                }
                 for s in touched {
                     if let Some(w) = ctx.wakes.get(&s) {
                         w.notify_one();
                     }
                 }
-                let _ = done.send(done_for(&r.job, &record));
+                let mut d = done_for(&r.job, &record);
+                d.guid_unreliable = report.guids_unreliable;
+                let _ = done.send(d);
             }
             Err(e) => {
                 tracing::error!(feed = %name, error = %e, "cannot store new items; the feed is polled again");

@@ -8,6 +8,7 @@
 //! - [`scheduler`]: which feed is due when (interval, start-up spread, error backoff).
 //! - [`fetch`]: the one HTTP client (conditional GET, body caps, per-host limits).
 //! - [`parse`]: feed bytes to items with their identity; pure.
+//! - [`process`]: a poll's new items to storable items: content, fingerprint, payloads.
 //! - [`extract`]: page HTML to a clean article; pure.
 //! - [`dedup`]: canonical URLs and content fingerprints; pure.
 //! - [`store`]: the only module that knows SQL: feeds, items, events and the outbox.
@@ -16,15 +17,16 @@
 //! - [`app`]: wires the stages with bounded channels and owns shutdown.
 //! - [`model`] holds the plain domain types; [`telemetry`] sets up logging.
 
-pub mod app;
 pub mod config;
-pub mod dedup;
-pub mod extract;
-pub mod fetch;
 pub mod model;
-pub mod outbox;
-pub mod parse;
 pub mod scheduler;
-pub mod sinks;
+pub mod fetch;
+pub mod parse;
+pub mod process;
+pub mod extract;
+pub mod dedup;
 pub mod store;
+pub mod outbox;
+pub mod sinks;
 pub mod telemetry;
+pub mod app;

@@ -28,8 +28,21 @@ fn discovered_hint(found: &[String]) -> String {
     }
 }
 
+/// How items of a feed are identified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The GUID/id when present, else the canonical link, else a hash (DESIGN §4).
+    Guid,
+    /// The canonical link, else a hash: for feeds whose GUIDs are unusable.
+    Link,
+}
+
 /// Parses a feed document fetched from `feed_url` (relative links are resolved against it).
-pub fn parse_feed(bytes: &[u8], feed_url: &Url) -> Result<ParsedFeed, ParseError> {
+pub fn parse_feed(
+    bytes: &[u8],
+    feed_url: &Url,
+    identity: Identity,
+) -> Result<ParsedFeed, ParseError> {
     let start = bytes
         .iter()
         .position(|b| !b.is_ascii_whitespace() && *b != 0xEF && *b != 0xBB && *b != 0xBF);
@@ -48,10 +61,17 @@ pub fn parse_feed(bytes: &[u8], feed_url: &Url) -> Result<ParsedFeed, ParseError
         .parse(bytes)
         .map_err(|e| ParseError::Invalid(e.to_string()))?;
 
+    // One GUID on entries with different links (a feed that gives every entry the same id)
+    // makes GUIDs useless for the whole document.
+    let identity = if identity == Identity::Guid && guids_are_shared(&feed.entries) {
+        Identity::Link
+    } else {
+        identity
+    };
     let mut items: Vec<FeedItem> = Vec::with_capacity(feed.entries.len());
     let mut seen: HashSet<ItemKey> = HashSet::with_capacity(feed.entries.len());
     for entry in &feed.entries {
-        let item = to_item(entry, feed_url);
+        let item = to_item(entry, feed_url, identity);
         // A feed listing one identity twice is one item.
         if seen.insert(item.key.clone()) {
             items.push(item);
@@ -100,7 +120,26 @@ pub fn discover_feeds(html: &[u8], base: &Url) -> Vec<String> {
     out
 }
 
-fn to_item(entry: &Entry, feed_url: &Url) -> FeedItem {
+fn guids_are_shared(entries: &[Entry]) -> bool {
+    let mut links_by_guid: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for e in entries {
+        let guid = e.id.trim();
+        let Some(link) = pick_link(&e.links) else {
+            continue;
+        };
+        if guid.is_empty() {
+            continue;
+        }
+        if let Some(previous) = links_by_guid.insert(guid, link)
+            && previous != link
+        {
+            return true;
+        }
+    }
+    false
+}
+
+fn to_item(entry: &Entry, feed_url: &Url, identity: Identity) -> FeedItem {
     let guid = Some(entry.id.trim().to_string()).filter(|s| !s.is_empty());
     let link = pick_link(&entry.links).and_then(|href| feed_url.join(href.trim()).ok());
     let url = link.as_ref().map(canonical_url);
@@ -161,7 +200,7 @@ fn to_item(entry: &Entry, feed_url: &Url) -> FeedItem {
         )
         .next();
 
-    let key = if let Some(g) = &guid {
+    let key = if let (Some(g), Identity::Guid) = (&guid, identity) {
         ItemKey(format!("guid:{g}"))
     } else if let Some(u) = &url {
         ItemKey(format!("url:{u}"))
@@ -232,7 +271,7 @@ mod tests {
             <item><link>/b?utm_medium=y#frag</link><title>B</title></item>
             <item><title>C</title><description>&lt;p&gt;Hello &lt;b&gt;world&lt;/b&gt;&lt;/p&gt;</description></item>
             </channel></rss>"#;
-        let feed = parse_feed(xml, &feed_url()).expect("parses");
+        let feed = parse_feed(xml, &feed_url(), Identity::Guid).expect("parses");
         let keys: Vec<&str> = feed.items.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(
             keys[0].len(),
@@ -249,13 +288,34 @@ mod tests {
     }
 
     #[test]
+    fn a_guid_shared_by_different_links_falls_back_to_links() {
+        let xml = br#"<rss version="2.0"><channel><title>T</title>
+            <item><guid>same</guid><link>/a</link></item>
+            <item><guid>same</guid><link>/b</link></item>
+            </channel></rss>"#;
+        let feed = parse_feed(xml, &feed_url(), Identity::Guid).expect("parses");
+        let keys: Vec<&str> = feed.items.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec!["url:https://example.com/b", "url:https://example.com/a"]
+        );
+        let one = br#"<rss version="2.0"><channel><title>T</title><item><guid>g</guid><link>/a</link></item></channel></rss>"#;
+        let feed = parse_feed(one, &feed_url(), Identity::Link).expect("parses");
+        assert_eq!(feed.items[0].key.as_str(), "url:https://example.com/a");
+    }
+
+    #[test]
     fn html_instead_of_feed_names_the_advertised_feed() {
         let html = br#"<!DOCTYPE html><html><head><link rel="alternate" type="application/rss+xml" href="/rss"></head><body>hi</body></html>"#;
-        let err = parse_feed(html, &feed_url()).expect_err("an HTML page is not a feed");
+        let err =
+            parse_feed(html, &feed_url(), Identity::Guid).expect_err("an HTML page is not a feed");
         assert_eq!(
             err.to_string(),
             "the answer is an HTML page, not a feed (the page links to: https://example.com/rss)"
         );
-        assert_eq!(parse_feed(b"  ", &feed_url()), Err(ParseError::Empty));
+        assert_eq!(
+            parse_feed(b"  ", &feed_url(), Identity::Guid),
+            Err(ParseError::Empty)
+        );
     }
 }

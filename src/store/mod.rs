@@ -4,6 +4,7 @@
 //! Every method is `async` and runs on the writer thread, so blocking SQLite work never
 //! runs on the async reactor and writes never contend with each other.
 
+mod ingest;
 mod schema;
 
 use std::collections::HashSet;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::dedup::Fingerprint;
 use crate::model::EventType;
 
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -79,6 +81,8 @@ pub struct FeedState {
     pub polls: i64,
     pub errors_in_row: u32,
     pub next_poll_at: Option<i64>,
+    /// The feed's GUIDs were found unusable; items are identified by their links.
+    pub guid_unreliable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,7 +117,7 @@ pub struct PollRecord {
     pub title: Option<String>,
 }
 
-/// An item to store, with the events it produces.
+/// An item to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewItem {
     pub id: String,
@@ -126,33 +130,46 @@ pub struct NewItem {
     pub content_source: Option<&'static str>,
     /// False for items remembered without being emitted (backfill limit).
     pub emitted: bool,
-    pub events: Vec<NewEvent>,
+    /// What the item is recognised by across feeds; `None` skips cross-feed dedup.
+    pub fingerprint: Option<Fingerprint>,
+    /// Sinks that get this item's `item.new` event.
+    pub new_sinks: Vec<String>,
+    /// Sinks that get its `item.duplicate` event when it turns out to be one.
+    pub duplicate_sinks: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    pub id: String,
-    pub kind: EventType,
-    /// The payload, fixed now and sent byte for byte on every attempt.
-    pub body: String,
-    /// Sinks that get one outbox row each.
-    pub sinks: Vec<String>,
+/// Renders an event body once the store knows what the item is: called with the item's
+/// index in the batch, the event type, and the item it duplicates.
+pub type Render = Box<dyn Fn(usize, EventType, Option<&str>) -> String + Send>;
+
+/// How items are recognised as the same story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DedupSettings {
+    pub near_duplicates: bool,
+    pub max_distance: u32,
+    /// How far back near-duplicates are searched, in milliseconds.
+    pub window_ms: i64,
 }
 
 /// Items of one poll of one feed, stored with the poll's outcome in one transaction, so a
 /// crash never records a feed's new validators without its items.
-#[derive(Debug, Clone, PartialEq)]
 pub struct IngestBatch {
     pub feed_id: i64,
     pub poll: PollRecord,
     pub items: Vec<NewItem>,
+    pub dedup: DedupSettings,
+    pub render: Render,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestReport {
     pub stored: usize,
+    /// Items emitted as `item.new`.
     pub emitted: usize,
+    pub duplicates: usize,
     pub already_known: usize,
+    /// Whether the batch showed the feed's GUIDs to be unusable (it now uses links).
+    pub guids_unreliable: bool,
 }
 
 /// One outbox row handed to a sink.
@@ -324,7 +341,8 @@ impl Store {
             let mut out = Vec::with_capacity(feeds.len());
             {
                 let mut stmt = tx.prepare(
-                    "SELECT id, name, url, etag, last_modified, polls, errors_in_row, next_poll_at
+                    "SELECT id, name, url, etag, last_modified, polls, errors_in_row, next_poll_at,
+                        guid_unreliable
                      FROM feeds WHERE active = 1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map([], |r| {
@@ -337,6 +355,7 @@ impl Store {
                         polls: r.get(5)?,
                         errors_in_row: r.get(6)?,
                         next_poll_at: r.get(7)?,
+                        guid_unreliable: r.get(8)?,
                     })
                 })?;
                 for row in rows {
@@ -378,60 +397,56 @@ impl Store {
         .await
     }
 
-    /// Stores a poll's new items, their events and one outbox row per sink, together with
-    /// the poll's outcome, in one transaction.
+    /// Stores a poll's new items, deciding for each whether it is a story already seen, with
+    /// its event and one outbox row per sink, together with the poll's outcome, in one
+    /// transaction.
     pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestReport, StoreError> {
+        self.call(move |conn| ingest::ingest(conn, batch)).await
+    }
+
+    /// Which of these URL keys some stored item already has (the cheap check before an
+    /// article is fetched).
+    pub async fn known_url_keys(&self, keys: Vec<String>) -> Result<HashSet<String>, StoreError> {
         self.call(move |conn| {
-            let now = now_ms();
-            let tx = conn.transaction()?;
-            let mut report = IngestReport::default();
-            {
-                let mut insert_item = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO items (id, feed_id, key, url, link, guid, title, published_at,
-                        content_source, emitted, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )?;
-                let mut insert_event = tx.prepare_cached(
-                    "INSERT INTO events (id, item_id, type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                let mut insert_outbox = tx.prepare_cached(
-                    "INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?4)",
-                )?;
-                for item in &batch.items {
-                    let inserted = insert_item.execute(params![
-                        item.id,
-                        batch.feed_id,
-                        item.key,
-                        item.url,
-                        item.link,
-                        item.guid,
-                        item.title,
-                        item.published_at,
-                        item.content_source,
-                        item.emitted,
-                        now
-                    ])?;
-                    if inserted == 0 {
-                        report.already_known += 1;
-                        continue;
-                    }
-                    report.stored += 1;
-                    if item.emitted {
-                        report.emitted += 1;
-                    }
-                    for event in &item.events {
-                        insert_event.execute(params![event.id, item.id, event.kind.as_str(), event.body, now])?;
-                        for sink in &event.sinks {
-                            let webhook_id = format!("msg_{}", ulid::Ulid::new());
-                            insert_outbox.execute(params![event.id, sink, webhook_id, now])?;
-                        }
-                    }
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM url_keys WHERE key = ?1")?;
+            let mut known = HashSet::new();
+            for key in keys {
+                if stmt.exists(params![key])? {
+                    known.insert(key);
                 }
             }
-            write_poll(&tx, batch.feed_id, &batch.poll)?;
-            tx.commit()?;
-            Ok(report)
+            Ok(known)
+        })
+        .await
+    }
+
+    /// Makes the SimHash bands match `max_distance` (they are only valid for the distance
+    /// they were cut for), rebuilding them from the stored fingerprints when it changed.
+    pub async fn prepare_dedup(&self, max_distance: u32) -> Result<(), StoreError> {
+        self.call(move |conn| ingest::prepare_bands(conn, max_distance))
+            .await
+    }
+
+    /// Drops what retention no longer needs: bands older than `window`, event bodies of
+    /// items older than `retention` whose deliveries are finished. Item rows stay (identity,
+    /// URL keys, content hash), so an old item seen again is still not new.
+    pub async fn prune(
+        &self,
+        window: Duration,
+        retention: Duration,
+    ) -> Result<(usize, usize), StoreError> {
+        self.call(move |conn| {
+            let now = now_ms();
+            let bands = conn.execute(
+                "DELETE FROM simhash_bands WHERE created_at < ?1",
+                params![now - window.as_millis() as i64],
+            )?;
+            let events = conn.execute(
+                "DELETE FROM events WHERE created_at < ?1
+                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id AND o.state = 'pending')",
+                params![now - retention.as_millis() as i64],
+            )?;
+            Ok((bands, events))
         })
         .await
     }

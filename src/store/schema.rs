@@ -72,6 +72,34 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX outbox_due ON outbox(sink, state, next_attempt_at);
     "#,
+    // 2: deduplication: URL keys, content hashes, SimHash bands; feeds with unusable GUIDs.
+    r#"
+    CREATE TABLE url_keys (
+        key             TEXT NOT NULL,
+        item_id         TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        PRIMARY KEY (key, item_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX url_keys_item ON url_keys(item_id);
+    CREATE INDEX items_content_hash ON items(content_hash) WHERE content_hash IS NOT NULL;
+
+    -- Each fingerprint split into max_distance + 1 blocks: any fingerprint within
+    -- max_distance bits shares at least one block exactly.
+    CREATE TABLE simhash_bands (
+        band            INTEGER NOT NULL,
+        value           INTEGER NOT NULL,
+        item_id         TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (band, value, item_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX simhash_bands_item ON simhash_bands(item_id);
+
+    CREATE TABLE meta (
+        key             TEXT PRIMARY KEY,
+        value           TEXT NOT NULL
+    );
+
+    ALTER TABLE feeds ADD COLUMN guid_unreliable INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this binary writes.
