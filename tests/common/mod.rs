@@ -23,6 +23,8 @@ pub struct Route {
     pub etag: Option<String>,
     /// Never answer (until the client gives up).
     pub hang: bool,
+    /// Answer only after this long (the request is seen at once).
+    pub delay: Duration,
     pub headers: Vec<(String, String)>,
 }
 
@@ -36,6 +38,7 @@ impl Route {
             content_type: content_type.into(),
             etag: Some(etag),
             hang: false,
+            delay: Duration::ZERO,
             headers: vec![],
         }
     }
@@ -47,6 +50,7 @@ impl Route {
             content_type: "text/plain".into(),
             etag: None,
             hang: false,
+            delay: Duration::ZERO,
             headers: vec![],
         }
     }
@@ -92,6 +96,9 @@ struct ServerState {
     /// Dynamic answers: called with the request and how many requests this path had before.
     responders: HashMap<String, Responder>,
     seen: Vec<Seen>,
+    /// Requests whose answer was ready while the client still waited (a client that went
+    /// away during `delay` drops the handler before it gets here).
+    answered: Vec<Seen>,
 }
 
 /// A real HTTP/1.1 server on 127.0.0.1 with routes that tests change while it runs.
@@ -161,6 +168,18 @@ impl Server {
             .collect()
     }
 
+    /// The requests of `path` the server answered, as opposed to those cut short.
+    pub fn answered(&self, path: &str) -> Vec<Seen> {
+        self.state
+            .lock()
+            .expect("lock")
+            .answered
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
+    }
+
     pub fn all_seen(&self) -> Vec<Seen> {
         self.state.lock().expect("lock").seen.clone()
     }
@@ -196,6 +215,10 @@ async fn handle(State(state): State<Arc<Mutex<ServerState>>>, req: Request) -> R
     if route.hang {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
+    if !route.delay.is_zero() {
+        tokio::time::sleep(route.delay).await;
+    }
+    state.lock().expect("lock").answered.push(seen);
     if let (Some(etag), Some(inm)) = (&route.etag, headers.get(header::IF_NONE_MATCH))
         && inm.to_str().ok() == Some(etag.as_str())
     {

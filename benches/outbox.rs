@@ -1,0 +1,345 @@
+//! Deliveries per second through the real outbox path: SQLite claim, signed HTTP POST to a
+//! local receiver that answers 200 at once, SQLite ack. And the SQLite work of a delivery
+//! alone, behind a sink that does nothing: claim + finish, and ingest (the item, its event
+//! and outbox row, ten items per transaction as in one poll) + claim + finish.
+//!
+//! One criterion iteration is one delivery, so the figures read as deliveries per second.
+//! Where ingest is not in the name, rows are stored before the clock starts.
+//! `cargo bench --bench outbox`
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tokio::runtime::Runtime;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use feedwire::config::{SecretSource, Webhook};
+use feedwire::model::EventType;
+use feedwire::outbox::{RetryPolicy, Worker};
+use feedwire::sinks::webhook::WebhookSink;
+use feedwire::sinks::{DeliverFuture, Outgoing, Sink};
+use feedwire::store::{
+    FeedSpec, IngestBatch, NewEvent, NewItem, PollRecord, PollStatus, Store, now_ms,
+};
+
+const SINK: &str = "hook";
+/// Items per ingest transaction, as in one poll that found this many new items.
+const ITEMS_PER_POLL: usize = 10;
+/// A Standard Webhooks secret, so each POST is signed as in production.
+const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// A payload of a typical size (about 1.5 KB), fixed like the real ones.
+fn body(n: u64) -> String {
+    let summary = "A summary of the story, as plain text, running to a few sentences. ".repeat(12);
+    serde_json::json!({
+        "type": "item.new",
+        "id": format!("01JDX3J6E4Q0W8YV8S1K{n:06}"),
+        "timestamp": "2026-11-27T21:30:00Z",
+        "feed": {"name": "bench", "url": "https://example.com/rss.xml", "title": "Bench", "tags": ["news"]},
+        "item": {
+            "url": format!("https://example.com/a/{n}"),
+            "link": format!("https://example.com/a/{n}?utm_source=rss"),
+            "guid": format!("https://example.com/a/{n}"),
+            "title": format!("Story number {n} about something"),
+            "author": "Ann Writer", "published": "2026-11-27T21:00:00Z", "updated": null,
+            "summary": summary, "content_text": "", "content_html": "",
+            "content_source": "feed", "content_error": null, "language": null,
+            "word_count": 0, "image": null, "categories": ["news"]
+        },
+        "duplicate_of": null
+    })
+    .to_string()
+}
+
+/// A receiver on 127.0.0.1 that reads the body and answers 200 at once, on its own thread.
+fn start_receiver() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("receiver runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind receiver");
+            tx.send(listener.local_addr().expect("receiver address"))
+                .expect("send address");
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(|_body: axum::body::Bytes| async {
+                    axum::http::StatusCode::OK
+                }),
+            );
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    let addr = rx.recv().expect("receiver address");
+    format!("http://{addr}/hook")
+}
+
+/// Counts accepted deliveries so a run knows when its last POST returned.
+struct Counting {
+    inner: Arc<dyn Sink>,
+    delivered: Arc<AtomicU64>,
+    progress: Arc<Notify>,
+}
+
+impl Sink for Counting {
+    fn deliver<'a>(&'a self, event: Outgoing<'a>) -> DeliverFuture<'a> {
+        Box::pin(async move {
+            let result = self.inner.deliver(event).await;
+            if result.is_ok() {
+                self.delivered.fetch_add(1, Ordering::SeqCst);
+                self.progress.notify_one();
+            }
+            result
+        })
+    }
+
+    fn concurrency(&self) -> usize {
+        self.inner.concurrency()
+    }
+}
+
+/// Accepts every event at once: what is left is the database work.
+struct NoOp {
+    concurrency: usize,
+}
+
+impl Sink for NoOp {
+    fn deliver<'a>(&'a self, _event: Outgoing<'a>) -> DeliverFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+}
+
+/// A database with one feed, a running delivery worker for one sink, and the counters to
+/// know when a run is over.
+struct Bench {
+    _dir: tempfile::TempDir,
+    store: Store,
+    feed_id: i64,
+    wake: Arc<Notify>,
+    delivered: Arc<AtomicU64>,
+    progress: Arc<Notify>,
+    stop: CancellationToken,
+    next_item: u64,
+}
+
+impl Bench {
+    fn new(rt: &Runtime, sink: impl FnOnce(&std::path::Path) -> Arc<dyn Sink>) -> Bench {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inner = sink(dir.path());
+        let store = Store::open(&dir.path().join("feedwire.db")).expect("open store");
+        let feeds = rt
+            .block_on(store.sync_feeds(vec![FeedSpec {
+                name: "bench".into(),
+                url: "https://example.com/rss.xml".into(),
+            }]))
+            .expect("sync feeds");
+        let delivered = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Notify::new());
+        let wake = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let worker = Worker {
+            name: SINK.into(),
+            sink: Arc::new(Counting {
+                inner,
+                delivered: delivered.clone(),
+                progress: progress.clone(),
+            }),
+            store: store.clone(),
+            policy: RetryPolicy::forever(),
+            wake: wake.clone(),
+        };
+        rt.spawn(worker.run(stop.clone()));
+        Bench {
+            _dir: dir,
+            store,
+            feed_id: feeds[0].id,
+            wake,
+            delivered,
+            progress,
+            stop,
+            next_item: 0,
+        }
+    }
+
+    /// Stores `n` new items with one event and one outbox row each, `ITEMS_PER_POLL` per
+    /// transaction; with `wake`, the worker is woken after each, as the daemon's storer does.
+    async fn ingest(&mut self, n: u64, wake: bool) {
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(ITEMS_PER_POLL as u64);
+            left -= take;
+            let items = (0..take)
+                .map(|_| {
+                    self.next_item += 1;
+                    let k = self.next_item;
+                    NewItem {
+                        id: ulid::Ulid::new().to_string(),
+                        key: format!("guid:https://example.com/a/{k}"),
+                        url: Some(format!("https://example.com/a/{k}")),
+                        link: Some(format!("https://example.com/a/{k}?utm_source=rss")),
+                        guid: Some(format!("https://example.com/a/{k}")),
+                        title: Some(format!("Story number {k} about something")),
+                        published_at: Some(now_ms()),
+                        content_source: Some("feed"),
+                        emitted: true,
+                        events: vec![NewEvent {
+                            id: ulid::Ulid::new().to_string(),
+                            kind: EventType::ItemNew,
+                            body: body(k),
+                            sinks: vec![SINK.into()],
+                        }],
+                    }
+                })
+                .collect();
+            let now = now_ms();
+            self.store
+                .ingest(IngestBatch {
+                    feed_id: self.feed_id,
+                    poll: PollRecord {
+                        at: now,
+                        status: PollStatus::Ok,
+                        http_status: Some(200),
+                        error: None,
+                        errors_in_row: 0,
+                        next_poll_at: now + 60_000,
+                        etag: None,
+                        last_modified: None,
+                        title: Some("Bench".into()),
+                    },
+                    items,
+                })
+                .await
+                .expect("ingest");
+            if wake {
+                self.wake.notify_one();
+            }
+        }
+    }
+
+    /// Waits until `target` deliveries were accepted and every row is acknowledged.
+    async fn drained(&self, target: u64) {
+        while self.delivered.load(Ordering::SeqCst) < target {
+            self.progress.notified().await;
+        }
+        // The last acks are on their way to the writer thread.
+        while self
+            .store
+            .pending(vec![SINK.into()])
+            .await
+            .expect("count pending")
+            > 0
+        {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn runtime() -> Runtime {
+    // As the daemon: a multi-threaded runtime with one worker per core.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn webhook(c: &mut Criterion) {
+    let rt = runtime();
+    let url = start_receiver();
+    let mut g = c.benchmark_group("outbox_webhook");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for concurrency in [1usize, 4, 16] {
+        let mut bench = Bench::new(&rt, |dir| {
+            let secret = dir.join("secret");
+            std::fs::write(&secret, SECRET).expect("write secret");
+            let config = Webhook {
+                url: url.parse().expect("receiver url"),
+                secret: Some(SecretSource::File(secret)),
+                timeout: Duration::from_secs(10),
+                max_attempts: 15,
+                max_age: Duration::from_secs(72 * 3600),
+                concurrency,
+                retry_schedule: Vec::new(),
+            };
+            Arc::new(WebhookSink::new(&config, "feedwire-bench").expect("webhook sink"))
+        });
+        g.bench_function(format!("concurrency {concurrency}"), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    // Rows are stored first; the clock covers claim, POST and ack only.
+                    let target = bench.delivered.load(Ordering::SeqCst) + iters;
+                    bench.ingest(iters, false).await;
+                    let start = Instant::now();
+                    bench.wake.notify_one();
+                    bench.drained(target).await;
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+fn sqlite(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("outbox_sqlite");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for concurrency in [1usize, 16] {
+        let mut bench = Bench::new(&rt, |_| Arc::new(NoOp { concurrency }));
+        g.bench_function(
+            format!("claim + finish, no-op sink, concurrency {concurrency}"),
+            |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let target = bench.delivered.load(Ordering::SeqCst) + iters;
+                        bench.ingest(iters, false).await;
+                        let start = Instant::now();
+                        bench.wake.notify_one();
+                        bench.drained(target).await;
+                        start.elapsed()
+                    })
+                })
+            },
+        );
+        g.bench_function(
+            format!("ingest + claim + finish, no-op sink, concurrency {concurrency}"),
+            |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let target = bench.delivered.load(Ordering::SeqCst) + iters;
+                        let start = Instant::now();
+                        bench.ingest(iters, true).await;
+                        bench.drained(target).await;
+                        start.elapsed()
+                    })
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, webhook, sqlite);
+criterion_main!(benches);
