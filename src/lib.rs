@@ -14,7 +14,8 @@
 //! - [`outbox`]: delivery workers draining the outbox into the sinks, acking only after delivery.
 //! - [`sinks`]: where events go (a JSON Lines log, webhooks) and their wire format.
 //! - [`app`]: wires the stages with bounded channels and owns shutdown.
-//! - [`model`] holds the plain domain types; [`telemetry`] sets up logging.
+//! - [`model`] holds the plain domain types; [`telemetry`] sets up logging; [`opml`] reads and
+//!   writes subscription lists for the command line.
 
 pub mod app;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod dedup;
 pub mod extract;
 pub mod fetch;
 pub mod model;
+pub mod opml;
 pub mod outbox;
 pub mod parse;
 pub mod scheduler;
