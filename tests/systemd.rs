@@ -99,3 +99,84 @@ fn exposure_figure_is_read_from_the_report() {
     assert_eq!(overall_exposure(report), Some(1.1));
     assert_eq!(overall_exposure("nothing here"), None);
 }
+
+#[test]
+fn make_install_stages_the_service_and_uninstall_keeps_the_config() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dest = tempfile::tempdir().expect("temp dir");
+    let make = |target: &str| {
+        Command::new("make")
+            .arg("-C")
+            .arg(root)
+            .arg(target)
+            .arg(format!("DESTDIR={}", dest.path().display()))
+            .arg(format!("BIN={}", env!("CARGO_BIN_EXE_feedwire")))
+            .output()
+    };
+    let out = match make("install") {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("make_install_stages_the_service: skipped, make is not installed");
+            return;
+        }
+        Err(e) => panic!("cannot run make: {e}"),
+    };
+    let log = |out: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    assert!(out.status.success(), "{}", log(&out));
+
+    let staged = |p: &str| dest.path().join(p);
+    let mode = |p: &str| {
+        std::fs::metadata(staged(p))
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("usr/local/bin/feedwire"), 0o755);
+    assert_eq!(mode("etc/systemd/system/feedwire.service"), 0o644);
+    assert_eq!(mode("etc/feedwire/feedwire.toml"), 0o644);
+    assert_eq!(mode("etc/feedwire/feedwire.env"), 0o600);
+    let unit =
+        std::fs::read_to_string(staged("etc/systemd/system/feedwire.service")).expect("unit");
+    assert_eq!(
+        unit,
+        std::fs::read_to_string(unit_path()).expect("unit"),
+        "with the default PREFIX the unit is installed as it is"
+    );
+    let config = staged("etc/feedwire/feedwire.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(
+        text.contains("\nstate_dir = \"/var/lib/feedwire\"\n"),
+        "{text}"
+    );
+    let check = Command::new(env!("CARGO_BIN_EXE_feedwire"))
+        .arg("--config")
+        .arg(&config)
+        .arg("check")
+        .output()
+        .expect("run feedwire check");
+    assert!(check.status.success(), "{}", log(&check));
+
+    // A second install keeps the config as edited.
+    std::fs::write(&config, format!("{text}\n# edited\n")).expect("edit");
+    let out = make("install").expect("make install");
+    assert!(out.status.success(), "{}", log(&out));
+    assert!(
+        std::fs::read_to_string(&config)
+            .expect("config")
+            .ends_with("# edited\n")
+    );
+
+    let out = make("uninstall").expect("make uninstall");
+    assert!(out.status.success(), "{}", log(&out));
+    assert!(!staged("usr/local/bin/feedwire").exists());
+    assert!(!staged("etc/systemd/system/feedwire.service").exists());
+    assert!(config.exists(), "the config is kept");
+}
