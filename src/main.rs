@@ -349,7 +349,12 @@ fn opml(explicit: Option<&Path>, command: OpmlCommand) -> Result<u8, Failure> {
     );
     // Never leave a config that does not load: check the result before touching the file.
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
-    config::parse(&format!("{text}{addition}"), &path, &env)?;
+    config::parse(&format!("{text}{addition}"), &path, &env).map_err(|e| {
+        Failure::usage(format!(
+            "not writing {}: with the imported feeds it would not load: {e}",
+            path.display()
+        ))
+    })?;
     let mut backup = path.clone().into_os_string();
     backup.push(".bak");
     std::fs::copy(&path, &backup).map_err(write_error)?;

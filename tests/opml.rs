@@ -269,3 +269,30 @@ fn unreadable_or_non_opml_files_are_one_clear_usage_error() {
         "nothing was written"
     );
 }
+
+#[test]
+fn write_refuses_a_result_that_would_not_load() {
+    // Feeds written as an inline array (at the top, before Setup's [daemon]) cannot be
+    // followed by [[feeds]] tables.
+    let setup = Setup::new("");
+    let text = format!(
+        "feeds = [{{ url = \"https://blog.rust-lang.org/feed.xml\" }}]\n{}",
+        std::fs::read_to_string(setup.config_path()).expect("config")
+    );
+    std::fs::write(setup.config_path(), &text).expect("write");
+    assert_ok(&setup.run(&["check"]));
+    let file = fixture("subscriptions.opml").display().to_string();
+    let out = setup.run(&["opml", "import", &file, "--write"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("feedwire: error: not writing ")
+            && stderr.contains("with the imported feeds it would not load"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(setup.config_path()).expect("config"),
+        text
+    );
+    assert!(!setup.path("config.toml.bak").exists());
+}
