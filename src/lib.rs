@@ -15,7 +15,8 @@
 //! - [`outbox`]: delivery workers draining the outbox into the sinks, acking only after delivery.
 //! - [`sinks`]: where events go (a JSON Lines log, webhooks) and their wire format.
 //! - [`app`]: wires the stages with bounded channels and owns shutdown.
-//! - [`model`] holds the plain domain types; [`telemetry`] sets up logging.
+//! - [`model`] holds the plain domain types; [`telemetry`] sets up logging; [`opml`] reads and
+//!   writes subscription lists for the command line.
 
 pub mod config;
 pub mod model;
@@ -30,3 +31,4 @@ pub mod outbox;
 pub mod sinks;
 pub mod telemetry;
 pub mod app;
+pub mod opml;
