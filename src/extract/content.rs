@@ -25,6 +25,9 @@ const MAX_LINK_DENSITY: f32 = 0.5;
 /// it adds at most this factor of text.
 const ARTICLE_GROWTH: f32 = 1.6;
 
+/// Share of paragraph text an enclosing container must add for the content to grow into it.
+const CLIMB_GOOD_SHARE: f32 = 0.6;
+
 /// Tags whose subtree is never article text.
 fn is_dead_tag(tag: &str) -> bool {
     matches!(
@@ -80,6 +83,9 @@ const CHROME_PARTS: &[&str] = &[
     "skiplink",
     "skip-link",
     "tagcloud",
+    "caption",
+    "credit",
+    "copyright",
 ];
 
 /// Words (split at non-alphanumerics) that name page chrome when they begin or end a class
@@ -113,7 +119,7 @@ const CHROME_EDGE_WORDS: &[&str] = &[
 const CHROME_LAST_WORDS: &[&str] = &["tags", "tag", "meta", "byline", "author"];
 
 /// Whole class names or ids that name page chrome.
-const CHROME_NAMES: &[&str] = &["widget", "hidden", "share", "tools", "links", "sr-only"];
+const CHROME_NAMES: &[&str] = &["hidden", "share", "tools", "links", "sr-only"];
 
 /// Substrings of a class or id that name article content (score bonus).
 const CONTENT_PARTS: &[&str] = &[
@@ -222,6 +228,7 @@ fn prune_chrome(dom: &mut Dom<'_>) {
         }
         if let Some(e) = n.element()
             && n.text as f32 <= total * WRAPPER_SHARE
+            && !n.holds_main
             && is_chrome(e, n.in_article)
         {
             let end = n.end;
@@ -279,6 +286,8 @@ fn choose(dom: &Dom<'_>) -> Vec<usize> {
     let len = dom.nodes.len();
     let mut score: Vec<f32> = vec![0.0; len];
     let mut touched: Vec<bool> = vec![false; len];
+    // Text in paragraphs that are not link lists, summed into every ancestor.
+    let mut good: Vec<u32> = vec![0; len];
     let mut i = 0;
     while i < len {
         let n = &dom.nodes[i];
@@ -318,6 +327,12 @@ fn choose(dom: &Dom<'_>) -> Vec<usize> {
             None
         };
         if let Some((text, commas, first)) = vote {
+            if n.link_density() < MAX_LINK_DENSITY {
+                good[first] += text;
+                for a in dom.ancestors(first) {
+                    good[a] += text;
+                }
+            }
             let s = 1.0 + commas as f32 + (text as f32 / 100.0).min(3.0);
             let chain = std::iter::once(first).chain(dom.ancestors(first));
             for (level, a) in chain.take(SCORE_LEVELS).enumerate() {
@@ -388,6 +403,26 @@ fn choose(dom: &Dom<'_>) -> Vec<usize> {
             if keep {
                 roots.push(c);
             }
+        }
+    }
+    // Climb while the container around adds mostly paragraph text: an article split into
+    // several sections, a lead beside the body.
+    let mut cur = if roots.len() > 1 { parent } else { top };
+    loop {
+        let a = dom.nodes[cur].parent;
+        if a == NONE
+            || matches!(dom.nodes[a].tag(), "body" | "html")
+            || dom.nodes[a].element().is_none()
+        {
+            break;
+        }
+        let extra = dom.nodes[a].text.saturating_sub(dom.nodes[cur].text);
+        let extra_good = good[a].saturating_sub(good[cur]);
+        if extra as f32 * CLIMB_GOOD_SHARE <= extra_good as f32 {
+            roots = vec![a];
+            cur = a;
+        } else {
+            break;
         }
     }
     // The enclosing <article> also holds the headline area and standfirst.
@@ -471,11 +506,12 @@ pub(crate) fn is_format(c: char) -> bool {
         | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
 }
 
-/// What to do with an element inside the chosen content.
-fn skip_inside(n: &DNode<'_>) -> bool {
+/// Whether an element inside the chosen content is left out.
+fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
+    let n = &dom.nodes[i];
     let tag = n.tag();
-    if tag == "h1" {
-        return true; // the headline is metadata (`title`)
+    if matches!(tag, "h1" | "figcaption") {
+        return true; // the headline is metadata (`title`); captions and credits are not text
     }
     if !is_block(tag) || tag == "td" || tag == "th" || tag == "tr" {
         return false;
@@ -484,7 +520,33 @@ fn skip_inside(n: &DNode<'_>) -> bool {
         // Keeps figures and rules; text-free wrappers add nothing to the text anyway.
         return false;
     }
-    n.alpha == 0 || n.link_density() > MAX_LINK_DENSITY
+    if n.alpha == 0 || n.link_density() > MAX_LINK_DENSITY {
+        return true;
+    }
+    // A heading that ends its section or introduces something left out ("Read more",
+    // "Related posts") goes with it.
+    if matches!(tag, "h2" | "h3" | "h4" | "h5" | "h6") {
+        return match next_text_sibling(dom, i) {
+            None => true,
+            Some(j) => skip_inside(dom, j),
+        };
+    }
+    false
+}
+
+/// The next live element with text after `i` under the same parent.
+fn next_text_sibling(dom: &Dom<'_>, i: usize) -> Option<usize> {
+    let parent = dom.nodes[i].parent;
+    let end = dom.nodes.get(parent)?.end;
+    let mut j = dom.nodes[i].end;
+    while j < end {
+        let n = &dom.nodes[j];
+        if !n.dead && n.text > 0 {
+            return n.element().map(|_| j);
+        }
+        j = n.end;
+    }
+    None
 }
 
 const VOID: &[&str] = &[
@@ -516,7 +578,7 @@ pub(crate) fn render(content: &Content<'_>) -> (String, String) {
                 open.pop();
             }
             let n = &dom.nodes[i];
-            if n.dead || (i != root && skip_inside(n)) {
+            if n.dead || (i != root && skip_inside(dom, i)) {
                 i = n.end;
                 continue;
             }

@@ -37,6 +37,9 @@ pub(crate) struct DNode<'a> {
     pub own_commas: u32,
     /// Inside an `<article>` element.
     pub in_article: bool,
+    /// Holds the page's headline (`<h1>`), `<main>` or the schema.org article body: a layout
+    /// wrapper, whatever its class says.
+    pub holds_main: bool,
     /// Has a live block-level child (so it is a container, not a paragraph).
     pub block_child: bool,
 }
@@ -154,6 +157,7 @@ impl<'a> Dom<'a> {
                 own_text: 0,
                 own_commas: 0,
                 in_article,
+                holds_main: false,
                 block_child: false,
             });
             if !dead && let Some(child) = n.first_child() {
@@ -192,6 +196,7 @@ impl<'a> Dom<'a> {
             n.commas = 0;
             n.own_text = 0;
             n.own_commas = 0;
+            n.holds_main = false;
             n.block_child = false;
         }
         for i in (0..self.nodes.len()).rev() {
@@ -222,14 +227,20 @@ impl<'a> Dom<'a> {
                 let text = n.text;
                 self.nodes[i].links = text;
             }
+            if let Some(e) = self.nodes[i].element()
+                && (matches!(e.name(), "h1" | "main") || e.attr("itemprop") == Some("articleBody"))
+            {
+                self.nodes[i].holds_main = true;
+            }
             let n = &self.nodes[i];
-            let (parent, text, links, alpha, commas, block) = (
+            let (parent, text, links, alpha, commas, block, main) = (
                 n.parent,
                 n.text,
                 n.links,
                 n.alpha,
                 n.commas,
                 is_block(n.tag()),
+                n.holds_main,
             );
             if parent != NONE {
                 let p = &mut self.nodes[parent];
@@ -238,6 +249,7 @@ impl<'a> Dom<'a> {
                 p.alpha += alpha;
                 p.commas += commas;
                 p.block_child |= block;
+                p.holds_main |= main;
                 if !block {
                     p.own_text += text;
                     p.own_commas += commas;
@@ -257,8 +269,12 @@ impl<'a> Dom<'a> {
 
     /// The ancestors of `i`, nearest first.
     pub fn ancestors(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        std::iter::successors(Some(self.nodes[i].parent), |&p| Some(self.nodes[p].parent))
-            .take_while(|&p| p != NONE)
+        let mut next = self.nodes.get(i).map_or(NONE, |n| n.parent);
+        std::iter::from_fn(move || {
+            let current = next;
+            next = self.nodes.get(current)?.parent;
+            Some(current)
+        })
     }
 }
 
