@@ -1,5 +1,176 @@
-//! Page HTML to a clean article: main text, metadata and sanitized HTML; pure, no IO.
+//! Page HTML to a clean article: main text, metadata and sanitized HTML; pure, no IO
+//! (except [`extract_dir`], the batch front end).
+//!
+//! # Layout
+//!
+//! - `charset`: page bytes to a string (BOM, HTTP header, `<meta>`, detection).
+//! - `dom`: a flat pre-order view of the parsed page with text statistics.
+//! - `content`: chrome pruning, paragraph scoring, choice of the main content, rendering.
+//! - `meta`: headline, byline, dates, language, canonical URL, lead image.
+//! - `batch`: a folder of pages to text and JSON files on every core.
+//! - `text`: feed summaries (HTML fragments) to plain text.
 
+mod batch;
+mod charset;
+mod content;
+mod dom;
+mod meta;
 mod text;
 
+use chrono::{DateTime, Utc};
+use scraper::Html;
+use serde::Serialize;
+use url::Url;
+
+pub use batch::{BatchReport, ExtractError, FailedPage, extract_dir};
+pub use charset::{CharsetRule, decode};
 pub use text::html_to_text;
+
+/// The cleaned article of one page.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Article {
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub published: Option<DateTime<Utc>>,
+    /// Primary language subtag (`"fr"`), from `<html lang>` or the page's meta tags.
+    pub language: Option<String>,
+    pub site_name: Option<String>,
+    /// `<link rel=canonical>` or `og:url`, absolutized.
+    pub canonical_url: Option<String>,
+    /// Lead image (`og:image` etc.), absolutized.
+    pub image: Option<String>,
+    /// Main text including the lead, paragraphs separated by one blank line, Unicode format
+    /// characters removed.
+    pub text: String,
+    /// The same content as sanitized HTML, links and images absolute.
+    pub html: String,
+    pub word_count: usize,
+}
+
+/// When the scored content has fewer words than this, a longer JSON-LD `articleBody` wins.
+const MIN_WORDS_BEFORE_JSON_LD: usize = 50;
+
+/// Extracts the article from a page. `base_url` (where the page was fetched from) makes links
+/// absolute; without it the page's `<base>`, canonical URL or `og:url` serve, when absolute.
+pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
+    let doc = Html::parse_document(html);
+    let meta = meta::collect(&doc);
+
+    let declared = meta
+        .canonical
+        .as_deref()
+        .or(meta.og_url.as_deref())
+        .and_then(|u| Url::parse(u).ok());
+    let page_base = base_url.cloned().or(declared);
+    let base = match (&meta.base, &page_base) {
+        (Some(b), Some(page)) => page.join(b).ok().or(page_base.clone()),
+        (Some(b), None) => Url::parse(b).ok(),
+        (None, page) => page.clone(),
+    };
+    let absolute = |u: &str| -> Option<String> {
+        let u = u.trim();
+        match &base {
+            Some(b) => b.join(u).ok().map(String::from),
+            None => Url::parse(u).ok().map(String::from),
+        }
+    };
+
+    let found = content::find(doc.tree.root());
+    let (mut text, raw_html) = content::render(&found);
+    let mut html = sanitize(&raw_html, base.as_ref());
+    let mut word_count = text.split_whitespace().count();
+    if word_count < MIN_WORDS_BEFORE_JSON_LD
+        && let Some(body) = &meta.ld_body
+    {
+        let ld_text = text::html_to_text(body);
+        let ld_text: String = ld_text
+            .chars()
+            .filter(|&c| !content::is_format(c))
+            .collect();
+        let ld_words = ld_text.split_whitespace().count();
+        if ld_words > word_count {
+            html = ld_text
+                .split("\n\n")
+                .map(|p| format!("<p>{}</p>", ammonia::clean_text(p)))
+                .collect();
+            text = ld_text;
+            word_count = ld_words;
+        }
+    }
+
+    Article {
+        title: meta.title,
+        author: meta.author,
+        published: meta.published,
+        language: meta.language,
+        site_name: meta.site_name,
+        canonical_url: meta
+            .canonical
+            .as_deref()
+            .or(meta.og_url.as_deref())
+            .and_then(absolute),
+        image: meta.image.as_deref().and_then(absolute),
+        text,
+        html,
+        word_count,
+    }
+}
+
+/// Sanitizes the rendered content: ammonia's safe defaults (no scripts, frames, styles or
+/// event handlers), relative links resolved against `base` (or dropped when there is none).
+fn sanitize(html: &str, base: Option<&Url>) -> String {
+    let mut b = ammonia::Builder::default();
+    b.link_rel(Some("noopener noreferrer nofollow"));
+    match base {
+        Some(base) => b.url_relative(ammonia::UrlRelative::RewriteWithBase(base.clone())),
+        None => b.url_relative(ammonia::UrlRelative::Deny),
+    };
+    b.clean(html).to_string()
+}
+
+/// The JSON form of an article, as written by the batch and `feedwire extract --format json`.
+#[derive(Serialize)]
+struct ArticleJson<'a> {
+    title: Option<&'a str>,
+    author: Option<&'a str>,
+    published: Option<String>,
+    language: Option<&'a str>,
+    site_name: Option<&'a str>,
+    canonical_url: Option<&'a str>,
+    image: Option<&'a str>,
+    word_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    charset: Option<CharsetJson<'a>>,
+    text: &'a str,
+    html: &'a str,
+}
+
+#[derive(Serialize)]
+struct CharsetJson<'a> {
+    encoding: &'a str,
+    rule: &'static str,
+}
+
+/// One article as pretty JSON; `charset` is the encoding name and the rule that chose it.
+pub fn article_json(article: &Article, charset: Option<(&str, CharsetRule)>) -> String {
+    let json = ArticleJson {
+        title: article.title.as_deref(),
+        author: article.author.as_deref(),
+        published: article
+            .published
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        language: article.language.as_deref(),
+        site_name: article.site_name.as_deref(),
+        canonical_url: article.canonical_url.as_deref(),
+        image: article.image.as_deref(),
+        word_count: article.word_count,
+        charset: charset.map(|(encoding, rule)| CharsetJson {
+            encoding,
+            rule: rule.as_str(),
+        }),
+        text: &article.text,
+        html: &article.html,
+    };
+    // Serializing plain strings and numbers cannot fail.
+    serde_json::to_string_pretty(&json).unwrap_or_default()
+}

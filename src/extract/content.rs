@@ -1,0 +1,683 @@
+//! Finding the article's main content and turning it into clean text and HTML.
+//!
+//! Three passes over a flat view of the page ([`Dom`]): drop what is never article text
+//! (scripts, hidden elements, navigation, and blocks whose class or id names page chrome);
+//! score paragraphs Readability-style, crediting their containers, and pick the best
+//! container plus its related siblings; then walk that content, leaving out link lists,
+//! headings of the page and blocks without words.
+
+use ego_tree::NodeRef;
+use scraper::Node;
+use scraper::node::Element;
+
+use super::dom::{DNode, Dom, Kind, NONE, is_block};
+
+/// Paragraphs shorter than this (non-space characters) do not vote for a container.
+const MIN_PARAGRAPH: u32 = 25;
+/// How many ancestor levels a paragraph's score reaches.
+const SCORE_LEVELS: usize = 5;
+/// A chrome-looking block holding more than this share of the page's text is a layout
+/// wrapper (`<div class="has-sidebar">`), not chrome.
+const WRAPPER_SHARE: f32 = 0.6;
+/// Blocks whose text is mostly link text are navigation or related-article lists.
+const MAX_LINK_DENSITY: f32 = 0.5;
+/// An `<article>` around the chosen content is taken whole (headline area, standfirst) when
+/// it adds at most this factor of text.
+const ARTICLE_GROWTH: f32 = 1.6;
+
+/// Share of paragraph text an enclosing container must add for the content to grow into it.
+const CLIMB_GOOD_SHARE: f32 = 0.6;
+
+/// Tags whose subtree is never article text.
+fn is_dead_tag(tag: &str) -> bool {
+    matches!(
+        tag,
+        "script"
+            | "style"
+            | "noscript"
+            | "template"
+            | "iframe"
+            | "svg"
+            | "math"
+            | "canvas"
+            | "object"
+            | "embed"
+            | "video"
+            | "audio"
+            | "select"
+            | "option"
+            | "button"
+            | "input"
+            | "textarea"
+            | "head"
+            | "dialog"
+            | "menu"
+            | "map"
+            | "link"
+            | "meta"
+    )
+}
+
+/// Parts of a class name or id that name page chrome wherever they appear in it.
+const CHROME_PARTS: &[&str] = &[
+    "comment",
+    "sidebar",
+    "breadcrumb",
+    "newsletter",
+    "subscri",
+    "cookie",
+    "consent",
+    "advert",
+    "popup",
+    "sponsor",
+    "pagination",
+    "disqus",
+    "outbrain",
+    "taboola",
+    "masthead",
+    "navbar",
+    "navigation",
+    "toolbar",
+    "signup",
+    "shoutbox",
+    "skiplink",
+    "skip-link",
+    "tagcloud",
+    "caption",
+    "credit",
+    "copyright",
+];
+
+/// Words (split at non-alphanumerics) that name page chrome when they begin or end a class
+/// name or id: `share-bar`, `post-tags`, but not `elementor-widget-wrap` or `tag-politics`
+/// (WordPress adds one of those per tag to the article itself).
+const CHROME_EDGE_WORDS: &[&str] = &[
+    "ad",
+    "ads",
+    "nav",
+    "menu",
+    "share",
+    "sharing",
+    "social",
+    "related",
+    "recommended",
+    "promo",
+    "banner",
+    "modal",
+    "overlay",
+    "pager",
+    "rss",
+    "footer",
+    "ticker",
+    "trending",
+    "popular",
+    "mostread",
+    "login",
+];
+
+/// Words that name page chrome only at the end of a name (`article__tags`, not `tag-x`).
+const CHROME_LAST_WORDS: &[&str] = &["tags", "tag", "meta", "byline", "author"];
+
+/// Whole class names or ids that name page chrome.
+const CHROME_NAMES: &[&str] = &["hidden", "share", "tools", "links", "sr-only"];
+
+/// Substrings of a class or id that name article content (score bonus).
+const CONTENT_PARTS: &[&str] = &[
+    "article", "body", "content", "entry", "main", "page", "post", "text", "blog", "story",
+];
+
+fn class_and_id(e: &Element) -> String {
+    let mut s = String::new();
+    if let Some(c) = e.attr("class") {
+        s.push_str(c);
+    }
+    if let Some(id) = e.attr("id") {
+        s.push(' ');
+        s.push_str(id);
+    }
+    s.make_ascii_lowercase();
+    s
+}
+
+fn looks_like_chrome(names: &str) -> bool {
+    names.split_ascii_whitespace().any(|token| {
+        if CHROME_NAMES.contains(&token) || CHROME_PARTS.iter().any(|p| token.contains(p)) {
+            return true;
+        }
+        let mut words = token
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty());
+        let first = words.next().unwrap_or("");
+        let last = words.next_back().unwrap_or(first);
+        CHROME_EDGE_WORDS.contains(&first)
+            || CHROME_EDGE_WORDS.contains(&last)
+            || CHROME_LAST_WORDS.contains(&last)
+    })
+}
+
+fn looks_like_content(names: &str) -> bool {
+    CONTENT_PARTS.iter().any(|p| names.contains(p))
+}
+
+/// Hidden from readers, or a landmark that is not the article.
+fn is_hidden(e: &Element) -> bool {
+    if e.attr("hidden").is_some() || e.attr("aria-hidden") == Some("true") {
+        return true;
+    }
+    if let Some(role) = e.attr("role")
+        && matches!(
+            role,
+            "navigation"
+                | "banner"
+                | "contentinfo"
+                | "complementary"
+                | "dialog"
+                | "alertdialog"
+                | "menu"
+                | "menubar"
+                | "search"
+        )
+    {
+        return true;
+    }
+    if let Some(style) = e.attr("style") {
+        let style: String = style
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if style.contains("display:none") || style.contains("visibility:hidden") {
+            return true;
+        }
+    }
+    false
+}
+
+fn is_dead(e: &Element, in_article: bool) -> bool {
+    let tag = e.name();
+    if is_dead_tag(tag) {
+        return true;
+    }
+    let _ = in_article;
+    is_hidden(e)
+}
+
+/// The chosen content: the roots of the kept subtrees, in document order.
+pub(crate) struct Content<'a> {
+    pub dom: Dom<'a>,
+    pub roots: Vec<usize>,
+}
+
+pub(crate) fn find(root: NodeRef<'_, Node>) -> Content<'_> {
+    let mut dom = Dom::build(root, is_dead);
+    prune_chrome(&mut dom);
+    let roots = choose(&dom);
+    Content { dom, roots }
+}
+
+/// Drops blocks whose class or id names page chrome, unless they wrap most of the page.
+fn prune_chrome(dom: &mut Dom<'_>) {
+    let total = dom.nodes.first().map_or(0, |n| n.text).max(1) as f32;
+    let mut i = 0;
+    let mut changed = false;
+    while i < dom.nodes.len() {
+        let n = &dom.nodes[i];
+        if n.dead {
+            i = n.end;
+            continue;
+        }
+        if let Some(e) = n.element()
+            && n.text as f32 <= total * WRAPPER_SHARE
+            && !n.holds_main
+            && is_chrome(e, n.in_article)
+        {
+            let end = n.end;
+            dom.nodes[i].dead = true;
+            changed = true;
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    if changed {
+        dom.count();
+    }
+}
+
+/// Page chrome by its tag or by its class or id. A page header is chrome; a header inside
+/// the article holds its headline and lead. `<article>` and `<main>` are never chrome.
+fn is_chrome(e: &Element, in_article: bool) -> bool {
+    match e.name() {
+        "html" | "body" | "article" | "main" => false,
+        "nav" | "aside" | "footer" => true,
+        "header" if !in_article => true,
+        _ => e.attr("itemprop") != Some("articleBody") && looks_like_chrome(&class_and_id(e)),
+    }
+}
+
+fn base_score(n: &DNode<'_>) -> f32 {
+    let Some(e) = n.element() else {
+        return 0.0;
+    };
+    let tag_score = match e.name() {
+        "div" | "article" | "section" | "main" => 5.0,
+        "pre" | "td" | "blockquote" => 3.0,
+        "address" | "ol" | "ul" | "dl" | "dd" | "dt" | "li" | "form" => -3.0,
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "th" => -5.0,
+        _ => 0.0,
+    };
+    let names = class_and_id(e);
+    let mut weight = 0.0;
+    if looks_like_chrome(&names) {
+        weight -= 25.0;
+    }
+    if looks_like_content(&names) {
+        weight += 25.0;
+    }
+    if e.attr("itemprop") == Some("articleBody") {
+        weight += 50.0;
+    }
+    tag_score + weight
+}
+
+/// Readability-style: each paragraph votes for its ancestors; the best container, scaled by
+/// how little of it is links, wins, and siblings that look like more of the same join it.
+fn choose(dom: &Dom<'_>) -> Vec<usize> {
+    let len = dom.nodes.len();
+    let mut score: Vec<f32> = vec![0.0; len];
+    let mut touched: Vec<bool> = vec![false; len];
+    // Text in paragraphs that are not link lists, summed into every ancestor.
+    let mut good: Vec<u32> = vec![0; len];
+    let mut i = 0;
+    while i < len {
+        let n = &dom.nodes[i];
+        if n.dead {
+            i = n.end;
+            continue;
+        }
+        let tag = n.tag();
+        let paragraph = match tag {
+            "p" | "pre" | "td" => true,
+            "div" | "section" | "article" | "li" | "blockquote" => !n.block_child,
+            _ => false,
+        };
+        // A paragraph credits its container; loose text beside child blocks credits the
+        // element holding it (as if it were wrapped in a paragraph of its own).
+        let vote = if paragraph && n.text >= MIN_PARAGRAPH {
+            Some((n.text, n.commas, n.parent))
+        } else if !paragraph
+            && n.own_text >= MIN_PARAGRAPH
+            && matches!(
+                tag,
+                "div"
+                    | "section"
+                    | "article"
+                    | "td"
+                    | "li"
+                    | "blockquote"
+                    | "main"
+                    | "form"
+                    | "span"
+                    | "font"
+                    | "center"
+            )
+        {
+            Some((n.own_text, n.own_commas, i))
+        } else {
+            None
+        };
+        if let Some((text, commas, first)) = vote {
+            if n.link_density() < MAX_LINK_DENSITY {
+                good[first] += text;
+                for a in dom.ancestors(first) {
+                    good[a] += text;
+                }
+            }
+            let s = 1.0 + commas as f32 + (text as f32 / 100.0).min(3.0);
+            let chain = std::iter::once(first).chain(dom.ancestors(first));
+            for (level, a) in chain.take(SCORE_LEVELS).enumerate() {
+                if a == NONE {
+                    break;
+                }
+                if dom.nodes[a].element().is_none() {
+                    break;
+                }
+                if !touched[a] {
+                    touched[a] = true;
+                    score[a] = base_score(&dom.nodes[a]);
+                }
+                let divider = match level {
+                    0 => 1.0,
+                    1 => 2.0,
+                    l => l as f32 * 3.0,
+                };
+                score[a] += s / divider;
+            }
+        }
+        i += 1;
+    }
+    let mut top = NONE;
+    let mut top_score = f32::MIN;
+    for j in 0..len {
+        if touched[j] {
+            score[j] *= 1.0 - dom.nodes[j].link_density();
+            if score[j] > top_score {
+                top_score = score[j];
+                top = j;
+            }
+        }
+    }
+    if top == NONE {
+        return body(dom).into_iter().collect();
+    }
+    let parent = dom.nodes[top].parent;
+    let mut roots = vec![top];
+    if parent != NONE && dom.nodes[parent].element().is_some() {
+        roots.clear();
+        let threshold = (top_score * 0.2).max(10.0);
+        let top_class = dom.nodes[top].element().and_then(|e| e.attr("class"));
+        for c in dom.children(parent) {
+            let n = &dom.nodes[c];
+            if n.dead || n.element().is_none() {
+                continue;
+            }
+            let keep = if c == top {
+                true
+            } else {
+                let bonus = if top_class.is_some()
+                    && n.element().and_then(|e| e.attr("class")) == top_class
+                {
+                    top_score * 0.2
+                } else {
+                    0.0
+                };
+                if touched[c] && score[c] + bonus >= threshold {
+                    true
+                } else if n.tag() == "p" {
+                    let ld = n.link_density();
+                    (n.text > 80 && ld < 0.25) || (n.alpha > 20 && ld == 0.0)
+                } else {
+                    false
+                }
+            };
+            if keep {
+                roots.push(c);
+            }
+        }
+    }
+    // Climb while the container around adds mostly paragraph text: an article split into
+    // several sections, a lead beside the body.
+    let mut cur = if roots.len() > 1 { parent } else { top };
+    loop {
+        let a = dom.nodes[cur].parent;
+        if a == NONE
+            || matches!(dom.nodes[a].tag(), "body" | "html")
+            || dom.nodes[a].element().is_none()
+        {
+            break;
+        }
+        let extra = dom.nodes[a].text.saturating_sub(dom.nodes[cur].text);
+        let extra_good = good[a].saturating_sub(good[cur]);
+        if extra as f32 * CLIMB_GOOD_SHARE <= extra_good as f32 {
+            roots = vec![a];
+            cur = a;
+        } else {
+            break;
+        }
+    }
+    // The enclosing <article> also holds the headline area and standfirst.
+    let chosen: u32 = roots.iter().map(|&r| dom.nodes[r].text).sum();
+    for a in dom.ancestors(top) {
+        let n = &dom.nodes[a];
+        if matches!(n.tag(), "body" | "html") {
+            break;
+        }
+        if n.tag() == "article" {
+            if n.text as f32 <= chosen as f32 * ARTICLE_GROWTH + 200.0 {
+                roots = vec![a];
+            }
+            break;
+        }
+    }
+    roots
+}
+
+fn body(dom: &Dom<'_>) -> Option<usize> {
+    (0..dom.nodes.len()).find(|&i| dom.nodes[i].tag() == "body")
+}
+
+/// Plain text being assembled: whitespace folded, paragraph breaks pending until the next
+/// visible character, Unicode format characters (soft hyphen, zero-width space …) dropped.
+pub(crate) struct TextOut {
+    pub out: String,
+    space: bool,
+    /// 0: none, 1: line break, 2: paragraph break.
+    brk: u8,
+}
+
+impl TextOut {
+    pub fn new() -> TextOut {
+        TextOut {
+            out: String::new(),
+            space: false,
+            brk: 0,
+        }
+    }
+
+    pub fn brk(&mut self, level: u8) {
+        self.brk = self.brk.max(level);
+    }
+
+    pub fn push(&mut self, text: &str, pre: bool) {
+        for c in text.chars() {
+            if is_format(c) {
+                continue;
+            }
+            if pre && c == '\n' {
+                self.brk(1);
+                continue;
+            }
+            if c.is_whitespace() && !pre {
+                self.space = true;
+                continue;
+            }
+            if !self.out.is_empty() {
+                match self.brk {
+                    2 => self.out.push_str("\n\n"),
+                    1 => self.out.push('\n'),
+                    _ if self.space => self.out.push(' '),
+                    _ => {}
+                }
+            }
+            self.brk = 0;
+            self.space = false;
+            self.out.push(c);
+        }
+    }
+}
+
+/// Unicode general category Cf (format characters) that show up in web text.
+pub(crate) fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+        | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0001}' | '\u{E0020}'..='\u{E007F}')
+}
+
+/// Whether an element inside the chosen content is left out.
+fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
+    let n = &dom.nodes[i];
+    let tag = n.tag();
+    if matches!(tag, "h1" | "figcaption") {
+        return true; // the headline is metadata (`title`); captions and credits are not text
+    }
+    if !is_block(tag) || tag == "td" || tag == "th" || tag == "tr" {
+        return false;
+    }
+    if n.text == 0 {
+        // Keeps figures and rules; text-free wrappers add nothing to the text anyway.
+        return false;
+    }
+    if n.alpha == 0 || n.link_density() > MAX_LINK_DENSITY {
+        return true;
+    }
+    // A heading that ends its section or introduces something left out ("Read more",
+    // "Related posts") goes with it.
+    if matches!(tag, "h2" | "h3" | "h4" | "h5" | "h6") {
+        return match next_text_sibling(dom, i) {
+            None => true,
+            Some(j) => skip_inside(dom, j),
+        };
+    }
+    false
+}
+
+/// The next live element with text after `i` under the same parent.
+fn next_text_sibling(dom: &Dom<'_>, i: usize) -> Option<usize> {
+    let parent = dom.nodes[i].parent;
+    let end = dom.nodes.get(parent)?.end;
+    let mut j = dom.nodes[i].end;
+    while j < end {
+        let n = &dom.nodes[j];
+        if !n.dead && n.text > 0 {
+            return n.element().map(|_| j);
+        }
+        j = n.end;
+    }
+    None
+}
+
+const VOID: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+    "wbr",
+];
+
+/// Attributes worth passing to the sanitizer; it decides again what stays.
+const KEPT_ATTRS: &[&str] = &[
+    "href", "src", "alt", "title", "colspan", "rowspan", "datetime", "lang", "cite",
+];
+
+/// Walks the chosen content, writing the text and the (unsanitized) HTML.
+pub(crate) fn render(content: &Content<'_>) -> (String, String) {
+    let dom = &content.dom;
+    let mut text = TextOut::new();
+    let mut html = String::new();
+    for &root in &content.roots {
+        // Open elements: (end index, tag, is pre).
+        let mut open: Vec<(usize, &str, bool)> = Vec::new();
+        let mut i = root;
+        let end = dom.nodes[root].end;
+        while i < end {
+            while let Some(&(e, tag, _)) = open.last() {
+                if e > i {
+                    break;
+                }
+                close(tag, &mut text, &mut html);
+                open.pop();
+            }
+            let n = &dom.nodes[i];
+            if n.dead || (i != root && skip_inside(dom, i)) {
+                i = n.end;
+                continue;
+            }
+            let pre = open.last().is_some_and(|o| o.2);
+            match n.kind {
+                Kind::Text(t) => {
+                    text.push(t, pre);
+                    escape_text(t, &mut html);
+                }
+                Kind::Element(e) => {
+                    let tag = e.name();
+                    if tag == "br" {
+                        text.brk(1);
+                    } else if matches!(tag, "td" | "th") {
+                        text.push(" ", false);
+                    } else if is_block(tag) {
+                        text.brk(2);
+                    }
+                    open_tag(e, &mut html);
+                    if !VOID.contains(&tag) {
+                        open.push((n.end, tag, pre || tag == "pre"));
+                    }
+                }
+                Kind::Other => {}
+            }
+            i += 1;
+        }
+        while let Some((_, tag, _)) = open.pop() {
+            close(tag, &mut text, &mut html);
+        }
+        text.brk(2);
+    }
+    (text.out, html)
+}
+
+fn close(tag: &str, text: &mut TextOut, html: &mut String) {
+    if matches!(tag, "td" | "th") {
+        text.push(" ", false);
+    } else if is_block(tag) {
+        text.brk(2);
+    }
+    html.push_str("</");
+    html.push_str(tag);
+    html.push('>');
+}
+
+fn open_tag(e: &Element, html: &mut String) {
+    html.push('<');
+    html.push_str(e.name());
+    let lazy = e
+        .attr("data-src")
+        .or_else(|| e.attr("data-lazy-src"))
+        .or_else(|| e.attr("data-original"));
+    for (name, value) in e.attrs() {
+        if !KEPT_ATTRS.contains(&name) {
+            continue;
+        }
+        let value = if name == "src" && value.starts_with("data:") {
+            match lazy {
+                Some(l) => l,
+                None => continue,
+            }
+        } else {
+            value
+        };
+        push_attr(name, value, html);
+    }
+    if e.name() == "img"
+        && e.attr("src").is_none()
+        && let Some(l) = lazy
+    {
+        push_attr("src", l, html);
+    }
+    html.push('>');
+}
+
+fn push_attr(name: &str, value: &str, html: &mut String) {
+    html.push(' ');
+    html.push_str(name);
+    html.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '&' => html.push_str("&amp;"),
+            '"' => html.push_str("&quot;"),
+            '<' => html.push_str("&lt;"),
+            c => html.push(c),
+        }
+    }
+    html.push('"');
+}
+
+fn escape_text(t: &str, html: &mut String) {
+    for c in t.chars() {
+        match c {
+            '&' => html.push_str("&amp;"),
+            '<' => html.push_str("&lt;"),
+            '>' => html.push_str("&gt;"),
+            c if is_format(c) => {}
+            c => html.push(c),
+        }
+    }
+}
