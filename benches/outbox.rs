@@ -17,12 +17,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use feedwire::config::{SecretSource, Webhook};
-use feedwire::model::EventType;
 use feedwire::outbox::{RetryPolicy, Worker};
 use feedwire::sinks::webhook::WebhookSink;
 use feedwire::sinks::{DeliverFuture, Outgoing, Sink};
 use feedwire::store::{
-    FeedSpec, IngestBatch, NewEvent, NewItem, PollRecord, PollStatus, Store, now_ms,
+    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, now_ms,
 };
 
 const SINK: &str = "hook";
@@ -179,6 +178,7 @@ impl Bench {
         while left > 0 {
             let take = left.min(ITEMS_PER_POLL as u64);
             left -= take;
+            let first = self.next_item + 1;
             let items = (0..take)
                 .map(|_| {
                     self.next_item += 1;
@@ -193,12 +193,9 @@ impl Bench {
                         published_at: Some(now_ms()),
                         content_source: Some("feed"),
                         emitted: true,
-                        events: vec![NewEvent {
-                            id: ulid::Ulid::new().to_string(),
-                            kind: EventType::ItemNew,
-                            body: body(k),
-                            sinks: vec![SINK.into()],
-                        }],
+                        fingerprint: None,
+                        new_sinks: vec![SINK.into()],
+                        duplicate_sinks: Vec::new(),
                     }
                 })
                 .collect();
@@ -218,6 +215,12 @@ impl Bench {
                         title: Some("Bench".into()),
                     },
                     items,
+                    dedup: DedupSettings {
+                        near_duplicates: false,
+                        max_distance: 3,
+                        window_ms: 0,
+                    },
+                    render: Box::new(move |index, _, _| body(first + index as u64)),
                 })
                 .await
                 .expect("ingest");

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Feed, SinkKind};
 use crate::fetch::{ClientSettings, Fetched, HttpClient, Validators};
-use crate::model::{Content, FeedItem};
+use crate::model::FeedItem;
 use crate::outbox::{RetryPolicy, Worker};
 use crate::parse::{Identity, parse_feed};
 use crate::process::{self, Prepared};
@@ -38,6 +38,8 @@ const BATCH_QUEUE: usize = 32;
 const READY_QUEUE: usize = 32;
 /// How often `once` looks whether its deliveries are done.
 const ONCE_DELIVERY_CHECK: Duration = Duration::from_millis(50);
+/// Batches whose articles are fetched at the same time.
+const ARTICLE_BATCHES: usize = 8;
 /// How often what retention no longer needs is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -138,7 +140,10 @@ pub async fn run(
         )
         .await?;
     store.prepare_dedup(config.dedup.max_distance).await?;
+    // Claims of a previous process that died are void; its rows are delivered again.
+    store.release_all_claims().await?;
     let http = HttpClient::new(&ClientSettings {
+        allowed_networks: config.article.allowed_networks.clone(),
         user_agent: config.daemon.user_agent.clone(),
         max_connections: config.daemon.max_connections,
         per_host_connections: config.daemon.per_host_connections,
@@ -622,40 +627,44 @@ async fn new_items(
         .collect())
 }
 
-/// Gives each batch its content and fingerprints.
+/// Gives each batch its content (fetching articles) and fingerprints; several batches at
+/// once, so one slow publisher does not hold up the other feeds.
 async fn processor(
     ctx: Arc<Shared>,
     mut batches: mpsc::Receiver<Batch>,
     ready: mpsc::Sender<Ready>,
 ) {
+    let slots = Arc::new(Semaphore::new(ARTICLE_BATCHES));
+    let tasks = TaskTracker::new();
     while let Some(batch) = batches.recv().await {
-        let items: Vec<(FeedItem, Content)> = batch
-            .items
-            .into_iter()
-            .map(|item| {
-                let content = process::feed_content(&item, None);
-                (item, content)
-            })
-            .collect();
-        let prepared = process::prepare(
-            &ctx.config,
-            batch.job.feed.clone(),
-            batch.feed_title,
-            batch.job.first_poll,
-            items,
-        );
-        if ready
-            .send(Ready {
-                job: batch.job,
-                record: batch.record,
-                prepared,
-            })
-            .await
-            .is_err()
-        {
-            return;
-        }
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let (ctx, ready) = (ctx.clone(), ready.clone());
+        tasks.spawn(async move {
+            let feed = batch.job.feed.clone();
+            let items =
+                process::contents(&ctx.config, &ctx.http, &ctx.store, &feed, batch.items).await;
+            let prepared = process::prepare(
+                &ctx.config,
+                feed,
+                batch.feed_title,
+                batch.job.first_poll,
+                items,
+            );
+            // The receiver is gone only at shutdown; the feed is polled again next time.
+            let _ = ready
+                .send(Ready {
+                    job: batch.job,
+                    record: batch.record,
+                    prepared,
+                })
+                .await;
+            drop(permit);
+        });
     }
+    tasks.close();
+    tasks.wait().await;
 }
 
 /// Writes batches to the store, then wakes the sinks that got rows.

@@ -33,6 +33,8 @@ enum Command {
     Check,
     /// Poll every feed (or one) once, deliver, and exit
     Once(OnceArgs),
+    /// Fetch (for a URL) and clean one page, or clean every page of a folder
+    Extract(ExtractArgs),
     /// Show each feed's polling state
     Feeds(FeedsArgs),
     /// Show recent items
@@ -54,6 +56,32 @@ struct OnceArgs {
     /// How long to wait for deliveries before giving up (they stay queued)
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["target", "dir"])))]
+struct ExtractArgs {
+    /// An HTML file or an http(s) URL
+    target: Option<String>,
+    /// The page's address, to make its links absolute (for a file)
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = ExtractFormat::Text)]
+    format: ExtractFormat,
+    /// Clean every *.html file of this folder …
+    #[arg(long, value_name = "IN", requires = "out", conflicts_with_all = ["target", "base_url"])]
+    dir: Option<PathBuf>,
+    /// … into OUT/<stem>.txt and OUT/<stem>.json
+    #[arg(long, value_name = "OUT", requires = "dir")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExtractFormat {
+    Text,
+    Json,
+    Html,
 }
 
 #[derive(Args)]
@@ -238,6 +266,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             }
             Ok(0)
         }
+        Command::Extract(args) => extract(cli.config.as_deref(), args).await,
         Command::Feeds(args) => {
             let store = open_store(cli.config.as_deref())?;
             print_feeds(&store, args.json).await
@@ -369,6 +398,106 @@ fn opml(explicit: Option<&Path>, command: OpmlCommand) -> Result<u8, Failure> {
         path.display(),
         PathBuf::from(backup).display()
     );
+    Ok(0)
+}
+
+/// `feedwire extract`: one file or URL to standard output, or a folder to files.
+async fn extract(explicit: Option<&Path>, args: ExtractArgs) -> Result<u8, Failure> {
+    use feedwire::extract;
+    if let (Some(input), Some(output)) = (&args.dir, &args.out) {
+        let (input, output) = (input.clone(), output.clone());
+        let report = tokio::task::spawn_blocking(move || extract::extract_dir(&input, &output))
+            .await
+            .map_err(|e| Failure {
+                code: 1,
+                message: format!("extraction stopped: {e}"),
+            })?
+            .map_err(|e| Failure {
+                code: 1,
+                message: e.to_string(),
+            })?;
+        let secs = report.elapsed.as_secs_f64();
+        eprintln!(
+            "extracted {} pages in {secs:.2}s ({:.0} pages/s), {} failed",
+            report.done,
+            report.done as f64 / secs.max(1e-9),
+            report.failed.len()
+        );
+        for f in &report.failed {
+            eprintln!("  {}: {}", f.path.display(), f.reason);
+        }
+        return Ok(if report.failed.is_empty() { 0 } else { 1 });
+    }
+    let Some(target) = args.target else {
+        return Err(Failure::usage("give a file or URL, or --dir IN --out OUT"));
+    };
+    let base = match &args.base_url {
+        Some(b) => Some(
+            url::Url::parse(b)
+                .map_err(|e| Failure::usage(format!("invalid --base-url {b:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let (bytes, content_type, base) =
+        if target.starts_with("http://") || target.starts_with("https://") {
+            let url = url::Url::parse(&target)
+                .map_err(|e| Failure::usage(format!("invalid URL {target:?}: {e}")))?;
+            // The config's user agent, limits and address policy, when there is a config.
+            let config = config::locate(explicit)
+                .ok()
+                .and_then(|p| config::load(&p).ok());
+            let settings = match &config {
+                Some(c) => feedwire::fetch::ClientSettings {
+                    user_agent: c.daemon.user_agent.clone(),
+                    allowed_networks: c.article.allowed_networks.clone(),
+                    max_connections: 1,
+                    per_host_connections: 1,
+                },
+                None => feedwire::fetch::ClientSettings {
+                    user_agent: concat!("feedwire/", env!("CARGO_PKG_VERSION")).to_string(),
+                    allowed_networks: Vec::new(),
+                    max_connections: 1,
+                    per_host_connections: 1,
+                },
+            };
+            let (timeout, max) = config
+                .as_ref()
+                .map(|c| (c.article.timeout, c.article.max_page_size))
+                .unwrap_or((Duration::from_secs(30), 5 * 1024 * 1024));
+            let http = feedwire::fetch::HttpClient::new(&settings).map_err(|e| Failure {
+                code: 1,
+                message: e.to_string(),
+            })?;
+            let body = http
+                .get_article(&url, timeout, max)
+                .await
+                .map_err(|e| Failure {
+                    code: 1,
+                    message: format!("cannot fetch {url}: {e}"),
+                })?;
+            (body.bytes, body.content_type, base.or(Some(body.url)))
+        } else {
+            let bytes = std::fs::read(&target).map_err(|e| Failure {
+                code: 1,
+                message: format!("cannot read {target}: {e}"),
+            })?;
+            (bytes, None, base)
+        };
+    let (html, encoding, rule) = extract::decode(&bytes, content_type.as_deref());
+    let article = tokio::task::spawn_blocking(move || extract::extract(&html, base.as_ref()))
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: format!("extraction stopped: {e}"),
+        })?;
+    match args.format {
+        ExtractFormat::Text => println!("{}", article.text),
+        ExtractFormat::Html => println!("{}", article.html),
+        ExtractFormat::Json => println!(
+            "{}",
+            extract::article_json(&article, Some((encoding.name(), rule)))
+        ),
+    }
     Ok(0)
 }
 

@@ -2,16 +2,30 @@
 //! content, their fingerprint, the sinks of each event type, and how to render a payload
 //! once the store has decided whether the item is new or a duplicate.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
 
 use crate::config::{Backfill, Config, Feed};
-use crate::dedup::{Fingerprint, resolve_page_canonical};
-use crate::extract::html_to_text;
+use crate::dedup::{Fingerprint, dedup_key, resolve_page_canonical};
+use crate::extract::{self, html_to_text};
+use crate::fetch::HttpClient;
 use crate::model::{Content, ContentSource, EventType, FeedItem};
 use crate::sinks::payload::{self, EventInput};
-use crate::store::{NewItem, Render};
+use crate::store::{NewItem, Render, Store};
+
+/// A page with fewer words than this is not taken as the article (a paywall, a script-only
+/// page, a consent wall); the feed's own content is sent instead.
+pub const MIN_ARTICLE_WORDS: usize = 25;
+
+/// An item with its content and the page's own canonical URL, when the page said one.
+pub struct Processed {
+    pub item: FeedItem,
+    pub content: Content,
+    pub page_canonical: Option<String>,
+}
 
 /// A poll's new items, ready for [`crate::store::Store::ingest`].
 pub struct Prepared {
@@ -49,15 +63,155 @@ pub fn feed_content(item: &FeedItem, error: Option<String>) -> Content {
         .filter(|t| !t.is_empty())
         .or_else(|| item.summary.clone())
         .unwrap_or_default();
+    let html = match item.content_html.as_deref() {
+        Some(h) => extract::sanitize(h, item.link.as_ref()),
+        None => text
+            .split("\n\n")
+            .map(|p| format!("<p>{}</p>", ammonia::clean_text(p)))
+            .collect(),
+    };
     Content {
         source: ContentSource::Feed,
         error,
         word_count: text.split_whitespace().count(),
         text,
-        html: String::new(),
+        html,
         language: None,
         image: None,
         author: None,
+    }
+}
+
+/// Gives each item its content: the cleaned article when the feed fetches articles and the
+/// page yields enough text, else the feed's own. Items whose link is already known (a
+/// duplicate by URL) are not fetched. The order of `items` is kept.
+pub async fn contents(
+    config: &Config,
+    http: &HttpClient,
+    store: &Store,
+    feed: &Feed,
+    items: Vec<FeedItem>,
+) -> Vec<Processed> {
+    if !feed.fetch_article {
+        return items.into_iter().map(|item| plain(item, None)).collect();
+    }
+    let keys: Vec<String> = items
+        .iter()
+        .filter_map(|i| i.url.as_ref())
+        .map(dedup_key)
+        .collect();
+    let known = match store.known_url_keys(keys).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(feed = %feed.name, error = %e, "cannot check known links; fetching every article");
+            HashSet::new()
+        }
+    };
+    let mut tasks = JoinSet::new();
+    let mut out: Vec<Option<Processed>> = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        out.push(None);
+        let is_known = item
+            .url
+            .as_ref()
+            .is_some_and(|u| known.contains(&dedup_key(u)));
+        if is_known || item.link.is_none() {
+            out[index] = Some(plain(item, None));
+            continue;
+        }
+        let http = http.clone();
+        let (timeout, max) = (config.article.timeout, config.article.max_page_size);
+        let name = feed.name.clone();
+        tasks.spawn(async move { (index, article(&http, &name, item, timeout, max).await) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok((index, processed)) = joined
+            && let Some(slot) = out.get_mut(index)
+        {
+            *slot = Some(processed);
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+fn plain(item: FeedItem, error: Option<String>) -> Processed {
+    let content = feed_content(&item, error);
+    Processed {
+        item,
+        content,
+        page_canonical: None,
+    }
+}
+
+/// Fetches and cleans one item's page; on any failure the feed's content, with the reason.
+async fn article(
+    http: &HttpClient,
+    feed: &str,
+    item: FeedItem,
+    timeout: std::time::Duration,
+    max_size: u64,
+) -> Processed {
+    let Some(link) = item.link.clone() else {
+        return plain(item, None);
+    };
+    let body = match http.get_article(&link, timeout, max_size).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::info!(feed, url = %link, reason = %e, "article not fetched; sending the feed's content");
+            return plain(item, Some(e.to_string()));
+        }
+    };
+    let kind = body
+        .content_type
+        .as_deref()
+        .unwrap_or("text/html")
+        .to_ascii_lowercase();
+    if !(kind.contains("html") || kind.starts_with("text/")) {
+        let reason = format!(
+            "not an HTML page ({})",
+            kind.split(';').next().unwrap_or(&kind).trim()
+        );
+        tracing::info!(feed, url = %link, reason = %reason, "article not used; sending the feed's content");
+        return plain(item, Some(reason));
+    }
+    // Parsing is CPU work: off the async reactor.
+    let page_url = body.url.clone();
+    let cleaned = tokio::task::spawn_blocking(move || {
+        let (html, _, _) = extract::decode(&body.bytes, body.content_type.as_deref());
+        extract::extract(&html, Some(&page_url))
+    })
+    .await;
+    let art = match cleaned {
+        Ok(a) => a,
+        Err(e) => return plain(item, Some(format!("extraction failed: {e}"))),
+    };
+    let fallback = feed_content(&item, None);
+    if art.word_count < MIN_ARTICLE_WORDS || art.word_count * 2 < fallback.word_count {
+        let reason = format!("too little text on the page ({} words)", art.word_count);
+        tracing::info!(feed, url = %link, reason = %reason, "article not used; sending the feed's content");
+        return Processed {
+            item,
+            content: Content {
+                error: Some(reason),
+                ..fallback
+            },
+            page_canonical: art.canonical_url,
+        };
+    }
+    let content = Content {
+        source: ContentSource::Article,
+        error: None,
+        word_count: art.word_count,
+        text: art.text,
+        html: art.html,
+        language: art.language,
+        image: art.image,
+        author: art.author,
+    };
+    Processed {
+        item,
+        content,
+        page_canonical: art.canonical_url,
     }
 }
 
@@ -67,7 +221,7 @@ pub fn prepare(
     feed: Arc<Feed>,
     feed_title: Option<String>,
     first_poll: bool,
-    items: Vec<(FeedItem, Content)>,
+    items: Vec<Processed>,
 ) -> Prepared {
     // At a feed's first poll, `backfill = N` emits only the newest N.
     let skip = match (first_poll, config.poll.backfill) {
@@ -78,10 +232,18 @@ pub fn prepare(
     let duplicate_sinks = sinks_for(config, &feed, EventType::ItemDuplicate);
     let mut out = Vec::with_capacity(items.len());
     let mut kept = Vec::with_capacity(items.len());
-    for (i, (item, content)) in items.into_iter().enumerate() {
+    for (
+        i,
+        Processed {
+            item,
+            content,
+            page_canonical,
+        },
+    ) in items.into_iter().enumerate()
+    {
         let id = ulid::Ulid::new().to_string();
         let fingerprint = item.url.as_ref().map(|u| {
-            let decision = resolve_page_canonical(u, None);
+            let decision = resolve_page_canonical(u, page_canonical.as_deref());
             Fingerprint::new(&decision, &content.text)
         });
         out.push(NewItem {

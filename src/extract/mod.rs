@@ -118,7 +118,7 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
 
 /// Sanitizes the rendered content: ammonia's safe defaults (no scripts, frames, styles or
 /// event handlers), relative links resolved against `base` (or dropped when there is none).
-fn sanitize(html: &str, base: Option<&Url>) -> String {
+pub fn sanitize(html: &str, base: Option<&Url>) -> String {
     let mut b = ammonia::Builder::default();
     b.link_rel(Some("noopener noreferrer nofollow"));
     match base {

@@ -2,16 +2,44 @@
 //! decompression, and in-flight limits for all hosts and per origin.
 
 mod limits;
+mod policy;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use ipnet::IpNet;
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use url::Url;
 
 pub use limits::HostLimiter;
+pub use policy::{Refused, check_url, refusal};
 
 /// Redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 5;
+/// Deadline for a TCP (and TLS) connection, inside the whole-request deadline.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle keep-alive connections are closed after this long.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// At most [`MAX_REDIRECTS`] hops, no loops, and with an address policy, every hop checked.
+fn redirect_policy(allowed: Option<Arc<Vec<IpNet>>>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= MAX_REDIRECTS {
+            return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
+        }
+        if attempt.previous().contains(attempt.url()) {
+            let message = format!("redirect loop at {}", attempt.url());
+            return attempt.error(Refused(message));
+        }
+        if let Some(allowed) = &allowed
+            && let Err(e) = check_url(attempt.url(), allowed)
+        {
+            return attempt.error(e);
+        }
+        attempt.follow()
+    })
+}
 
 /// Validators from the previous answer, for a conditional GET.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -54,6 +82,9 @@ pub enum FetchError {
     },
     #[error("{0}")]
     Transport(String),
+    /// The address policy refused the URL or where it resolves or redirects to.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl FetchError {
@@ -70,6 +101,8 @@ impl FetchError {
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
     pub user_agent: String,
+    /// Networks exempt from the address policy for article URLs.
+    pub allowed_networks: Vec<IpNet>,
     pub max_connections: usize,
     pub per_host_connections: usize,
 }
@@ -77,7 +110,12 @@ pub struct ClientSettings {
 /// The HTTP client shared by feed polls (and, later, article fetches).
 #[derive(Clone)]
 pub struct HttpClient {
+    /// For feeds, which the config names and so are trusted.
     client: reqwest::Client,
+    /// For article pages, whose URLs come from feeds: the address policy applies to every
+    /// resolved address and every redirect hop.
+    articles: reqwest::Client,
+    allowed: Arc<Vec<IpNet>>,
     /// In-flight requests, all hosts and per origin.
     limits: HostLimiter,
 }
@@ -87,15 +125,51 @@ impl HttpClient {
         install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(settings.user_agent.clone())
-            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(redirect_policy(None))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
-            .map_err(|e| FetchError::Transport(describe(&e)))?;
+            .map_err(transport)?;
+        let allowed = Arc::new(settings.allowed_networks.clone());
+        let articles = reqwest::Client::builder()
+            .user_agent(settings.user_agent.clone())
+            .redirect(redirect_policy(Some(allowed.clone())))
+            .dns_resolver(Arc::new(policy::PolicyResolver {
+                allowed: allowed.clone(),
+            }))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build()
+            .map_err(transport)?;
         Ok(HttpClient {
             client,
+            articles,
+            allowed,
             limits: HostLimiter::new(settings.max_connections, settings.per_host_connections),
         })
+    }
+
+    /// GETs an article page found in a feed: the address policy applies (URL, resolved
+    /// addresses, every redirect hop), then the same deadline and cap as [`HttpClient::get`].
+    pub async fn get_article(
+        &self,
+        url: &Url,
+        timeout: Duration,
+        max_size: u64,
+    ) -> Result<Body, FetchError> {
+        check_url(url, &self.allowed).map_err(|e| FetchError::Refused(e.0))?;
+        let _permit = self.limits.acquire(url).await;
+        let fetched =
+            tokio::time::timeout(timeout, fetch_body(&self.articles, url, None, max_size)).await;
+        match fetched {
+            Ok(Ok(Fetched::Body(body))) => Ok(body),
+            Ok(Ok(Fetched::NotModified { .. })) => Err(FetchError::Status {
+                status: 304,
+                retry_after: None,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(FetchError::Timeout(timeout)),
+        }
     }
 
     /// GETs `url` within `timeout` (connection, headers and body together), sending the
@@ -108,79 +182,78 @@ impl HttpClient {
         max_size: u64,
     ) -> Result<Fetched, FetchError> {
         let _permit = self.limits.acquire(url).await;
-        match tokio::time::timeout(timeout, self.get_inner(url, validators, max_size)).await {
+        match tokio::time::timeout(timeout, fetch_body(&self.client, url, validators, max_size))
+            .await
+        {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout(timeout)),
         }
     }
+}
 
-    async fn get_inner(
-        &self,
-        url: &Url,
-        validators: Option<&Validators>,
-        max_size: u64,
-    ) -> Result<Fetched, FetchError> {
-        let mut headers = HeaderMap::new();
-        if let Some(v) = validators {
-            if let Some(etag) = v
-                .etag
-                .as_deref()
-                .and_then(|s| HeaderValue::from_str(s).ok())
-            {
-                headers.insert(header::IF_NONE_MATCH, etag);
-            }
-            if let Some(lm) = v
-                .last_modified
-                .as_deref()
-                .and_then(|s| HeaderValue::from_str(s).ok())
-            {
-                headers.insert(header::IF_MODIFIED_SINCE, lm);
-            }
-        }
-        let mut response = self
-            .client
-            .get(url.clone())
-            .headers(headers)
-            .send()
-            .await
-            .map_err(|e| FetchError::Transport(describe(&e)))?;
-        let status = response.status().as_u16();
-        let validators = Validators {
-            etag: header_string(response.headers(), header::ETAG),
-            last_modified: header_string(response.headers(), header::LAST_MODIFIED),
-        };
-        if status == 304 {
-            return Ok(Fetched::NotModified { validators });
-        }
-        if !response.status().is_success() {
-            let retry_after = header_string(response.headers(), header::RETRY_AFTER)
-                .and_then(|v| parse_retry_after(&v));
-            return Err(FetchError::Status {
-                status,
-                retry_after,
-            });
-        }
-        let content_type = header_string(response.headers(), header::CONTENT_TYPE);
-        let final_url = response.url().clone();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| FetchError::Transport(describe(&e)))?
+/// One GET with `client`: conditional when `validators` are given, body capped at
+/// `max_size` bytes after decompression.
+async fn fetch_body(
+    client: &reqwest::Client,
+    url: &Url,
+    validators: Option<&Validators>,
+    max_size: u64,
+) -> Result<Fetched, FetchError> {
+    let mut headers = HeaderMap::new();
+    if let Some(v) = validators {
+        if let Some(etag) = v
+            .etag
+            .as_deref()
+            .and_then(|s| HeaderValue::from_str(s).ok())
         {
-            if bytes.len() as u64 + chunk.len() as u64 > max_size {
-                return Err(FetchError::TooLarge(max_size));
-            }
-            bytes.extend_from_slice(&chunk);
+            headers.insert(header::IF_NONE_MATCH, etag);
         }
-        Ok(Fetched::Body(Body {
-            status,
-            url: final_url,
-            content_type,
-            validators,
-            bytes,
-        }))
+        if let Some(lm) = v
+            .last_modified
+            .as_deref()
+            .and_then(|s| HeaderValue::from_str(s).ok())
+        {
+            headers.insert(header::IF_MODIFIED_SINCE, lm);
+        }
     }
+    let mut response = client
+        .get(url.clone())
+        .headers(headers)
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = response.status().as_u16();
+    let validators = Validators {
+        etag: header_string(response.headers(), header::ETAG),
+        last_modified: header_string(response.headers(), header::LAST_MODIFIED),
+    };
+    if status == 304 {
+        return Ok(Fetched::NotModified { validators });
+    }
+    if !response.status().is_success() {
+        let retry_after = header_string(response.headers(), header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(&v));
+        return Err(FetchError::Status {
+            status,
+            retry_after,
+        });
+    }
+    let content_type = header_string(response.headers(), header::CONTENT_TYPE);
+    let final_url = response.url().clone();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if bytes.len() as u64 + chunk.len() as u64 > max_size {
+            return Err(FetchError::TooLarge(max_size));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Fetched::Body(Body {
+        status,
+        url: final_url,
+        content_type,
+        validators,
+        bytes,
+    }))
 }
 
 /// rustls needs a process-wide crypto provider; ring builds faster than aws-lc.
@@ -207,6 +280,18 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         when.duration_since(std::time::SystemTime::now())
             .unwrap_or(Duration::ZERO),
     )
+}
+
+/// A transport error: refused by the address policy, or a network failure.
+fn transport(err: reqwest::Error) -> FetchError {
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(&err);
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<Refused>() {
+            return FetchError::Refused(refused.0.clone());
+        }
+        source = e.source();
+    }
+    FetchError::Transport(describe(&err))
 }
 
 /// One line from an error and its causes, without repeating what a cause already says

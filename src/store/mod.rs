@@ -270,11 +270,6 @@ impl Store {
         }
         let mut conn = open_connection(path)?;
         schema::migrate(&mut conn)?;
-        // We are the only daemon on this file: claims of a previous process are void.
-        conn.execute(
-            "UPDATE outbox SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
-            [],
-        )?;
 
         let (jobs, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
         std::thread::Builder::new()
@@ -310,6 +305,18 @@ impl Store {
         });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Voids every claim: called by the daemon at start, since claims of a process that
+    /// died are never answered. Read-only commands must not call it while a daemon runs.
+    pub async fn release_all_claims(&self) -> Result<usize, StoreError> {
+        self.call(|conn| {
+            Ok(conn.execute(
+                "UPDATE outbox SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
+                [],
+            )?)
+        })
+        .await
     }
 
     /// Answers when the writer thread and the database do (for health checks).
