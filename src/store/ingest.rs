@@ -10,10 +10,10 @@ use crate::model::EventType;
 use super::DedupSettings;
 
 /// The story an item belongs to, when it is not the first of it.
-struct Match {
+pub(super) struct Match {
     /// The first item of the story.
-    root: String,
-    reason: DuplicateReason,
+    pub(super) root: String,
+    pub(super) reason: DuplicateReason,
     /// The feed of the item that matched.
     feed_id: i64,
 }
@@ -121,8 +121,8 @@ pub(super) fn ingest(
 
 /// The first stored story this fingerprint belongs to: by URL key, then by exact content,
 /// then by SimHash within `max_distance` inside the window (through the band index).
-fn find_duplicate(
-    tx: &Transaction<'_>,
+pub(super) fn find_duplicate(
+    tx: &Connection,
     own_id: &str,
     fp: &Fingerprint,
     settings: &DedupSettings,
@@ -177,7 +177,7 @@ fn find_duplicate(
 
 /// The story's first item (a match that is itself a duplicate points at its root).
 fn resolve(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: &str,
     reason: DuplicateReason,
 ) -> Result<Option<Match>, StoreError> {

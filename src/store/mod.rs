@@ -427,6 +427,31 @@ impl Store {
         .await
     }
 
+    /// The first item of the stored story `fp` belongs to, and why, if any (the lookup the
+    /// ingest transaction makes, without storing anything).
+    pub async fn find_duplicate(
+        &self,
+        fp: Fingerprint,
+        settings: DedupSettings,
+    ) -> Result<Option<(String, crate::dedup::DuplicateReason)>, StoreError> {
+        self.call(move |conn| {
+            Ok(ingest::find_duplicate(conn, "", &fp, &settings, now_ms())?
+                .map(|m| (m.root, m.reason)))
+        })
+        .await
+    }
+
+    /// Bytes on disk per table and index (SQLite's dbstat).
+    pub async fn table_sizes(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.call(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     /// Makes the SimHash bands match `max_distance` (they are only valid for the distance
     /// they were cut for), rebuilding them from the stored fingerprints when it changed.
     pub async fn prepare_dedup(&self, max_distance: u32) -> Result<(), StoreError> {

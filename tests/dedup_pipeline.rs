@@ -1,0 +1,271 @@
+//! Deduplication in the daemon, end to end: local feeds, the real binary, a log sink that
+//! also asks for `item.duplicate` events.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// The clean text of a corpus item (everything after its `url:` line).
+fn corpus_text(name: &str) -> String {
+    let raw = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/dedup")
+            .join(name),
+    )
+    .expect("corpus file");
+    raw.split_once("\n\n")
+        .map(|(_, t)| t.to_string())
+        .unwrap_or(raw)
+}
+
+fn as_html(text: &str) -> String {
+    text.split("\n\n").map(|p| format!("<p>{p}</p>")).collect()
+}
+
+fn entry(id: &str, title: &str, link: &str, text: &str) -> Entry {
+    Entry {
+        id: id.into(),
+        title: title.into(),
+        link: link.into(),
+        published: "2026-11-20T10:00:00Z".into(),
+        summary: as_html(text),
+    }
+}
+
+fn config(server: &Server, feeds: &[&str], out: &Path) -> String {
+    let mut s = format!(
+        "[article]\nfetch = false\n\n[sinks.out]\ntype = \"log\"\npath = {:?}\nevents = [\"item.new\", \"item.duplicate\"]\n\n",
+        out.display().to_string()
+    );
+    for f in feeds {
+        s.push_str(&format!(
+            "[[feeds]]\nname = \"{f}\"\nurl = \"{}\"\n\n",
+            server.url(&format!("/{f}.xml"))
+        ));
+    }
+    s
+}
+
+fn kinds(lines: &[serde_json::Value]) -> Vec<String> {
+    let mut k: Vec<String> = lines
+        .iter()
+        .map(|l| l["type"].as_str().unwrap_or("").to_string())
+        .collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn one_story_in_three_feeds_is_one_new_item_and_two_duplicates() {
+    let server = Server::start();
+    let wire = corpus_text("bahn--wire.txt");
+    // Another site: the same copy with its chrome around it.
+    let chrome = format!(
+        "Startseite › Wirtschaft\n\nTeilen: Facebook · X · E-Mail\n\n{wire}\n\nMehr zum Thema: Bahnstreik\n\nNewsletter abonnieren"
+    );
+    // A third: retitled, with its own headline line above the same body.
+    let edited = wire.replacen(
+        "Bahn will 2026 mehr als 40 Strecken sanieren",
+        "Milliarden für das marode Schienennetz",
+        1,
+    );
+    assert_ne!(edited, wire);
+    server.set(
+        "/a.xml",
+        Route::ok(
+            rss(
+                "A",
+                &[entry(
+                    "a-1",
+                    "Bahn will 40 Strecken sanieren",
+                    "https://a.example/bahn?utm_source=rss",
+                    &wire,
+                )],
+            ),
+            "application/rss+xml",
+        ),
+    );
+    server.set(
+        "/b.xml",
+        Route::ok(
+            atom(
+                "B",
+                &[entry(
+                    "b-1",
+                    "Bahn saniert 40 Strecken",
+                    "https://b.example/wirtschaft/bahn-sanierung",
+                    &chrome,
+                )],
+            ),
+            "application/atom+xml",
+        ),
+    );
+    server.set(
+        "/c.xml",
+        Route::ok(
+            rss(
+                "C",
+                &[entry(
+                    "c-1",
+                    "Milliarden für das Netz",
+                    "https://c.example/2026/11/bahn",
+                    &edited,
+                )],
+            ),
+            "application/rss+xml",
+        ),
+    );
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    setup.write_config(&config(&server, &["a", "b", "c"], &out));
+
+    assert_ok(&setup.run(&["once"]));
+    let lines = read_lines(&out);
+    assert_eq!(
+        kinds(&lines),
+        vec!["item.duplicate", "item.duplicate", "item.new"],
+        "{lines:#?}"
+    );
+    let first = lines
+        .iter()
+        .find(|l| l["type"] == "item.new")
+        .expect("one new item");
+    for dup in lines.iter().filter(|l| l["type"] == "item.duplicate") {
+        assert_eq!(
+            dup["duplicate_of"], first["id"],
+            "each duplicate points at the first item of the story"
+        );
+    }
+
+    let items = setup.run(&["items", "--json"]);
+    assert_ok(&items);
+    let v: serde_json::Value = serde_json::from_slice(&items.stdout).expect("items --json");
+    let reasons: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["duplicate_reason"].as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(
+        reasons.iter().all(|r| *r == "near" || *r == "content"),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn the_same_link_with_tracking_parameters_in_two_feeds_is_a_url_duplicate() {
+    let server = Server::start();
+    let text = "A short note that is too short to fingerprint by its text alone.";
+    server.set(
+        "/a.xml",
+        Route::ok(
+            rss(
+                "A",
+                &[entry(
+                    "a-1",
+                    "Note",
+                    "https://news.example/story/42?utm_source=a",
+                    text,
+                )],
+            ),
+            "application/rss+xml",
+        ),
+    );
+    server.set(
+        "/b.xml",
+        Route::ok(
+            rss(
+                "B",
+                &[entry(
+                    "b-1",
+                    "Note!",
+                    "https://news.example/story/42?fbclid=xyz#comments",
+                    "Different words entirely here.",
+                )],
+            ),
+            "application/rss+xml",
+        ),
+    );
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    setup.write_config(&config(&server, &["a"], &out));
+    assert_ok(&setup.run(&["once"]));
+    setup.write_config(&config(&server, &["a", "b"], &out));
+    assert_ok(&setup.run(&["once"]));
+    let lines = read_lines(&out);
+    assert_eq!(kinds(&lines), vec!["item.duplicate", "item.new"]);
+    assert_eq!(lines[1]["item"]["url"], "https://news.example/story/42");
+}
+
+#[test]
+fn different_stories_from_one_template_are_both_new() {
+    let server = Server::start();
+    let q2 = corpus_text("earnings_q2--release.txt");
+    let q3 = corpus_text("earnings_q3--release.txt");
+    server.set(
+        "/a.xml",
+        Route::ok(
+            rss(
+                "A",
+                &[
+                    entry("q2", "Q2", "https://corp.example/q2", &q2),
+                    entry("q3", "Q3", "https://corp.example/q3", &q3),
+                ],
+            ),
+            "application/rss+xml",
+        ),
+    );
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    setup.write_config(&config(&server, &["a"], &out));
+    assert_ok(&setup.run(&["once"]));
+    assert_eq!(kinds(&read_lines(&out)), vec!["item.new", "item.new"]);
+}
+
+#[test]
+fn a_feed_that_reshuffles_its_guids_sends_nothing_twice() {
+    let server = Server::start();
+    let stories: Vec<(String, String)> = (1..=3)
+        .map(|n| (format!("https://site.example/n/{n}"), format!("Story {n}")))
+        .collect();
+    let feed = |round: u32| -> String {
+        let entries: Vec<Entry> = stories
+            .iter()
+            .map(|(link, title)| {
+                entry(
+                    &format!("{link}#r{round}-{}", ulid_like(round, title)),
+                    title,
+                    link,
+                    &format!("<p>{title} text.</p>"),
+                )
+            })
+            .collect();
+        rss("Shuffle", &entries)
+    };
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    setup.write_config(&config(&server, &["s"], &out));
+    for round in 0..4 {
+        server.set("/s.xml", Route::ok(feed(round), "application/rss+xml"));
+        assert_ok(&setup.run(&["once"]));
+    }
+    let lines = read_lines(&out);
+    assert_eq!(
+        kinds(&lines),
+        vec!["item.new", "item.new", "item.new"],
+        "{lines:#?}"
+    );
+    // A restart on the same state changes nothing either.
+    assert_ok(&setup.run(&["once"]));
+    assert_eq!(read_lines(&out).len(), 3);
+}
+
+fn ulid_like(round: u32, title: &str) -> String {
+    format!(
+        "{:x}",
+        ((round as u64 + 1) * 0x9e37_79b9) ^ title.len() as u64
+    )
+}
