@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -38,6 +39,12 @@ const BATCH_QUEUE: usize = 32;
 const READY_QUEUE: usize = 32;
 /// How often `once` looks whether its deliveries are done.
 const ONCE_DELIVERY_CHECK: Duration = Duration::from_millis(50);
+/// The scheduler loop wakes at least this often, to prove it is alive.
+const SCHEDULER_TICK: Duration = Duration::from_secs(5);
+/// How often the service manager gets a STATUS line (and the watchdog, when it is longer).
+const STATUS_EVERY: Duration = Duration::from_secs(15);
+/// How long the database may take to answer a health check.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Batches whose articles are fetched at the same time.
 const ARTICLE_BATCHES: usize = 8;
 /// How often what retention no longer needs is pruned.
@@ -239,6 +246,13 @@ pub async fn run(
                 config.clone(),
                 stop_polling.clone(),
             ));
+            let heartbeat = Arc::new(AtomicI64::new(now_ms()));
+            stages.spawn(supervise(
+                store.clone(),
+                heartbeat.clone(),
+                runtimes.len(),
+                stop_polling.clone(),
+            ));
             tracing::info!(
                 feeds = runtimes.len(),
                 sinks = config.sinks.len(),
@@ -251,6 +265,7 @@ pub async fn run(
                 runtimes,
                 job_tx,
                 done_rx,
+                heartbeat,
                 stop_polling.clone(),
             )
             .await;
@@ -332,6 +347,42 @@ impl FeedRuntime {
     }
 }
 
+/// Tells the service manager the daemon is ready, then keeps its STATUS line current and
+/// feeds its watchdog — only while the scheduler loop ticks and the database answers.
+async fn supervise(store: Store, heartbeat: Arc<AtomicI64>, feeds: usize, stop: CancellationToken) {
+    use crate::service::{notify, watchdog_interval};
+    notify("READY=1");
+    let watchdog = watchdog_interval();
+    let every = watchdog.map_or(STATUS_EVERY, |w| w.min(STATUS_EVERY));
+    loop {
+        let scheduler_alive =
+            now_ms() - heartbeat.load(Ordering::Relaxed) < 3 * SCHEDULER_TICK.as_millis() as i64;
+        let pending = tokio::time::timeout(HEALTH_TIMEOUT, store.pending(Vec::new())).await;
+        match (&pending, scheduler_alive) {
+            (Ok(Ok(n)), true) => {
+                if watchdog.is_some() {
+                    notify("WATCHDOG=1");
+                }
+                notify(&format!(
+                    "STATUS=polling {feeds} feeds; {n} deliveries pending"
+                ));
+            }
+            _ => {
+                tracing::error!(
+                    scheduler_alive,
+                    database_answers = matches!(pending, Ok(Ok(_))),
+                    "unhealthy; the watchdog is not fed"
+                );
+                notify("STATUS=unhealthy: the scheduler or the database does not answer");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
 /// Prunes what retention no longer needs, at start and then every [`PRUNE_EVERY`].
 async fn prune_periodically(store: Store, config: Arc<Config>, stop: CancellationToken) {
     loop {
@@ -359,6 +410,7 @@ async fn schedule_forever(
     mut runtimes: HashMap<i64, FeedRuntime>,
     job_tx: mpsc::Sender<Job>,
     mut done_rx: mpsc::UnboundedReceiver<Done>,
+    heartbeat: Arc<AtomicI64>,
     stop: CancellationToken,
 ) {
     let now = now_ms();
@@ -383,10 +435,12 @@ async fn schedule_forever(
     }
 
     loop {
+        heartbeat.store(now_ms(), Ordering::Relaxed);
+        let tick = SCHEDULER_TICK.as_millis() as i64;
         let sleep_ms = queue
             .next_due()
-            .map(|at| (at - now_ms()).max(0))
-            .unwrap_or(60_000);
+            .map(|at| (at - now_ms()).clamp(0, tick))
+            .unwrap_or(tick);
         tokio::select! {
             _ = stop.cancelled() => break,
             Some(done) = done_rx.recv() => {

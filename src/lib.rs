@@ -15,7 +15,8 @@
 //! - [`outbox`]: delivery workers draining the outbox into the sinks, acking only after delivery.
 //! - [`sinks`]: where events go (a JSON Lines log, webhooks) and their wire format.
 //! - [`app`]: wires the stages with bounded channels and owns shutdown.
-//! - [`model`] holds the plain domain types; [`telemetry`] sets up logging; [`opml`] reads and
+//! - [`model`] holds the plain domain types; [`telemetry`] sets up logging; [`service`] speaks
+//!   to the service manager (sd_notify); [`opml`] reads and
 //!   writes subscription lists for the command line.
 
 pub mod config;
@@ -30,5 +31,6 @@ pub mod store;
 pub mod outbox;
 pub mod sinks;
 pub mod telemetry;
+pub mod service;
 pub mod app;
 pub mod opml;

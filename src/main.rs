@@ -228,14 +228,7 @@ fn load(explicit: Option<&Path>) -> Result<(PathBuf, Config), Failure> {
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Check => check(cli.config.as_deref()),
-        Command::Run => {
-            let (_, config) = load(cli.config.as_deref())?;
-            feedwire::telemetry::init(config.daemon.log_format);
-            let shutdown = on_signals();
-            app::run(config, Mode::Forever, shutdown).await?;
-            tracing::info!("stopped");
-            Ok(0)
-        }
+        Command::Run => run_daemon(cli.config.as_deref()).await,
         Command::Once(args) => {
             let (_, config) = load(cli.config.as_deref())?;
             if let Some(name) = &args.feed
@@ -506,6 +499,86 @@ fn open_store(explicit: Option<&Path>) -> Result<Store, Failure> {
     Ok(Store::open(&config.database_path())?)
 }
 
+/// `feedwire run`: the pipeline until SIGTERM/SIGINT. SIGHUP re-reads the config: when it is
+/// valid the pipeline drains and starts again on it in this process (feeds and sinks added,
+/// removed or changed; log files reopened); when it is not, every problem is logged and the
+/// daemon goes on with the old one.
+async fn run_daemon(explicit: Option<&Path>) -> Result<u8, Failure> {
+    use feedwire::service::notify;
+    let (path, mut config) = load(explicit)?;
+    feedwire::telemetry::init(config.daemon.log_format);
+    let shutdown = on_signals();
+    let mut reloads = on_hangup();
+    loop {
+        let generation = shutdown.child_token();
+        let mut running = tokio::spawn(app::run(config.clone(), Mode::Forever, generation.clone()));
+        let next = loop {
+            tokio::select! {
+                ended = &mut running => {
+                    notify("STOPPING=1");
+                    return match ended {
+                        Ok(Ok(_)) => {
+                            tracing::info!("stopped");
+                            Ok(0)
+                        }
+                        Ok(Err(e)) => Err(Failure::from(e)),
+                        Err(e) => Err(Failure { code: 1, message: format!("the daemon stopped unexpectedly: {e}") }),
+                    };
+                }
+                Some(()) = reloads.recv() => {
+                    notify("RELOADING=1");
+                    match config::load(&path) {
+                        Ok(new) => {
+                            tracing::info!(config = %path.display(), "reloading");
+                            break new;
+                        }
+                        Err(e) => {
+                            tracing::error!(config = %path.display(), error = %e, "reload refused; still running on the previous config");
+                            notify("READY=1");
+                        }
+                    }
+                }
+            }
+        };
+        generation.cancel();
+        match running.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(Failure::from(e)),
+            Err(e) => {
+                return Err(Failure {
+                    code: 1,
+                    message: format!("the daemon stopped unexpectedly: {e}"),
+                });
+            }
+        }
+        if shutdown.is_cancelled() {
+            notify("STOPPING=1");
+            return Ok(0);
+        }
+        config = next;
+    }
+}
+
+/// Yields once per SIGHUP.
+fn on_hangup() -> tokio::sync::mpsc::Receiver<()> {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if tx.send(()).await.is_err() {
+                return;
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
 /// Cancels the returned token on SIGINT or SIGTERM.
 fn on_signals() -> CancellationToken {
     let token = CancellationToken::new();
@@ -513,6 +586,7 @@ fn on_signals() -> CancellationToken {
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
+        feedwire::service::notify("STOPPING=1");
         cancel.cancel();
     });
     token
