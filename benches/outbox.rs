@@ -157,6 +157,7 @@ impl Bench {
             store: store.clone(),
             policy: RetryPolicy::forever(),
             wake: wake.clone(),
+            metrics: Arc::new(feedwire::telemetry::Metrics::new()),
         };
         rt.spawn(worker.run(stop.clone()));
         Bench {

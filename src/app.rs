@@ -27,9 +27,11 @@ use crate::outbox::{RetryPolicy, Worker};
 use crate::parse::{Identity, parse_feed};
 use crate::process::{self, Prepared};
 use crate::scheduler::{self, Queue};
+use crate::server::Endpoint;
 use crate::sinks::Sink;
 use crate::sinks::log::LogSink;
 use crate::store::{DedupSettings, FeedSpec, IngestBatch, PollRecord, PollStatus, Store, now_ms};
+use crate::telemetry::{ItemLabel, Metrics};
 
 /// Poll jobs waiting for a poller.
 const JOB_QUEUE: usize = 64;
@@ -124,12 +126,14 @@ struct Shared {
     http: HttpClient,
     /// Per-sink wake-ups for the delivery workers.
     wakes: HashMap<String, Arc<Notify>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Runs the pipeline until `shutdown` is cancelled (or, for `once`, until done).
 pub async fn run(
     config: Config,
     mode: Mode,
+    metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Outcome> {
     let config = Arc::new(config);
@@ -189,6 +193,7 @@ pub async fn run(
             store: store.clone(),
             policy,
             wake,
+            metrics: metrics.clone(),
         };
         delivery_tasks.spawn(worker.run(delivery_stop.clone()));
     }
@@ -199,6 +204,7 @@ pub async fn run(
         store: store.clone(),
         http,
         wakes,
+        metrics: metrics.clone(),
     });
     let mut runtimes: HashMap<i64, FeedRuntime> = HashMap::new();
     for s in &states {
@@ -247,6 +253,23 @@ pub async fn run(
                 stop_polling.clone(),
             ));
             let heartbeat = Arc::new(AtomicI64::new(now_ms()));
+            if let Some(addr) = config.daemon.listen {
+                let endpoint = Endpoint {
+                    store: store.clone(),
+                    metrics: metrics.clone(),
+                    heartbeat: heartbeat.clone(),
+                };
+                // Bound now, so a taken address is a clear error at start, not a silent absence.
+                let stop = stop_polling.clone();
+                let server = tokio::spawn(crate::server::serve(addr, endpoint, stop));
+                stages.spawn(async move {
+                    match server.await {
+                        Ok(Err(e)) => tracing::error!(listen = %addr, error = %e, "cannot serve metrics and health"),
+                        Err(e) => tracing::error!(error = %e, "the metrics server stopped"),
+                        Ok(Ok(())) => {}
+                    }
+                });
+            }
             stages.spawn(supervise(
                 store.clone(),
                 heartbeat.clone(),
@@ -548,6 +571,7 @@ async fn poll(
     let outcome: Result<Option<Fresh>, PollRecord> = match fetched {
         Ok(Fetched::NotModified { validators }) => {
             tracing::debug!(feed = %feed.name, "not modified");
+            ctx.metrics.poll("not_modified");
             let record = PollRecord {
                 at: now,
                 status: PollStatus::NotModified,
@@ -573,6 +597,7 @@ async fn poll(
             .map_err(|e| format!("parser crashed: {e}"));
             match parsed {
                 Ok(Ok((parsed, body))) => {
+                    ctx.metrics.poll("ok");
                     let record = PollRecord {
                         at: now,
                         status: PollStatus::Ok,
@@ -626,6 +651,7 @@ async fn poll(
         }
         Ok(None) => {}
         Err(record) => {
+            ctx.metrics.poll("error");
             tracing::warn!(
                 feed = %feed.name, url = %feed.url, status = record.http_status,
                 error = record.error.as_deref().unwrap_or(""), errors_in_row = record.errors_in_row,
@@ -697,8 +723,15 @@ async fn processor(
         let (ctx, ready) = (ctx.clone(), ready.clone());
         tasks.spawn(async move {
             let feed = batch.job.feed.clone();
-            let items =
-                process::contents(&ctx.config, &ctx.http, &ctx.store, &feed, batch.items).await;
+            let items = process::contents(
+                &ctx.config,
+                &ctx.http,
+                &ctx.store,
+                &ctx.metrics,
+                &feed,
+                batch.items,
+            )
+            .await;
             let prepared = process::prepare(
                 &ctx.config,
                 feed,
@@ -751,6 +784,22 @@ async fn storer(
         };
         match ctx.store.ingest(batch).await {
             Ok(report) => {
+                ctx.metrics
+                    .items
+                    .get_or_create(&ItemLabel {
+                        kind: "new",
+                        reason: "",
+                    })
+                    .inc_by(report.emitted as u64);
+                for reason in &report.duplicate_reasons {
+                    ctx.metrics
+                        .items
+                        .get_or_create(&ItemLabel {
+                            kind: "duplicate",
+                            reason,
+                        })
+                        .inc();
+                }
                 tracing::info!(feed = %name, new = report.emitted, duplicates = report.duplicates,
                     stored = report.stored, "new items");
                 if report.guids_unreliable {

@@ -14,6 +14,7 @@
 //! - [`store`]: the only module that knows SQL: feeds, items, events and the outbox.
 //! - [`outbox`]: delivery workers draining the outbox into the sinks, acking only after delivery.
 //! - [`sinks`]: where events go (a JSON Lines log, webhooks) and their wire format.
+//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and the status page.
 //! - [`app`]: wires the stages with bounded channels and owns shutdown.
 //! - [`model`] holds the plain domain types; [`telemetry`] sets up logging; [`service`] speaks
 //!   to the service manager (sd_notify); [`opml`] reads and
@@ -32,5 +33,6 @@ pub mod outbox;
 pub mod sinks;
 pub mod telemetry;
 pub mod service;
+pub mod server;
 pub mod app;
 pub mod opml;

@@ -246,6 +246,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     feed: args.feed,
                     timeout: args.timeout,
                 },
+                std::sync::Arc::new(feedwire::telemetry::Metrics::new()),
                 shutdown,
             )
             .await?;
@@ -509,9 +510,16 @@ async fn run_daemon(explicit: Option<&Path>) -> Result<u8, Failure> {
     feedwire::telemetry::init(config.daemon.log_format);
     let shutdown = on_signals();
     let mut reloads = on_hangup();
+    // Counters outlive reloads.
+    let metrics = std::sync::Arc::new(feedwire::telemetry::Metrics::new());
     loop {
         let generation = shutdown.child_token();
-        let mut running = tokio::spawn(app::run(config.clone(), Mode::Forever, generation.clone()));
+        let mut running = tokio::spawn(app::run(
+            config.clone(),
+            Mode::Forever,
+            metrics.clone(),
+            generation.clone(),
+        ));
         let next = loop {
             tokio::select! {
                 ended = &mut running => {

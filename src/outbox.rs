@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sinks::{Outgoing, Sink, SinkError};
 use crate::store::{Attempt, Delivery, Store, now_ms};
+use crate::telemetry::Metrics;
 
 /// Delay before retry number n (1-based), after the Standard Webhooks schedule: seconds,
 /// then minutes, then hours; about three days over 15 attempts. Full jitter is applied.
@@ -122,6 +123,7 @@ pub struct Worker {
     pub policy: RetryPolicy,
     /// Poked when new rows for this sink are stored, so delivery starts at once.
     pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Worker {
@@ -215,6 +217,12 @@ impl Worker {
                 attempt
             }
         };
+        let outcome = match &attempt {
+            Attempt::Delivered => "delivered",
+            Attempt::Retry { .. } => "retry",
+            Attempt::Dead { .. } => "dead",
+        };
+        self.metrics.delivery(&self.name, outcome);
         if let Err(e) = self.store.finish(d.outbox_id, attempt.clone()).await {
             // The row stays claimed until the next start, then is delivered again.
             tracing::error!(sink = %self.name, event = %d.event_id, error = %e, "cannot record a delivery");

@@ -15,6 +15,7 @@ use crate::fetch::HttpClient;
 use crate::model::{Content, ContentSource, EventType, FeedItem};
 use crate::sinks::payload::{self, EventInput};
 use crate::store::{NewItem, Render, Store};
+use crate::telemetry::{Metrics, OutcomeLabel};
 
 /// A page with fewer words than this is not taken as the article (a paywall, a script-only
 /// page, a consent wall); the feed's own content is sent instead.
@@ -89,6 +90,7 @@ pub async fn contents(
     config: &Config,
     http: &HttpClient,
     store: &Store,
+    metrics: &Arc<Metrics>,
     feed: &Feed,
     items: Vec<FeedItem>,
 ) -> Vec<Processed> {
@@ -122,7 +124,23 @@ pub async fn contents(
         let http = http.clone();
         let (timeout, max) = (config.article.timeout, config.article.max_page_size);
         let name = feed.name.clone();
-        tasks.spawn(async move { (index, article(&http, &name, item, timeout, max).await) });
+        let metrics = metrics.clone();
+        tasks.spawn(async move {
+            let started = std::time::Instant::now();
+            let processed = article(&http, &name, item, timeout, max).await;
+            metrics
+                .extraction_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let outcome = match processed.content.source {
+                ContentSource::Article => "article",
+                ContentSource::Feed => "fallback",
+            };
+            metrics
+                .extractions
+                .get_or_create(&OutcomeLabel { outcome })
+                .inc();
+            (index, processed)
+        });
     }
     while let Some(joined) = tasks.join_next().await {
         if let Ok((index, processed)) = joined

@@ -35,3 +35,165 @@ pub fn init(format: LogFormat) {
             .try_init()
     };
 }
+
+// ---- metrics ----------------------------------------------------------------------------------
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ItemLabel {
+    /// `new` or `duplicate`.
+    pub kind: &'static str,
+    /// For duplicates: `url`, `content` or `near`; empty for new items.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabel {
+    pub sink: String,
+    /// `delivered`, `retry` or `dead`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
+/// Every metric the daemon exports, by name, in one place (prefix `feedwire_`, base units,
+/// counters end in `_total`; no URL labels). Counters live as long as the process, across
+/// reloads; gauges are read from the store when scraped.
+pub struct Metrics {
+    registry: Registry,
+    /// `feedwire_polls_total{outcome="ok|not_modified|error"}`
+    pub polls: Family<OutcomeLabel, Counter>,
+    /// `feedwire_items_total{kind, reason}`
+    pub items: Family<ItemLabel, Counter>,
+    /// `feedwire_extractions_total{outcome="article|fallback"}`
+    pub extractions: Family<OutcomeLabel, Counter>,
+    /// `feedwire_extraction_duration_seconds`: fetch and clean of one article page.
+    pub extraction_seconds: Histogram,
+    /// `feedwire_deliveries_total{sink, outcome}`
+    pub deliveries: Family<DeliveryLabel, Counter>,
+    /// `feedwire_outbox_pending{sink}`
+    pub outbox_pending: Family<SinkLabel, Gauge>,
+    /// `feedwire_outbox_oldest_pending_age_seconds{sink}`
+    pub outbox_oldest_seconds: Family<SinkLabel, Gauge<f64, AtomicU64>>,
+    /// `feedwire_feeds_in_error`
+    pub feeds_in_error: Gauge,
+    /// `feedwire_feeds`
+    pub feeds: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("feedwire");
+        let polls = Family::<OutcomeLabel, Counter>::default();
+        registry.register("polls", "Feed polls by outcome", polls.clone());
+        let items = Family::<ItemLabel, Counter>::default();
+        registry.register(
+            "items",
+            "Items stored, new or duplicate by reason",
+            items.clone(),
+        );
+        let extractions = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "extractions",
+            "Article pages: cleaned, or fallback to the feed's content",
+            extractions.clone(),
+        );
+        let extraction_seconds = Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        registry.register_with_unit(
+            "extraction_duration",
+            "Time to fetch and clean one article page",
+            prometheus_client::registry::Unit::Seconds,
+            extraction_seconds.clone(),
+        );
+        let deliveries = Family::<DeliveryLabel, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Delivery attempts by sink and outcome",
+            deliveries.clone(),
+        );
+        let outbox_pending = Family::<SinkLabel, Gauge>::default();
+        registry.register(
+            "outbox_pending",
+            "Deliveries waiting per sink",
+            outbox_pending.clone(),
+        );
+        let outbox_oldest_seconds = Family::<SinkLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "outbox_oldest_pending_age",
+            "Age of the oldest waiting delivery per sink",
+            prometheus_client::registry::Unit::Seconds,
+            outbox_oldest_seconds.clone(),
+        );
+        let feeds_in_error = Gauge::default();
+        registry.register(
+            "feeds_in_error",
+            "Feeds whose last poll failed",
+            feeds_in_error.clone(),
+        );
+        let feeds = Gauge::default();
+        registry.register("feeds", "Feeds configured", feeds.clone());
+        registry.register(
+            "build",
+            "Build information",
+            Info::new(vec![(
+                "version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )]),
+        );
+        Metrics {
+            registry,
+            polls,
+            items,
+            extractions,
+            extraction_seconds,
+            deliveries,
+            outbox_pending,
+            outbox_oldest_seconds,
+            feeds_in_error,
+            feeds,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn poll(&self, outcome: &'static str) {
+        self.polls.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub fn delivery(&self, sink: &str, outcome: &'static str) {
+        self.deliveries
+            .get_or_create(&DeliveryLabel {
+                sink: sink.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+}

@@ -70,6 +70,7 @@ pub(super) fn ingest(
             )?
             .execute(params![item.id, m.root, m.reason.as_str()])?;
             report.duplicates += 1;
+            report.duplicate_reasons.push(m.reason.as_str());
             if same_feed_link {
                 drifted += 1;
             }

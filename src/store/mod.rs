@@ -161,12 +161,14 @@ pub struct IngestBatch {
     pub render: Render,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IngestReport {
     pub stored: usize,
     /// Items emitted as `item.new`.
     pub emitted: usize,
     pub duplicates: usize,
+    /// The reason of each duplicate (`url`, `content`, `near`).
+    pub duplicate_reasons: Vec<&'static str>,
     pub already_known: usize,
     /// Whether the batch showed the feed's GUIDs to be unusable (it now uses links).
     pub guids_unreliable: bool,
@@ -320,13 +322,11 @@ impl Store {
     }
 
     /// Answers when the writer thread and the database do (for health checks).
+    /// Takes and releases the write lock, so a database another process locks, or a file
+    /// that vanished, fails it.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.call(|conn| {
-            Ok(conn
-                .query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                .map(|_| ())?)
-        })
-        .await
+        self.call(|conn| Ok(conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?))
+            .await
     }
 
     /// Makes the feeds table match the config: new feeds added, changed URLs updated (their
