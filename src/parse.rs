@@ -57,9 +57,18 @@ pub fn parse_feed(
         // An empty id marks an entry without one; identity falls back to link or hash.
         .id_generator(|_, _, _| String::new())
         .build();
-    let feed = parser
-        .parse(bytes)
-        .map_err(|e| ParseError::Invalid(e.to_string()))?;
+    let feed = match parser.parse(bytes) {
+        Ok(feed) => feed,
+        // A feed whose bytes are not in the charset it declares (Latin-1 declared as UTF-8 is
+        // common): decoded by detection, declared as UTF-8, and parsed again.
+        Err(first) if std::str::from_utf8(bytes).is_err() => {
+            let redeclared = redeclare_utf8(bytes);
+            parser
+                .parse(redeclared.as_bytes())
+                .map_err(|_| ParseError::Invalid(first.to_string()))?
+        }
+        Err(e) => return Err(ParseError::Invalid(e.to_string())),
+    };
 
     // One GUID on entries with different links (a feed that gives every entry the same id)
     // makes GUIDs useless for the whole document.
@@ -86,6 +95,25 @@ pub fn parse_feed(
             .filter(|t| !t.is_empty()),
         items,
     })
+}
+
+/// The document decoded by its BOM or by detection (the declaration is not trusted, since
+/// parsing by it failed), with its XML declaration saying UTF-8.
+fn redeclare_utf8(bytes: &[u8]) -> String {
+    let (encoding, _) = encoding_rs::Encoding::for_bom(bytes).unwrap_or_else(|| {
+        let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+        detector.feed(bytes, true);
+        (detector.guess(None, chardetng::Utf8Detection::Deny), 0)
+    });
+    let (text, _, _) = encoding.decode(bytes);
+    let text = text.trim_start_matches('\u{feff}');
+    match text
+        .strip_prefix("<?xml")
+        .and_then(|rest| rest.split_once("?>"))
+    {
+        Some((_, body)) => format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>{body}"),
+        None => text.to_string(),
+    }
 }
 
 fn looks_like_html(bytes: &[u8]) -> bool {
@@ -302,6 +330,18 @@ mod tests {
         let one = br#"<rss version="2.0"><channel><title>T</title><item><guid>g</guid><link>/a</link></item></channel></rss>"#;
         let feed = parse_feed(one, &feed_url(), Identity::Link).expect("parses");
         assert_eq!(feed.items[0].key.as_str(), "url:https://example.com/a");
+    }
+
+    #[test]
+    fn a_feed_lying_about_its_charset_is_read_in_the_one_it_uses() {
+        let mut xml =
+            b"<?xml version=\"1.0\" encoding=\"utf-8\"?><rss version=\"2.0\"><channel><title>Caf"
+                .to_vec();
+        xml.push(0xE9);
+        xml.extend_from_slice(b"</title><item><guid>c</guid><title>Cr\xE8me br\xFBl\xE9e</title></item></channel></rss>");
+        let feed = parse_feed(&xml, &feed_url(), Identity::Guid).expect("parses once re-decoded");
+        assert_eq!(feed.title.as_deref(), Some("Café"));
+        assert_eq!(feed.items[0].title.as_deref(), Some("Crème brûlée"));
     }
 
     #[test]
