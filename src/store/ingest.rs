@@ -53,13 +53,14 @@ pub(super) fn ingest(
             report.already_known += 1;
             continue;
         }
+        let rowid = tx.last_insert_rowid();
         report.stored += 1;
         let found = match fp {
             Some(fp) => find_duplicate(&tx, &item.id, fp, &batch.dedup, now)?,
             None => None,
         };
         if let Some(fp) = fp {
-            add_to_indexes(&tx, &item.id, fp, &batch.dedup, now)?;
+            add_to_indexes(&tx, &item.id, rowid, fp, &batch.dedup, now)?;
         }
         let same_feed_link = found
             .as_ref()
@@ -151,26 +152,30 @@ pub(super) fn find_duplicate(
     }
     if let (true, Some(h)) = (settings.near_duplicates, fp.simhash) {
         let since = now - settings.window_ms;
-        let mut best: Option<(u32, String)> = None;
+        let mut best: Option<(u32, i64)> = None;
         let mut stmt = tx.prepare_cached(
-            "SELECT b.item_id, i.simhash FROM simhash_bands b JOIN items i ON i.id = b.item_id
-             WHERE b.band = ?1 AND b.value = ?2 AND b.created_at >= ?3 AND b.item_id != ?4",
+            "SELECT item, simhash FROM simhash_bands WHERE band = ?1 AND value = ?2 AND created_at >= ?3",
         )?;
         for (band, value) in simhash_bands(h, settings.max_distance) {
-            let rows = stmt.query_map(params![band, value as i64, since, own_id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?))
+            let rows = stmt.query_map(params![band, value as i64, since], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
             })?;
             for row in rows {
-                let (id, other) = row?;
-                let Some(other) = other else { continue };
+                let (item, other) = row?;
                 let d = hamming(h, other as u64);
-                if d <= settings.max_distance && best.as_ref().is_none_or(|(bd, _)| d < *bd) {
-                    best = Some((d, id));
+                if d <= settings.max_distance && best.is_none_or(|(bd, _)| d < bd) {
+                    best = Some((d, item));
                 }
             }
         }
-        if let Some((_, id)) = best {
-            return resolve(tx, &id, DuplicateReason::Near);
+        if let Some((_, item)) = best {
+            let id: Option<String> = tx
+                .prepare_cached("SELECT id FROM items WHERE rowid = ?1 AND id != ?2")?
+                .query_row(params![item, own_id], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = id {
+                return resolve(tx, &id, DuplicateReason::Near);
+            }
         }
     }
     Ok(None)
@@ -199,6 +204,7 @@ fn resolve(
 fn add_to_indexes(
     tx: &Transaction<'_>,
     id: &str,
+    rowid: i64,
     fp: &Fingerprint,
     settings: &DedupSettings,
     now: i64,
@@ -209,10 +215,11 @@ fn add_to_indexes(
         keys.execute(params![key, id])?;
     }
     if let (true, Some(h)) = (settings.near_duplicates, fp.simhash) {
-        let mut bands =
-            tx.prepare_cached("INSERT OR IGNORE INTO simhash_bands (band, value, item_id, created_at) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut bands = tx.prepare_cached(
+            "INSERT OR IGNORE INTO simhash_bands (band, value, item, simhash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
         for (band, value) in simhash_bands(h, settings.max_distance) {
-            bands.execute(params![band, value as i64, id, now])?;
+            bands.execute(params![band, value as i64, rowid, h as i64, now])?;
         }
     }
     Ok(())
@@ -234,20 +241,21 @@ pub(super) fn prepare_bands(conn: &mut Connection, max_distance: u32) -> Result<
     tx.execute("DELETE FROM simhash_bands", [])?;
     {
         let mut items =
-            tx.prepare("SELECT id, simhash, created_at FROM items WHERE simhash IS NOT NULL")?;
+            tx.prepare("SELECT rowid, simhash, created_at FROM items WHERE simhash IS NOT NULL")?;
         let rows = items.query_map([], |r| {
             Ok((
-                r.get::<_, String>(0)?,
+                r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
             ))
         })?;
-        let mut insert =
-            tx.prepare("INSERT OR IGNORE INTO simhash_bands (band, value, item_id, created_at) VALUES (?1, ?2, ?3, ?4)")?;
+        let mut insert = tx.prepare(
+            "INSERT OR IGNORE INTO simhash_bands (band, value, item, simhash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
         for row in rows {
-            let (id, h, created) = row?;
+            let (item, h, created) = row?;
             for (band, value) in simhash_bands(h as u64, max_distance) {
-                insert.execute(params![band, value as i64, id, created])?;
+                insert.execute(params![band, value as i64, item, h, created])?;
             }
         }
     }

@@ -100,6 +100,22 @@ const MIGRATIONS: &[&str] = &[
 
     ALTER TABLE feeds ADD COLUMN guid_unreliable INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 3: bands carry the fingerprint and the item's rowid, so a lookup reads only the band
+    // rows (contiguous in the key order) and never joins items for candidates that miss.
+    r#"
+    DROP TABLE simhash_bands;
+    CREATE TABLE simhash_bands (
+        band            INTEGER NOT NULL,
+        value           INTEGER NOT NULL,
+        item            INTEGER NOT NULL,
+        simhash         INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (band, value, item)
+    ) WITHOUT ROWID;
+    DELETE FROM meta WHERE key = 'bands_max_distance';
+    -- Links are matched through url_keys; this index only slowed inserts.
+    DROP INDEX items_url;
+    "#,
 ];
 
 /// The schema version this binary writes.
