@@ -8,14 +8,14 @@
 //! - `content`: chrome pruning, paragraph scoring, choice of the main content, rendering.
 //! - `meta`: headline, byline, dates, language, canonical URL, lead image.
 //! - `batch`: a folder of pages to text and JSON files on every core.
-//! - `text`: feed summaries (HTML fragments) to plain text.
+//! - `fragment`: feed summaries and titles (HTML fragments) to plain text.
 
 mod batch;
 mod charset;
 mod content;
 mod dom;
+mod fragment;
 mod meta;
-mod text;
 
 use chrono::{DateTime, Utc};
 use scraper::Html;
@@ -24,7 +24,7 @@ use url::Url;
 
 pub use batch::{BatchReport, ExtractError, FailedPage, extract_dir};
 pub use charset::{CharsetRule, decode};
-pub use text::html_to_text;
+pub use fragment::html_to_text;
 
 /// The cleaned article of one page.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -82,7 +82,7 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
     if word_count < MIN_WORDS_BEFORE_JSON_LD
         && let Some(body) = &meta.ld_body
     {
-        let ld_text = text::html_to_text(body);
+        let ld_text = fragment::html_to_text(body);
         let ld_text: String = ld_text
             .chars()
             .filter(|&c| !content::is_format(c))
