@@ -66,6 +66,7 @@ fn poll() -> PollRecord {
         etag: None,
         last_modified: None,
         title: None,
+        moved_to: None,
     }
 }
 

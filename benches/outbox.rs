@@ -214,6 +214,7 @@ impl Bench {
                         etag: None,
                         last_modified: None,
                         title: Some("Bench".into()),
+                        moved_to: None,
                     },
                     items,
                     dedup: DedupSettings {

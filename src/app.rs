@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Feed, SinkKind};
-use crate::fetch::{ClientSettings, Fetched, HttpClient, Validators};
+use crate::fetch::{ClientSettings, FetchError, Fetched, HttpClient, Validators};
 use crate::model::FeedItem;
 use crate::outbox::{RetryPolicy, Worker};
 use crate::parse::{Identity, parse_feed};
@@ -47,6 +47,10 @@ const SCHEDULER_TICK: Duration = Duration::from_secs(5);
 const STATUS_EVERY: Duration = Duration::from_secs(15);
 /// How long the database may take to answer a health check.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The next poll time of a feed that is never polled again (410 Gone).
+const NEVER: i64 = i64::MAX;
+/// Feeds of a host that asked to wait resume spread over this much after the pause.
+const HOST_PAUSE_SPREAD: Duration = Duration::from_secs(30);
 /// Batches whose articles are fetched at the same time.
 const ARTICLE_BATCHES: usize = 8;
 /// How often what retention no longer needs is pruned.
@@ -74,6 +78,8 @@ pub struct Outcome {
 /// A feed's in-memory polling state, owned by the scheduler.
 struct FeedRuntime {
     feed: Arc<Feed>,
+    /// Where the feed is polled: its configured URL, or where it moved permanently.
+    url: url::Url,
     validators: Validators,
     errors_in_row: u32,
     polls: i64,
@@ -85,6 +91,7 @@ struct FeedRuntime {
 struct Job {
     feed_id: i64,
     feed: Arc<Feed>,
+    url: url::Url,
     validators: Validators,
     errors_in_row: u32,
     first_poll: bool,
@@ -117,6 +124,8 @@ struct Done {
     errors_in_row: u32,
     /// The poll showed the feed's GUIDs to be unusable.
     guid_unreliable: bool,
+    /// The feed moved permanently here.
+    moved_to: Option<url::Url>,
 }
 
 /// What every stage needs.
@@ -213,6 +222,8 @@ pub async fn run(
                 s.id,
                 FeedRuntime {
                     feed: Arc::new(feed.clone()),
+                    // The store's URL: the config's, or where the feed moved since.
+                    url: url::Url::parse(&s.url).unwrap_or_else(|_| feed.url.clone()),
                     validators: Validators {
                         etag: s.etag.clone(),
                         last_modified: s.last_modified.clone(),
@@ -358,6 +369,7 @@ impl FeedRuntime {
         Job {
             feed_id,
             feed: self.feed.clone(),
+            url: self.url.clone(),
             validators: self.validators.clone(),
             errors_in_row: self.errors_in_row,
             first_poll: self.polls == 0,
@@ -472,6 +484,9 @@ async fn schedule_forever(
                     rt.errors_in_row = done.errors_in_row;
                     rt.polls += 1;
                     rt.guid_unreliable |= done.guid_unreliable;
+                    if let Some(moved) = done.moved_to {
+                        rt.url = moved;
+                    }
                     queue.schedule(done.feed_id, done.next_poll_at);
                 }
             }
@@ -546,6 +561,38 @@ fn failed_record(
         etag: None,
         last_modified: None,
         title: None,
+        moved_to: None,
+    }
+}
+
+/// A poll whose request failed: gone feeds stop, hosts that asked to wait are waited for.
+fn fetch_failed(config: &Config, job: &Job, now: i64, e: &FetchError) -> PollRecord {
+    match e {
+        // Not the feed's fault: no error counted, polled again when the host allows.
+        FetchError::HostPaused { until } => PollRecord {
+            errors_in_row: job.errors_in_row,
+            next_poll_at: *until + scheduler::jittered(HOST_PAUSE_SPREAD).as_millis() as i64,
+            ..failed_record(config, job, now, None, e.to_string())
+        },
+        FetchError::Status { status: 410, .. } => PollRecord {
+            status: PollStatus::Gone,
+            next_poll_at: NEVER,
+            ..failed_record(
+                config,
+                job,
+                now,
+                Some(410),
+                "HTTP 410 Gone: the publisher removed this feed; it is no longer polled (remove it from the config)"
+                    .to_string(),
+            )
+        },
+        FetchError::Status { status, retry_after: Some(wait) } => {
+            let mut record = failed_record(config, job, now, Some(*status), e.to_string());
+            let asked = now + (*wait).min(crate::fetch::MAX_HOST_PAUSE).as_millis() as i64;
+            record.next_poll_at = record.next_poll_at.max(asked);
+            record
+        }
+        _ => failed_record(config, job, now, e.status(), e.to_string()),
     }
 }
 
@@ -561,7 +608,7 @@ async fn poll(
     let fetched = ctx
         .http
         .get(
-            &feed.url,
+            &job.url,
             Some(&job.validators),
             config.poll.timeout,
             config.poll.max_feed_size,
@@ -582,6 +629,7 @@ async fn poll(
                 etag: validators.etag,
                 last_modified: validators.last_modified,
                 title: None,
+                moved_to: None,
             };
             finish(ctx, &job, record, done).await;
             Ok(None)
@@ -589,6 +637,10 @@ async fn poll(
         Ok(Fetched::Body(body)) => {
             let url = body.url.clone();
             let status = body.status;
+            if let Some(moved) = &body.moved_to {
+                tracing::warn!(feed = %feed.name, from = %job.url, to = %moved,
+                    "the feed moved permanently; polling its new address (update the config)");
+            }
             let identity = job.identity;
             let parsed = tokio::task::spawn_blocking(move || {
                 parse_feed(&body.bytes, &url, identity).map(|p| (p, body))
@@ -608,6 +660,7 @@ async fn poll(
                         etag: body.validators.etag,
                         last_modified: body.validators.last_modified,
                         title: parsed.title.clone(),
+                        moved_to: body.moved_to.as_ref().map(|u| u.to_string()),
                     };
                     match new_items(ctx, &job, parsed.items).await {
                         Ok(items) if items.is_empty() => {
@@ -635,7 +688,7 @@ async fn poll(
                 Err(e) => Err(failed_record(config, &job, now, Some(status), e)),
             }
         }
-        Err(e) => Err(failed_record(config, &job, now, e.status(), e.to_string())),
+        Err(e) => Err(fetch_failed(config, &job, now, &e)),
     };
     match outcome {
         Ok(Some((record, feed_title, items))) => {
@@ -650,6 +703,11 @@ async fn poll(
             let _ = batches.send(batch).await;
         }
         Ok(None) => {}
+        Err(record) if record.status == PollStatus::Gone => {
+            ctx.metrics.poll("error");
+            tracing::error!(feed = %feed.name, url = %feed.url, "the feed answered 410 Gone: it is no longer polled; remove it from the config");
+            finish(ctx, &job, record, done).await;
+        }
         Err(record) => {
             ctx.metrics.poll("error");
             tracing::warn!(
@@ -682,6 +740,10 @@ fn done_for(job: &Job, record: &PollRecord) -> Done {
         validators,
         errors_in_row: record.errors_in_row,
         guid_unreliable: false,
+        moved_to: record
+            .moved_to
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok()),
     }
 }
 

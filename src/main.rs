@@ -680,10 +680,10 @@ async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
                 .unwrap_or_else(|| "-".into()),
             f.errors_in_row,
             when(f.last_poll_at),
-            if f.active {
+            if f.active && f.last_status.as_deref() != Some("gone") {
                 when(f.next_poll_at)
             } else {
-                "-".into()
+                "never".into()
             },
             f.items
         );

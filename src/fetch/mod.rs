@@ -15,6 +15,17 @@ use url::Url;
 pub use limits::HostLimiter;
 pub use policy::{Refused, check_url, refusal};
 
+/// The longest pause a host's `Retry-After` can impose.
+pub const MAX_HOST_PAUSE: Duration = Duration::from_secs(6 * 3600);
+/// The pause after a 429 that gives no `Retry-After`.
+pub const DEFAULT_429_PAUSE: Duration = Duration::from_secs(60);
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
 /// Redirects followed for one request.
 pub const MAX_REDIRECTS: usize = 5;
 /// Deadline for a TCP (and TLS) connection, inside the whole-request deadline.
@@ -22,8 +33,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle keep-alive connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// At most [`MAX_REDIRECTS`] hops, no loops, and with an address policy, every hop checked.
-fn redirect_policy(allowed: Option<Arc<Vec<IpNet>>>) -> reqwest::redirect::Policy {
+/// At most [`MAX_REDIRECTS`] hops, no loops, every hop checked by the address policy.
+fn redirect_policy(allowed: Arc<Vec<IpNet>>) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
             return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
@@ -32,9 +43,7 @@ fn redirect_policy(allowed: Option<Arc<Vec<IpNet>>>) -> reqwest::redirect::Polic
             let message = format!("redirect loop at {}", attempt.url());
             return attempt.error(Refused(message));
         }
-        if let Some(allowed) = &allowed
-            && let Err(e) = check_url(attempt.url(), allowed)
-        {
+        if let Err(e) = check_url(attempt.url(), &allowed) {
             return attempt.error(e);
         }
         attempt.follow()
@@ -55,7 +64,7 @@ pub enum Fetched {
     NotModified {
         validators: Validators,
     },
-    Body(Body),
+    Body(Box<Body>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +76,8 @@ pub struct Body {
     pub validators: Validators,
     /// Decompressed bytes, at most the cap given to [`HttpClient::get`].
     pub bytes: Vec<u8>,
+    /// Where a feed lives now, when every redirect on the way was permanent (301/308).
+    pub moved_to: Option<Url>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +93,13 @@ pub enum FetchError {
     },
     #[error("{0}")]
     Transport(String),
+    /// The origin answered 429/503 with `Retry-After` (to this or an earlier request): no
+    /// request goes there before `until` (ms since the epoch).
+    #[error("the host asked to wait until {}", rfc3339(*until))]
+    HostPaused { until: i64 },
+    /// A redirect the client did not follow itself (feeds follow theirs hop by hop).
+    #[error("HTTP status {status} to {location}")]
+    Redirect { status: u16, location: String },
     /// The address policy refused the URL or where it resolves or redirects to.
     #[error("{0}")]
     Refused(String),
@@ -125,7 +143,8 @@ impl HttpClient {
         install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(settings.user_agent.clone())
-            .redirect(redirect_policy(None))
+            // Feed redirects are followed hop by hop in `get`, to see which are permanent.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
@@ -133,7 +152,7 @@ impl HttpClient {
         let allowed = Arc::new(settings.allowed_networks.clone());
         let articles = reqwest::Client::builder()
             .user_agent(settings.user_agent.clone())
-            .redirect(redirect_policy(Some(allowed.clone())))
+            .redirect(redirect_policy(allowed.clone()))
             .dns_resolver(Arc::new(policy::PolicyResolver {
                 allowed: allowed.clone(),
             }))
@@ -158,17 +177,15 @@ impl HttpClient {
         max_size: u64,
     ) -> Result<Body, FetchError> {
         check_url(url, &self.allowed).map_err(|e| FetchError::Refused(e.0))?;
-        let _permit = self.limits.acquire(url).await;
-        let fetched =
-            tokio::time::timeout(timeout, fetch_body(&self.articles, url, None, max_size)).await;
-        match fetched {
-            Ok(Ok(Fetched::Body(body))) => Ok(body),
-            Ok(Ok(Fetched::NotModified { .. })) => Err(FetchError::Status {
+        match self
+            .request(&self.articles, url, None, timeout, max_size)
+            .await?
+        {
+            Fetched::Body(body) => Ok(*body),
+            Fetched::NotModified { .. } => Err(FetchError::Status {
                 status: 304,
                 retry_after: None,
             }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(FetchError::Timeout(timeout)),
         }
     }
 
@@ -181,13 +198,91 @@ impl HttpClient {
         timeout: Duration,
         max_size: u64,
     ) -> Result<Fetched, FetchError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut current = url.clone();
+        let mut seen: Vec<Url> = Vec::new();
+        let mut permanent = true;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(FetchError::Timeout(timeout));
+            }
+            match self
+                .request(&self.client, &current, validators, left, max_size)
+                .await
+            {
+                Err(FetchError::Redirect { status, location }) => {
+                    let next = current.join(&location).map_err(|e| {
+                        FetchError::Transport(format!("invalid redirect to {location:?}: {e}"))
+                    })?;
+                    if seen.len() >= MAX_REDIRECTS {
+                        return Err(FetchError::Refused(format!(
+                            "more than {MAX_REDIRECTS} redirects"
+                        )));
+                    }
+                    if next == current || seen.contains(&next) {
+                        return Err(FetchError::Refused(format!("redirect loop at {next}")));
+                    }
+                    if !matches!(next.scheme(), "http" | "https") {
+                        return Err(FetchError::Refused(format!(
+                            "redirect to {next}: only http and https"
+                        )));
+                    }
+                    permanent &= matches!(status, 301 | 308);
+                    seen.push(std::mem::replace(&mut current, next));
+                }
+                Ok(Fetched::Body(mut body)) => {
+                    if permanent && !seen.is_empty() {
+                        body.moved_to = Some(current);
+                    }
+                    return Ok(Fetched::Body(body));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One request under the politeness rules: nothing is sent to an origin that asked to
+    /// wait; a 429, or a 503 with `Retry-After`, pauses its whole origin (capped).
+    async fn request(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        validators: Option<&Validators>,
+        timeout: Duration,
+        max_size: u64,
+    ) -> Result<Fetched, FetchError> {
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Some(until) = self.limits.paused_until(url, now) {
+            return Err(FetchError::HostPaused { until });
+        }
         let _permit = self.limits.acquire(url).await;
-        match tokio::time::timeout(timeout, fetch_body(&self.client, url, validators, max_size))
-            .await
+        let result = match tokio::time::timeout(
+            timeout,
+            fetch_body(client, url, validators, max_size),
+        )
+        .await
         {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout(timeout)),
+        };
+        if let Err(FetchError::Status {
+            status,
+            retry_after,
+        }) = &result
+        {
+            let pause = match (status, retry_after) {
+                (429 | 503, Some(d)) => Some((*d).min(MAX_HOST_PAUSE)),
+                (429, None) => Some(DEFAULT_429_PAUSE),
+                _ => None,
+            };
+            if let Some(p) = pause {
+                tracing::warn!(origin = %url.origin().ascii_serialization(), status, pause = %humantime::format_duration(p),
+                    "the host asked to slow down: no request goes there until the pause ends");
+                self.limits.pause(url, now + p.as_millis() as i64);
+            }
         }
+        result
     }
 }
 
@@ -230,6 +325,11 @@ async fn fetch_body(
     if status == 304 {
         return Ok(Fetched::NotModified { validators });
     }
+    if response.status().is_redirection()
+        && let Some(location) = header_string(response.headers(), header::LOCATION)
+    {
+        return Err(FetchError::Redirect { status, location });
+    }
     if !response.status().is_success() {
         let retry_after = header_string(response.headers(), header::RETRY_AFTER)
             .and_then(|v| parse_retry_after(&v));
@@ -247,13 +347,14 @@ async fn fetch_body(
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok(Fetched::Body(Body {
+    Ok(Fetched::Body(Box::new(Body {
         status,
         url: final_url,
         content_type,
         validators,
         bytes,
-    }))
+        moved_to: None,
+    })))
 }
 
 /// rustls needs a process-wide crypto provider; ring builds faster than aws-lc.

@@ -93,6 +93,8 @@ pub enum PollStatus {
     Ok,
     NotModified,
     Error,
+    /// 410 Gone: the feed is not polled any more.
+    Gone,
 }
 
 impl PollStatus {
@@ -101,6 +103,7 @@ impl PollStatus {
             PollStatus::Ok => "ok",
             PollStatus::NotModified => "not-modified",
             PollStatus::Error => "error",
+            PollStatus::Gone => "gone",
         }
     }
 }
@@ -118,6 +121,8 @@ pub struct PollRecord {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub title: Option<String>,
+    /// The feed's new address after a permanent redirect.
+    pub moved_to: Option<String>,
 }
 
 /// An item to store.
@@ -344,6 +349,7 @@ impl Store {
                      ON CONFLICT(name) DO UPDATE SET active = 1,
                         etag = CASE WHEN url = excluded.url THEN etag END,
                         last_modified = CASE WHEN url = excluded.url THEN last_modified END,
+                        next_poll_at = CASE WHEN url = excluded.url THEN next_poll_at END,
                         url = excluded.url",
                     params![f.name, f.url],
                 )?;
@@ -774,7 +780,7 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
         "UPDATE feeds SET polls = polls + 1, last_poll_at = ?2, last_status = ?3, last_http_status = ?4,
             last_error = ?5, errors_in_row = ?6, next_poll_at = ?7,
             etag = COALESCE(?8, etag), last_modified = COALESCE(?9, last_modified),
-            title = COALESCE(?10, title)
+            title = COALESCE(?10, title), url = COALESCE(?11, url)
          WHERE id = ?1",
         params![
             feed_id,
@@ -786,7 +792,8 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
             poll.next_poll_at,
             poll.etag,
             poll.last_modified,
-            poll.title
+            poll.title,
+            poll.moved_to
         ],
     )?;
     Ok(())

@@ -1,0 +1,162 @@
+//! Politeness: hosts that ask to wait are left alone, gone feeds stop, moved feeds follow.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+fn feed_route(server: &Server, title: &str, item: u32) -> Route {
+    let base = server.url("");
+    Route::ok(
+        rss(title, &[Entry::new(item, &base)]),
+        "application/rss+xml",
+    )
+}
+
+fn config(feeds: &[(&str, String)]) -> String {
+    let mut s = String::from("[article]\nfetch = false\n\n");
+    for (name, url) in feeds {
+        s.push_str(&format!(
+            "[[feeds]]\nname = \"{name}\"\nurl = \"{url}\"\ninterval = \"1s\"\n\n"
+        ));
+    }
+    s
+}
+
+fn run_daemon(setup: &Setup) -> std::process::Child {
+    setup
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+fn stop(setup: &Setup, mut child: std::process::Child) -> Vec<serde_json::Value> {
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(10)).expect("exits");
+    assert!(status.success());
+    setup.feeds_json()
+}
+
+#[test]
+fn a_429_with_retry_after_pauses_every_request_to_that_host() {
+    let server = Server::start();
+    server.set(
+        "/limited.xml",
+        Route {
+            headers: vec![("retry-after".into(), "120".into())],
+            ..Route::status(429)
+        },
+    );
+    server.set("/other.xml", feed_route(&server, "Other", 1));
+    let setup = Setup::new(&config(&[
+        ("limited", server.url("/limited.xml")),
+        ("other", server.url("/other.xml")),
+    ]));
+    let child = run_daemon(&setup);
+    assert!(wait_until(Duration::from_secs(10), || !server
+        .seen("/limited.xml")
+        .is_empty()));
+    let after_429 = server.all_seen().len();
+    // Both feeds are due every second; the host said 120 s: nothing more goes there.
+    std::thread::sleep(Duration::from_secs(3));
+    let later = server.all_seen().len();
+    let feeds = stop(&setup, child);
+    assert!(
+        later <= after_429 + 1,
+        "at most a request already in flight: {after_429} then {later}"
+    );
+    assert_eq!(server.seen("/limited.xml").len(), 1);
+    let limited = feeds
+        .iter()
+        .find(|f| f["name"] == "limited")
+        .expect("listed");
+    assert_eq!(limited["http_status"], 429);
+    let last = chrono::DateTime::parse_from_rfc3339(limited["last_poll"].as_str().expect("last"))
+        .expect("date");
+    let next = chrono::DateTime::parse_from_rfc3339(limited["next_poll"].as_str().expect("next"))
+        .expect("date");
+    assert!(
+        next - last >= chrono::Duration::seconds(119),
+        "the next poll honours Retry-After"
+    );
+}
+
+#[test]
+fn a_410_gone_feed_is_no_longer_polled() {
+    let server = Server::start();
+    server.set("/gone.xml", Route::status(410));
+    let setup = Setup::new(&config(&[("gone", server.url("/gone.xml"))]));
+    let child = run_daemon(&setup);
+    assert!(wait_until(Duration::from_secs(10), || !server
+        .seen("/gone.xml")
+        .is_empty()));
+    std::thread::sleep(Duration::from_secs(3));
+    let feeds = stop(&setup, child);
+    assert_eq!(
+        server.seen("/gone.xml").len(),
+        1,
+        "polled once, then never again"
+    );
+    assert_eq!(feeds[0]["status"], "gone");
+    assert!(
+        feeds[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("HTTP 410 Gone")
+    );
+    let out = setup.run(&["feeds"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("never"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_permanent_redirect_moves_the_feed_and_a_temporary_one_does_not() {
+    let server = Server::start();
+    server.set(
+        "/old.xml",
+        Route {
+            headers: vec![("location".into(), "/new.xml".into())],
+            ..Route::status(301)
+        },
+    );
+    server.set("/new.xml", feed_route(&server, "New", 1));
+    server.set(
+        "/tmp.xml",
+        Route {
+            headers: vec![("location".into(), "/target.xml".into())],
+            ..Route::status(302)
+        },
+    );
+    server.set("/target.xml", feed_route(&server, "Target", 2));
+    let setup = Setup::new(&config(&[
+        ("moved", server.url("/old.xml")),
+        ("temporary", server.url("/tmp.xml")),
+    ]));
+    let child = run_daemon(&setup);
+    assert!(wait_until(Duration::from_secs(15), || server
+        .seen("/new.xml")
+        .len()
+        >= 3
+        && server.seen("/tmp.xml").len() >= 3));
+    let feeds = stop(&setup, child);
+    assert_eq!(
+        server.seen("/old.xml").len(),
+        1,
+        "after the 301 the new address is polled directly"
+    );
+    let moved = feeds.iter().find(|f| f["name"] == "moved").expect("listed");
+    assert_eq!(moved["url"], server.url("/new.xml"));
+    let temporary = feeds
+        .iter()
+        .find(|f| f["name"] == "temporary")
+        .expect("listed");
+    assert_eq!(temporary["url"], server.url("/tmp.xml"));
+    assert_eq!(setup.lines().len(), 2, "one item from each, once");
+}
