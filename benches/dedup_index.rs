@@ -67,6 +67,8 @@ fn poll() -> PollRecord {
         last_modified: None,
         title: None,
         moved_to: None,
+        rate: None,
+        reason: None,
     }
 }
 

@@ -215,6 +215,8 @@ impl Bench {
                         last_modified: None,
                         title: Some("Bench".into()),
                         moved_to: None,
+                        rate: None,
+                        reason: None,
                     },
                     items,
                     dedup: DedupSettings {

@@ -26,7 +26,7 @@ use crate::model::FeedItem;
 use crate::outbox::{RetryPolicy, Worker};
 use crate::parse::{Identity, parse_feed};
 use crate::process::{self, Prepared};
-use crate::scheduler::{self, Queue};
+use crate::scheduler::{self, Queue, Rate, Why};
 use crate::server::Endpoint;
 use crate::sinks::Sink;
 use crate::sinks::log::LogSink;
@@ -85,6 +85,8 @@ struct FeedRuntime {
     polls: i64,
     /// Items are identified by links, the feed's GUIDs being unusable.
     guid_unreliable: bool,
+    rate: Rate,
+    last_ok_at: Option<i64>,
 }
 
 /// One poll to make.
@@ -96,6 +98,8 @@ struct Job {
     errors_in_row: u32,
     first_poll: bool,
     identity: Identity,
+    rate: Rate,
+    last_ok_at: Option<i64>,
 }
 
 /// A poll whose new items still have to be processed and stored.
@@ -126,6 +130,9 @@ struct Done {
     guid_unreliable: bool,
     /// The feed moved permanently here.
     moved_to: Option<url::Url>,
+    /// The feed's rate after a successful poll.
+    rate: Option<Rate>,
+    ok_at: Option<i64>,
 }
 
 /// What every stage needs.
@@ -231,6 +238,8 @@ pub async fn run(
                     errors_in_row: s.errors_in_row,
                     polls: s.polls,
                     guid_unreliable: s.guid_unreliable,
+                    rate: s.rate,
+                    last_ok_at: s.last_ok_at,
                 },
             );
         }
@@ -373,6 +382,8 @@ impl FeedRuntime {
             validators: self.validators.clone(),
             errors_in_row: self.errors_in_row,
             first_poll: self.polls == 0,
+            rate: self.rate,
+            last_ok_at: self.last_ok_at,
             identity: if self.guid_unreliable {
                 Identity::Link
             } else {
@@ -487,6 +498,12 @@ async fn schedule_forever(
                     if let Some(moved) = done.moved_to {
                         rt.url = moved;
                     }
+                    if let Some(rate) = done.rate {
+                        rt.rate = rate;
+                    }
+                    if done.ok_at.is_some() {
+                        rt.last_ok_at = done.ok_at;
+                    }
                     queue.schedule(done.feed_id, done.next_poll_at);
                 }
             }
@@ -532,14 +549,51 @@ async fn pollers(
     tasks.wait().await;
 }
 
-/// The next poll time after a success: the feed's own interval as given, or the default one
-/// with jitter.
-fn next_after_success(config: &Config, feed: &Feed, now: i64) -> i64 {
-    let delay = match feed.interval {
-        Some(fixed) => fixed,
-        None => scheduler::jittered(config.poll.interval),
+/// When to poll next after a successful poll that found `new_items`, the feed's rate after
+/// it, and why: the feed's fixed interval, else its observed rate within the bounds, never
+/// shorter than the publisher asks.
+fn schedule_success(
+    config: &Config,
+    job: &Job,
+    now: i64,
+    new_items: usize,
+    publisher: Option<(Duration, &'static str)>,
+) -> (i64, Rate, String) {
+    let rate = match job.last_ok_at {
+        Some(previous) if now > previous => job
+            .rate
+            .observe(new_items, Duration::from_millis((now - previous) as u64)),
+        // A first poll lists the feed's backlog, which says nothing about its rate.
+        _ => job.rate,
     };
-    now + delay.as_millis() as i64
+    let poll = &config.poll;
+    let (interval, why) = scheduler::next_interval(
+        job.feed.interval,
+        rate,
+        poll.interval,
+        poll.min_interval,
+        poll.max_interval,
+        publisher,
+    );
+    let delay = if why == Why::Fixed {
+        interval
+    } else {
+        scheduler::jittered(interval)
+    };
+    (now + delay.as_millis() as i64, rate, why.describe(interval))
+}
+
+/// The longer of two publisher hints, with where it came from.
+fn publisher_hint(
+    headers: Option<Duration>,
+    feed: Option<Duration>,
+) -> Option<(Duration, &'static str)> {
+    let from_headers = headers.map(|d| (d, "Cache-Control or Expires"));
+    let from_feed = feed.map(|d| (d, "the feed's ttl or sy:updatePeriod"));
+    match (from_headers, from_feed) {
+        (Some(a), Some(b)) => Some(if a.0 >= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
 }
 
 fn failed_record(
@@ -562,6 +616,11 @@ fn failed_record(
         last_modified: None,
         title: None,
         moved_to: None,
+        rate: None,
+        reason: Some(format!(
+            "error backoff: {errors_in_row} failed in a row, retried after {}",
+            humantime::format_duration(Duration::from_secs(backoff.as_secs()))
+        )),
     }
 }
 
@@ -571,12 +630,14 @@ fn fetch_failed(config: &Config, job: &Job, now: i64, e: &FetchError) -> PollRec
         // Not the feed's fault: no error counted, polled again when the host allows.
         FetchError::HostPaused { until } => PollRecord {
             errors_in_row: job.errors_in_row,
+            reason: Some("the host asked to wait (429/503 with Retry-After)".to_string()),
             next_poll_at: *until + scheduler::jittered(HOST_PAUSE_SPREAD).as_millis() as i64,
             ..failed_record(config, job, now, None, e.to_string())
         },
         FetchError::Status { status: 410, .. } => PollRecord {
             status: PollStatus::Gone,
             next_poll_at: NEVER,
+            reason: Some("410 Gone: not polled any more".to_string()),
             ..failed_record(
                 config,
                 job,
@@ -589,7 +650,10 @@ fn fetch_failed(config: &Config, job: &Job, now: i64, e: &FetchError) -> PollRec
         FetchError::Status { status, retry_after: Some(wait) } => {
             let mut record = failed_record(config, job, now, Some(*status), e.to_string());
             let asked = now + (*wait).min(crate::fetch::MAX_HOST_PAUSE).as_millis() as i64;
-            record.next_poll_at = record.next_poll_at.max(asked);
+            if asked > record.next_poll_at {
+                record.next_poll_at = asked;
+                record.reason = Some(format!("HTTP {status} with Retry-After"));
+            }
             record
         }
         _ => failed_record(config, job, now, e.status(), e.to_string()),
@@ -616,20 +680,27 @@ async fn poll(
         .await;
     // Ok(Some(..)): new items to process; Ok(None): recorded already; Err: a failed poll.
     let outcome: Result<Option<Fresh>, PollRecord> = match fetched {
-        Ok(Fetched::NotModified { validators }) => {
+        Ok(Fetched::NotModified {
+            validators,
+            fresh_for,
+        }) => {
             tracing::debug!(feed = %feed.name, "not modified");
             ctx.metrics.poll("not_modified");
+            let (next_poll_at, rate, reason) =
+                schedule_success(config, &job, now, 0, publisher_hint(fresh_for, None));
             let record = PollRecord {
                 at: now,
                 status: PollStatus::NotModified,
                 http_status: Some(304),
                 error: None,
                 errors_in_row: 0,
-                next_poll_at: next_after_success(config, &feed, now),
+                next_poll_at,
                 etag: validators.etag,
                 last_modified: validators.last_modified,
                 title: None,
                 moved_to: None,
+                rate: Some(rate),
+                reason: Some(reason),
             };
             finish(ctx, &job, record, done).await;
             Ok(None)
@@ -650,25 +721,32 @@ async fn poll(
             match parsed {
                 Ok(Ok((parsed, body))) => {
                     ctx.metrics.poll("ok");
-                    let record = PollRecord {
-                        at: now,
-                        status: PollStatus::Ok,
-                        http_status: Some(body.status),
-                        error: None,
-                        errors_in_row: 0,
-                        next_poll_at: next_after_success(config, &feed, now),
-                        etag: body.validators.etag,
-                        last_modified: body.validators.last_modified,
-                        title: parsed.title.clone(),
-                        moved_to: body.moved_to.as_ref().map(|u| u.to_string()),
+                    let hint = publisher_hint(body.fresh_for, parsed.update_hint);
+                    let record = |new: usize| {
+                        let (next_poll_at, rate, reason) =
+                            schedule_success(config, &job, now, new, hint);
+                        PollRecord {
+                            at: now,
+                            status: PollStatus::Ok,
+                            http_status: Some(body.status),
+                            error: None,
+                            errors_in_row: 0,
+                            next_poll_at,
+                            etag: body.validators.etag.clone(),
+                            last_modified: body.validators.last_modified.clone(),
+                            title: parsed.title.clone(),
+                            moved_to: body.moved_to.as_ref().map(|u| u.to_string()),
+                            rate: Some(rate),
+                            reason: Some(reason),
+                        }
                     };
-                    match new_items(ctx, &job, parsed.items).await {
+                    match new_items(ctx, &job, parsed.items.clone()).await {
                         Ok(items) if items.is_empty() => {
                             tracing::debug!(feed = %feed.name, "no new items");
-                            finish(ctx, &job, record, done).await;
+                            finish(ctx, &job, record(0), done).await;
                             Ok(None)
                         }
-                        Ok(items) => Ok(Some((record, parsed.title, items))),
+                        Ok(items) => Ok(Some((record(items.len()), parsed.title.clone(), items))),
                         Err(e) => Err(failed_record(
                             config,
                             &job,
@@ -744,6 +822,9 @@ fn done_for(job: &Job, record: &PollRecord) -> Done {
             .moved_to
             .as_deref()
             .and_then(|u| url::Url::parse(u).ok()),
+        rate: record.rate,
+        ok_at: matches!(record.status, PollStatus::Ok | PollStatus::NotModified)
+            .then_some(record.at),
     }
 }
 

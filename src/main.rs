@@ -652,7 +652,8 @@ async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
                     "name": f.name, "url": f.url, "title": f.title, "active": f.active,
                     "last_poll": rfc3339(f.last_poll_at), "status": f.last_status,
                     "http_status": f.last_http_status, "error": f.last_error,
-                    "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at), "items": f.items,
+                    "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at),
+                    "next_poll_reason": f.schedule_reason, "items": f.items,
                 })
             })
             .collect();
@@ -689,6 +690,9 @@ async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
         );
         if let Some(e) = &f.last_error {
             println!("    error: {e}");
+        }
+        if let Some(r) = f.schedule_reason.as_ref().filter(|_| f.active) {
+            println!("    next poll: {r}");
         }
     }
     Ok(0)

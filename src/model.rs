@@ -42,6 +42,8 @@ pub struct ParsedFeed {
     pub title: Option<String>,
     /// Entries, oldest first (publication order; feed order for undated entries).
     pub items: Vec<FeedItem>,
+    /// How often the feed says it changes at most (RSS `<ttl>`, `sy:updatePeriod`).
+    pub update_hint: Option<std::time::Duration>,
 }
 
 /// Where an item's `content_text` came from.

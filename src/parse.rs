@@ -1,6 +1,7 @@
 //! Feed bytes to items with their identity (RSS 0.9x/1.0/2.0, Atom, JSON Feed); pure, no IO.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use feed_rs::model::{Entry, Link, Text};
 use sha2::{Digest, Sha256};
@@ -81,6 +82,11 @@ pub fn parse_feed(
         }
     }
     order_oldest_first(&mut items);
+    let ttl = feed
+        .ttl
+        .filter(|m| *m > 0)
+        .map(|m| Duration::from_secs(u64::from(m) * 60));
+    let update_hint = ttl.into_iter().chain(syndication_period(bytes)).max();
     Ok(ParsedFeed {
         title: feed
             .title
@@ -88,7 +94,32 @@ pub fn parse_feed(
             .map(text_plain)
             .filter(|t| !t.is_empty()),
         items,
+        update_hint,
     })
+}
+
+/// The RSS 1.0 syndication module's period: `sy:updatePeriod` divided by
+/// `sy:updateFrequency` (feed-rs does not read them).
+fn syndication_period(bytes: &[u8]) -> Option<Duration> {
+    let head = std::str::from_utf8(&bytes[..bytes.len().min(16 * 1024)]).ok()?;
+    let text_of = |tag: &str| -> Option<String> {
+        let start = head.find(&format!("<sy:{tag}>"))? + tag.len() + 5;
+        let end = head[start..].find('<')? + start;
+        Some(head[start..end].trim().to_ascii_lowercase())
+    };
+    let hours = match text_of("updatePeriod")?.as_str() {
+        "hourly" => 1,
+        "daily" => 24,
+        "weekly" => 24 * 7,
+        "monthly" => 24 * 30,
+        "yearly" => 24 * 365,
+        _ => return None,
+    };
+    let frequency: u64 = text_of("updateFrequency")
+        .and_then(|f| f.parse().ok())
+        .filter(|f| *f > 0)
+        .unwrap_or(1);
+    Some(Duration::from_secs(hours * 3600 / frequency))
 }
 
 /// feed-rs on a parser of its own, with its panics turned into errors: a parser that failed

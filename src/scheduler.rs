@@ -40,6 +40,100 @@ pub fn startup_window(due_feeds: usize, interval: Duration) -> Duration {
         .min(interval)
 }
 
+/// Weight kept by the item-rate history at each poll: older polls count less, so the rate
+/// follows a feed that becomes busier or quieter within a few days.
+pub const RATE_DECAY: f64 = 0.9;
+
+/// A feed's observed publishing rate: items and hours seen, both decayed at each poll.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rate {
+    pub items: f64,
+    pub hours: f64,
+}
+
+impl Rate {
+    /// After a poll that found `new_items` over `elapsed` since the previous successful one.
+    pub fn observe(self, new_items: usize, elapsed: Duration) -> Rate {
+        Rate {
+            items: self.items * RATE_DECAY + new_items as f64,
+            hours: self.hours * RATE_DECAY + elapsed.as_secs_f64() / 3600.0,
+        }
+    }
+
+    /// Items per hour, once there is something to go on.
+    pub fn per_hour(self) -> Option<f64> {
+        (self.hours > 0.0).then(|| self.items / self.hours)
+    }
+}
+
+/// Why a feed's next poll is when it is (shown by `feedwire feeds`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Why {
+    /// The feed's own `interval` from the config.
+    Fixed,
+    /// Not enough history yet: `poll.interval`.
+    Default,
+    /// About one poll per new item, from the observed rate, within the bounds.
+    Adaptive { per_hour: f64 },
+    /// The publisher asked for no more often than this (Cache-Control, Expires, `<ttl>`,
+    /// `sy:updatePeriod`).
+    Publisher { source: &'static str },
+}
+
+impl Why {
+    pub fn describe(&self, interval: Duration) -> String {
+        let every = humantime::format_duration(Duration::from_secs(interval.as_secs()));
+        match self {
+            Why::Fixed => format!("fixed interval {every}"),
+            Why::Default => format!("default interval {every} (learning the feed's rate)"),
+            Why::Adaptive { per_hour } => {
+                format!(
+                    "adaptive: about {:.1} new items a day, so every {every}",
+                    per_hour * 24.0
+                )
+            }
+            Why::Publisher { source } => {
+                format!("the publisher asks for at most every {every} ({source})")
+            }
+        }
+    }
+}
+
+/// The interval before the next poll after a successful one: the feed's fixed interval when
+/// it has one; else about one poll per new item, within `[min, max]`; never shorter than
+/// what the publisher asks.
+pub fn next_interval(
+    fixed: Option<Duration>,
+    rate: Rate,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+    publisher: Option<(Duration, &'static str)>,
+) -> (Duration, Why) {
+    if let Some(f) = fixed {
+        return (f, Why::Fixed);
+    }
+    let (interval, why) = match rate.per_hour() {
+        // Too little history to trust (less than one default interval observed).
+        _ if rate.hours * 3600.0 < default.as_secs_f64() => (default.clamp(min, max), Why::Default),
+        Some(per_hour) if per_hour > 0.0 => {
+            let gap = Duration::from_secs_f64((3600.0 / per_hour).min(max.as_secs_f64()));
+            (gap.clamp(min, max), Why::Adaptive { per_hour })
+        }
+        _ => (max, Why::Adaptive { per_hour: 0.0 }),
+    };
+    match publisher {
+        // The publisher's wish is honoured even above `max_interval`, within reason.
+        Some((asked, source)) if asked > interval => {
+            (asked.min(MAX_PUBLISHER_INTERVAL), Why::Publisher { source })
+        }
+        _ => (interval, why),
+    }
+}
+
+/// The longest interval a publisher's hint can impose.
+pub const MAX_PUBLISHER_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
 /// Feeds by next due time (milliseconds since the epoch).
 #[derive(Debug, Default)]
 pub struct Queue {
@@ -128,6 +222,66 @@ mod tests {
             let j = jittered(base).as_secs_f64();
             assert!((900.0..=1100.0).contains(&j), "{j}");
         }
+    }
+
+    #[test]
+    fn the_interval_follows_the_rate_within_bounds_and_never_beats_the_publisher() {
+        let (min, max, default) = (
+            Duration::from_secs(120),
+            Duration::from_secs(6 * 3600),
+            Duration::from_secs(900),
+        );
+        let busy = Rate {
+            items: 48.0,
+            hours: 4.0,
+        };
+        let (i, why) = next_interval(None, busy, default, min, max, None);
+        assert_eq!(
+            (i, why),
+            (Duration::from_secs(300), Why::Adaptive { per_hour: 12.0 })
+        );
+        let frantic = Rate {
+            items: 400.0,
+            hours: 2.0,
+        };
+        assert_eq!(next_interval(None, frantic, default, min, max, None).0, min);
+        let quiet = Rate {
+            items: 0.0,
+            hours: 48.0,
+        };
+        assert_eq!(next_interval(None, quiet, default, min, max, None).0, max);
+        let fresh = Rate {
+            items: 3.0,
+            hours: 0.05,
+        };
+        assert_eq!(
+            next_interval(None, fresh, default, min, max, None),
+            (default, Why::Default)
+        );
+        let asks = Some((Duration::from_secs(3600), "Cache-Control max-age"));
+        assert_eq!(
+            next_interval(None, busy, default, min, max, asks).0,
+            Duration::from_secs(3600)
+        );
+        let fixed = Some(Duration::from_secs(60));
+        assert_eq!(
+            next_interval(fixed, busy, default, min, max, asks),
+            (Duration::from_secs(60), Why::Fixed)
+        );
+    }
+
+    #[test]
+    fn the_rate_forgets_slowly() {
+        let mut r = Rate::default();
+        for _ in 0..20 {
+            r = r.observe(1, Duration::from_secs(3600));
+        }
+        assert!((r.per_hour().unwrap_or(0.0) - 1.0).abs() < 1e-9);
+        for _ in 0..10 {
+            r = r.observe(0, Duration::from_secs(3600));
+        }
+        let after = r.per_hour().unwrap_or(1.0);
+        assert!(after < 0.5 && after > 0.1, "{after}");
     }
 
     #[test]

@@ -160,3 +160,68 @@ fn a_permanent_redirect_moves_the_feed_and_a_temporary_one_does_not() {
     assert_eq!(temporary["url"], server.url("/tmp.xml"));
     assert_eq!(setup.lines().len(), 2, "one item from each, once");
 }
+
+#[test]
+fn the_next_poll_honours_the_publisher_and_says_why() {
+    let server = Server::start();
+    let base = server.url("");
+    let cached = Route {
+        headers: vec![("cache-control".into(), "public, max-age=7200".into())],
+        ..Route::ok(
+            rss("Cached", &[Entry::new(1, &base)]),
+            "application/rss+xml",
+        )
+    };
+    server.set("/cached.xml", cached);
+    let with_ttl = rss("TTL", &[Entry::new(2, &base)]).replace(
+        "<description>d</description>",
+        "<description>d</description><ttl>180</ttl>",
+    );
+    server.set("/ttl.xml", Route::ok(with_ttl, "application/rss+xml"));
+    server.set(
+        "/plain.xml",
+        Route::ok(rss("Plain", &[Entry::new(3, &base)]), "application/rss+xml"),
+    );
+    let mut config = String::from("[article]\nfetch = false\n\n");
+    for (name, path) in [
+        ("cached", "/cached.xml"),
+        ("ttl", "/ttl.xml"),
+        ("plain", "/plain.xml"),
+    ] {
+        config.push_str(&format!(
+            "[[feeds]]\nname = \"{name}\"\nurl = \"{}\"\n\n",
+            server.url(path)
+        ));
+    }
+    config.push_str(&format!(
+        "[[feeds]]\nname = \"fixed\"\nurl = \"{}\"\ninterval = \"5m\"\n\n",
+        server.url("/plain.xml")
+    ));
+    let setup = Setup::new(&config);
+    assert_ok(&setup.run(&["once"]));
+    let feeds = setup.feeds_json();
+    let gap = |name: &str| -> (i64, String) {
+        let f = feeds.iter().find(|f| f["name"] == name).expect("listed");
+        let last = chrono::DateTime::parse_from_rfc3339(f["last_poll"].as_str().expect("last"))
+            .expect("date");
+        let next = chrono::DateTime::parse_from_rfc3339(f["next_poll"].as_str().expect("next"))
+            .expect("date");
+        (
+            (next - last).num_seconds(),
+            f["next_poll_reason"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let (secs, why) = gap("cached");
+    assert!(secs >= 7200 * 9 / 10, "{secs}s: {why}");
+    assert!(why.contains("Cache-Control"), "{why}");
+    let (secs, why) = gap("ttl");
+    assert!(secs >= 3 * 3600 * 9 / 10, "{secs}s: {why}");
+    assert!(why.contains("ttl"), "{why}");
+    let (secs, why) = gap("plain");
+    assert!(
+        (800..=1000).contains(&secs),
+        "the default 15m with jitter: {secs}s"
+    );
+    assert!(why.starts_with("default interval"), "{why}");
+    assert_eq!(gap("fixed"), (300, "fixed interval 5m".to_string()));
+}

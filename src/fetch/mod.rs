@@ -63,6 +63,8 @@ pub enum Fetched {
     /// 304: nothing changed since the validators were issued.
     NotModified {
         validators: Validators,
+        /// How long the publisher says the answer stays fresh (Cache-Control, Expires).
+        fresh_for: Option<Duration>,
     },
     Body(Box<Body>),
 }
@@ -78,6 +80,8 @@ pub struct Body {
     pub bytes: Vec<u8>,
     /// Where a feed lives now, when every redirect on the way was permanent (301/308).
     pub moved_to: Option<Url>,
+    /// How long the publisher says the answer stays fresh (Cache-Control, Expires).
+    pub fresh_for: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,6 +241,8 @@ impl HttpClient {
                     }
                     return Ok(Fetched::Body(body));
                 }
+                // The deadline is the whole request's, redirects included.
+                Err(FetchError::Timeout(_)) => return Err(FetchError::Timeout(timeout)),
                 other => return other,
             }
         }
@@ -323,7 +329,11 @@ async fn fetch_body(
         last_modified: header_string(response.headers(), header::LAST_MODIFIED),
     };
     if status == 304 {
-        return Ok(Fetched::NotModified { validators });
+        let fresh_for = freshness(response.headers());
+        return Ok(Fetched::NotModified {
+            validators,
+            fresh_for,
+        });
     }
     if response.status().is_redirection()
         && let Some(location) = header_string(response.headers(), header::LOCATION)
@@ -339,6 +349,7 @@ async fn fetch_body(
         });
     }
     let content_type = header_string(response.headers(), header::CONTENT_TYPE);
+    let fresh_for = freshness(response.headers());
     let final_url = response.url().clone();
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -354,6 +365,7 @@ async fn fetch_body(
         validators,
         bytes,
         moved_to: None,
+        fresh_for,
     })))
 }
 
@@ -369,6 +381,31 @@ fn header_string(headers: &HeaderMap, name: header::HeaderName) -> Option<String
         .and_then(|v| v.to_str().ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
+}
+
+/// How long an answer stays fresh by its own headers: `Cache-Control: max-age` (or
+/// `s-maxage`), else `Expires` against `Date` (or now). `no-cache`/`no-store` say nothing.
+fn freshness(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(cc) = header_string(headers, header::CACHE_CONTROL) {
+        let mut max_age = None;
+        for directive in cc.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+            if let Some(v) = directive
+                .strip_prefix("s-maxage=")
+                .or_else(|| directive.strip_prefix("max-age="))
+                && let Ok(secs) = v.trim_matches('"').parse::<u64>()
+            {
+                max_age = Some(max_age.map_or(secs, |m: u64| m.max(secs)));
+            }
+        }
+        if max_age.is_some() {
+            return max_age.map(Duration::from_secs);
+        }
+    }
+    let expires = httpdate::parse_http_date(&header_string(headers, header::EXPIRES)?).ok()?;
+    let date = header_string(headers, header::DATE)
+        .and_then(|d| httpdate::parse_http_date(&d).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
+    expires.duration_since(date).ok()
 }
 
 /// `Retry-After` as seconds or an HTTP date.
@@ -428,6 +465,29 @@ fn describe(err: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn freshness_from_cache_control_or_expires() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        assert_eq!(
+            freshness(&h(&[("cache-control", "public, max-age=3600")])),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(freshness(&h(&[("cache-control", "no-cache")])), None);
+        assert_eq!(
+            freshness(&h(&[
+                ("date", "Wed, 21 Oct 2015 07:28:00 GMT"),
+                ("expires", "Wed, 21 Oct 2015 09:28:00 GMT")
+            ])),
+            Some(Duration::from_secs(7200))
+        );
+    }
 
     #[test]
     fn retry_after_in_seconds_or_date() {

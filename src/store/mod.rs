@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::dedup::Fingerprint;
 use crate::model::EventType;
+use crate::scheduler::Rate;
 
 pub use schema::VERSION as SCHEMA_VERSION;
 
@@ -86,6 +87,9 @@ pub struct FeedState {
     pub next_poll_at: Option<i64>,
     /// The feed's GUIDs were found unusable; items are identified by their links.
     pub guid_unreliable: bool,
+    pub rate: Rate,
+    /// The last poll that answered 200 or 304.
+    pub last_ok_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +127,10 @@ pub struct PollRecord {
     pub title: Option<String>,
     /// The feed's new address after a permanent redirect.
     pub moved_to: Option<String>,
+    /// The feed's item rate after this poll (successful polls only).
+    pub rate: Option<Rate>,
+    /// Why the next poll is when it is.
+    pub reason: Option<String>,
 }
 
 /// An item to store.
@@ -222,6 +230,8 @@ pub struct FeedReport {
     pub last_error: Option<String>,
     pub errors_in_row: u32,
     pub next_poll_at: Option<i64>,
+    /// Why the next poll is when it is.
+    pub schedule_reason: Option<String>,
     pub items: i64,
 }
 
@@ -358,7 +368,7 @@ impl Store {
             {
                 let mut stmt = tx.prepare(
                     "SELECT id, name, url, etag, last_modified, polls, errors_in_row, next_poll_at,
-                        guid_unreliable
+                        guid_unreliable, rate_items, rate_hours, last_ok_at
                      FROM feeds WHERE active = 1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map([], |r| {
@@ -372,6 +382,11 @@ impl Store {
                         errors_in_row: r.get(6)?,
                         next_poll_at: r.get(7)?,
                         guid_unreliable: r.get(8)?,
+                        rate: Rate {
+                            items: r.get(9)?,
+                            hours: r.get(10)?,
+                        },
+                        last_ok_at: r.get(11)?,
                     })
                 })?;
                 for row in rows {
@@ -647,7 +662,7 @@ impl Store {
             let mut stmt = conn.prepare(
                 "SELECT f.name, f.url, f.title, f.active, f.last_poll_at, f.last_status, f.last_http_status,
                         f.last_error, f.errors_in_row, f.next_poll_at,
-                        (SELECT COUNT(*) FROM items i WHERE i.feed_id = f.id)
+                        (SELECT COUNT(*) FROM items i WHERE i.feed_id = f.id), f.schedule_reason
                  FROM feeds f ORDER BY f.active DESC, f.name",
             )?;
             let rows = stmt.query_map([], |r| {
@@ -663,6 +678,7 @@ impl Store {
                     errors_in_row: r.get(8)?,
                     next_poll_at: r.get(9)?,
                     items: r.get(10)?,
+                    schedule_reason: r.get(11)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -780,7 +796,10 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
         "UPDATE feeds SET polls = polls + 1, last_poll_at = ?2, last_status = ?3, last_http_status = ?4,
             last_error = ?5, errors_in_row = ?6, next_poll_at = ?7,
             etag = COALESCE(?8, etag), last_modified = COALESCE(?9, last_modified),
-            title = COALESCE(?10, title), url = COALESCE(?11, url)
+            title = COALESCE(?10, title), url = COALESCE(?11, url),
+            rate_items = COALESCE(?12, rate_items), rate_hours = COALESCE(?13, rate_hours),
+            last_ok_at = CASE WHEN ?3 IN ('ok', 'not-modified') THEN ?2 ELSE last_ok_at END,
+            schedule_reason = ?14
          WHERE id = ?1",
         params![
             feed_id,
@@ -793,7 +812,10 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
             poll.etag,
             poll.last_modified,
             poll.title,
-            poll.moved_to
+            poll.moved_to,
+            poll.rate.map(|r| r.items),
+            poll.rate.map(|r| r.hours),
+            poll.reason
         ],
     )?;
     Ok(())

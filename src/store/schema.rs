@@ -116,6 +116,14 @@ const MIGRATIONS: &[&str] = &[
     -- Links are matched through url_keys; this index only slowed inserts.
     DROP INDEX items_url;
     "#,
+    // 4: adaptive scheduling: the decayed item rate, the last successful poll, and why the
+    // next poll is when it is.
+    r#"
+    ALTER TABLE feeds ADD COLUMN rate_items REAL NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN rate_hours REAL NOT NULL DEFAULT 0;
+    ALTER TABLE feeds ADD COLUMN last_ok_at INTEGER;
+    ALTER TABLE feeds ADD COLUMN schedule_reason TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.
