@@ -170,6 +170,7 @@ pub async fn run(
     // Claims of a previous process that died are void; its rows are delivered again.
     store.release_all_claims().await?;
     let http = HttpClient::new(&ClientSettings {
+        hosts: config.hosts.clone(),
         allowed_networks: config.article.allowed_networks.clone(),
         user_agent: config.daemon.user_agent.clone(),
         max_connections: config.daemon.max_connections,
@@ -799,6 +800,13 @@ async fn poll(
     }
 }
 
+/// A feed that answers again after failing is worth a line: an operator may be watching it.
+fn log_recovery(job: &Job, record: &PollRecord) {
+    if job.errors_in_row > 0 && matches!(record.status, PollStatus::Ok | PollStatus::NotModified) {
+        tracing::info!(feed = %job.feed.name, failed_polls = job.errors_in_row, "feed recovered");
+    }
+}
+
 /// What the scheduler learns from a finished poll: a failed one keeps the old validators.
 fn done_for(job: &Job, record: &PollRecord) -> Done {
     let validators = if record.status == PollStatus::Error {
@@ -830,6 +838,7 @@ fn done_for(job: &Job, record: &PollRecord) -> Done {
 
 /// Stores a poll's outcome (no items) and tells the scheduler.
 async fn finish(ctx: &Shared, job: &Job, record: PollRecord, done: &mpsc::UnboundedSender<Done>) {
+    log_recovery(job, &record);
     let _ = done.send(done_for(job, &record));
     if let Err(e) = ctx.store.record_poll(job.feed_id, record).await {
         tracing::error!(feed = %job.feed.name, error = %e, "cannot record a poll");
@@ -953,6 +962,7 @@ async fn storer(
                         w.notify_one();
                     }
                 }
+                log_recovery(&r.job, &record);
                 let mut d = done_for(&r.job, &record);
                 d.guid_unreliable = report.guids_unreliable;
                 let _ = done.send(d);

@@ -27,6 +27,19 @@ pub struct Config {
     /// Sinks by name.
     pub sinks: BTreeMap<String, Sink>,
     pub feeds: Vec<Feed>,
+    /// Politeness overrides by host name (`[hosts."example.com"]`).
+    pub hosts: BTreeMap<String, Host>,
+}
+
+/// How feedwire treats one host, feeds and article pages alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    /// Requests in flight to this host (else `daemon.per_host_connections`).
+    pub connections: Option<usize>,
+    /// Least time between the starts of two requests to this host.
+    pub min_delay: Duration,
+    /// Sent instead of `daemon.user_agent`.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -270,7 +283,7 @@ pub fn parse(
     };
     let mut unknown = Vec::new();
     let raw: Result<RawConfig, _> =
-        serde_ignored::deserialize(&tree, |p| unknown.push(p.to_string()));
+        serde_ignored::deserialize(&tree, |p| unknown.push(display_path(&p)));
     let raw = match raw {
         Ok(raw) => raw,
         Err(e) => {
@@ -282,7 +295,6 @@ pub fn parse(
         }
     };
     for key in unknown {
-        let key = display_path(&key);
         v.problem(
             &key,
             "unknown key (check its spelling and section)".to_string(),
@@ -302,19 +314,28 @@ pub fn parse(
 }
 
 /// serde_ignored prints sequence indices as `feeds.2.x`; show them as `feeds[2].x`.
-fn display_path(p: &str) -> String {
-    let mut out = String::new();
-    for seg in p.split('.') {
-        if !out.is_empty() && seg.parse::<usize>().is_ok() {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
+/// A key path as the messages show it: `feeds[2].url`, `hosts."a.com".delay`.
+fn display_path(p: &serde_ignored::Path<'_>) -> String {
+    match p {
+        serde_ignored::Path::Root => String::new(),
+        serde_ignored::Path::Seq { parent, index } => format!("{}[{index}]", display_path(parent)),
+        serde_ignored::Path::Map { parent, key } => {
+            let parent = display_path(parent);
+            let key = if key.contains('.') {
+                format!("\"{key}\"")
+            } else {
+                key.clone()
+            };
+            if parent.is_empty() {
+                key
+            } else {
+                format!("{parent}.{key}")
             }
-            out.push_str(seg);
         }
+        serde_ignored::Path::Some { parent }
+        | serde_ignored::Path::NewtypeStruct { parent }
+        | serde_ignored::Path::NewtypeVariant { parent } => display_path(parent),
     }
-    out
 }
 
 // ---- what the user wrote --------------------------------------------------------------------
@@ -331,6 +352,15 @@ struct RawConfig {
     dedup: RawDedup,
     sinks: BTreeMap<String, RawSink>,
     feeds: Vec<RawFeed>,
+    hosts: BTreeMap<String, RawHost>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawHost {
+    connections: Leaf,
+    min_delay: Leaf,
+    user_agent: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -626,6 +656,39 @@ impl Validator {
                 feeds.push(feed);
             }
         }
+        let mut hosts = BTreeMap::new();
+        for (name, h) in &raw.hosts {
+            let at = |key: &str| format!("hosts.\"{name}\".{key}");
+            if name.is_empty() || name.contains(['/', ':', ' ', '"']) {
+                self.problem(
+                    &format!("hosts.\"{name}\""),
+                    "use a bare host name, like \"example.com\"".into(),
+                );
+            }
+            let connections = h
+                .connections
+                .as_ref()
+                .map(|_| self.integer(&at("connections"), &h.connections, 2, 1, 1_000) as usize);
+            let min_delay = match &h.min_delay {
+                Some(Value::String(s)) if s.trim() == "0s" || s.trim() == "0" => Duration::ZERO,
+                leaf => self.duration(&at("min_delay"), leaf, "0s"),
+            };
+            let user_agent = self.string(&at("user_agent"), &h.user_agent);
+            if user_agent
+                .as_ref()
+                .is_some_and(|ua| ua.trim().is_empty() || ua.contains(['\r', '\n']))
+            {
+                self.problem(&at("user_agent"), "must be a non-empty single line".into());
+            }
+            hosts.insert(
+                name.to_ascii_lowercase(),
+                Host {
+                    connections,
+                    min_delay,
+                    user_agent,
+                },
+            );
+        }
         Config {
             daemon,
             poll,
@@ -633,6 +696,7 @@ impl Validator {
             dedup,
             sinks,
             feeds,
+            hosts,
         }
     }
 
@@ -1046,8 +1110,26 @@ enum Seg<'a> {
 }
 
 fn split_path(path: &str) -> Vec<Seg<'_>> {
+    // Split on dots outside double quotes: `hosts."a.com".min_delay` has three parts.
+    let mut parts = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in path.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => {
+                parts.push(&path[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&path[start..]);
     let mut out = Vec::new();
-    for part in path.split('.') {
+    for part in parts {
+        if let Some(inner) = part.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
+            out.push(Seg::Key(inner));
+            continue;
+        }
         let (key, rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
         if !key.is_empty() {
             out.push(Seg::Key(key));
@@ -1128,6 +1210,29 @@ mod tests {
         .expect("valid");
         let names: Vec<&str> = c.feeds.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, vec!["example.com", "example.com-2"]);
+    }
+
+    #[test]
+    fn host_overrides_are_read_and_checked() {
+        let c = parse_str(
+            "[hosts.\"Example.com\"]\nmin_delay = \"2s\"\nuser_agent = \"me\"\nconnections = 1\n",
+        )
+        .expect("valid");
+        let h = &c.hosts["example.com"];
+        assert_eq!(
+            (h.min_delay, h.user_agent.as_deref(), h.connections),
+            (Duration::from_secs(2), Some("me"), Some(1))
+        );
+        let Err(ConfigError::Invalid { problems, .. }) =
+            parse_str("[hosts.\"a.com\"]\nmin_delay = \"soon\"\ndelay = 1\n")
+        else {
+            panic!("must be rejected");
+        };
+        let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec!["hosts.\"a.com\".min_delay", "hosts.\"a.com\".delay"]
+        );
     }
 
     #[test]

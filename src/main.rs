@@ -444,12 +444,14 @@ async fn extract(explicit: Option<&Path>, args: ExtractArgs) -> Result<u8, Failu
                 Some(c) => feedwire::fetch::ClientSettings {
                     user_agent: c.daemon.user_agent.clone(),
                     allowed_networks: c.article.allowed_networks.clone(),
+                    hosts: c.hosts.clone(),
                     max_connections: 1,
                     per_host_connections: 1,
                 },
                 None => feedwire::fetch::ClientSettings {
                     user_agent: concat!("feedwire/", env!("CARGO_PKG_VERSION")).to_string(),
                     allowed_networks: Vec::new(),
+                    hosts: Default::default(),
                     max_connections: 1,
                     per_host_connections: 1,
                 },

@@ -225,3 +225,36 @@ fn the_next_poll_honours_the_publisher_and_says_why() {
     assert!(why.starts_with("default interval"), "{why}");
     assert_eq!(gap("fixed"), (300, "fixed interval 5m".to_string()));
 }
+
+#[test]
+fn a_host_rule_spaces_requests_and_sends_its_own_user_agent() {
+    let server = Server::start();
+    for n in 1..=3 {
+        server.set(&format!("/f{n}.xml"), feed_route(&server, "F", n));
+    }
+    let mut config = String::from(
+        "[hosts.\"127.0.0.1\"]\nmin_delay = \"400ms\"\nuser_agent = \"polite-reader/1.0 (+ops@example.com)\"\n\n[article]\nfetch = false\n\n",
+    );
+    for n in 1..=3 {
+        config.push_str(&format!(
+            "[[feeds]]\nname = \"f{n}\"\nurl = \"{}\"\n\n",
+            server.url(&format!("/f{n}.xml"))
+        ));
+    }
+    let setup = Setup::new(&config);
+    assert_ok(&setup.run(&["once"]));
+    let mut seen = server.all_seen();
+    seen.sort_by_key(|s| s.at);
+    assert_eq!(seen.len(), 3);
+    for pair in seen.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(350),
+            "requests to one host are spaced"
+        );
+    }
+    assert!(
+        seen.iter()
+            .all(|s| s.header("user-agent").as_deref()
+                == Some("polite-reader/1.0 (+ops@example.com)"))
+    );
+}

@@ -125,6 +125,8 @@ pub struct ClientSettings {
     pub user_agent: String,
     /// Networks exempt from the address policy for article URLs.
     pub allowed_networks: Vec<IpNet>,
+    /// `[hosts."name"]` politeness rules.
+    pub hosts: std::collections::BTreeMap<String, crate::config::Host>,
     pub max_connections: usize,
     pub per_host_connections: usize,
 }
@@ -168,7 +170,11 @@ impl HttpClient {
             client,
             articles,
             allowed,
-            limits: HostLimiter::new(settings.max_connections, settings.per_host_connections),
+            limits: HostLimiter::new(
+                settings.max_connections,
+                settings.per_host_connections,
+                settings.hosts.clone().into_iter().collect(),
+            ),
         })
     }
 
@@ -262,13 +268,10 @@ impl HttpClient {
         if let Some(until) = self.limits.paused_until(url, now) {
             return Err(FetchError::HostPaused { until });
         }
+        let agent = self.limits.rule(url).and_then(|r| r.user_agent.clone());
         let _permit = self.limits.acquire(url).await;
-        let result = match tokio::time::timeout(
-            timeout,
-            fetch_body(client, url, validators, max_size),
-        )
-        .await
-        {
+        let fetch = fetch_body(client, url, validators, agent.as_deref(), max_size);
+        let result = match tokio::time::timeout(timeout, fetch).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout(timeout)),
         };
@@ -298,9 +301,13 @@ async fn fetch_body(
     client: &reqwest::Client,
     url: &Url,
     validators: Option<&Validators>,
+    user_agent: Option<&str>,
     max_size: u64,
 ) -> Result<Fetched, FetchError> {
     let mut headers = HeaderMap::new();
+    if let Some(agent) = user_agent.and_then(|a| HeaderValue::from_str(a).ok()) {
+        headers.insert(header::USER_AGENT, agent);
+    }
     if let Some(v) = validators {
         if let Some(etag) = v
             .etag
