@@ -52,6 +52,9 @@ fn item(n: u64, simhash: u64) -> NewItem {
         }),
         new_sinks: Vec::new(),
         duplicate_sinks: Vec::new(),
+        revision: None,
+        update_of: None,
+        updated_sinks: Vec::new(),
     }
 }
 

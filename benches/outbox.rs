@@ -197,6 +197,9 @@ impl Bench {
                         fingerprint: None,
                         new_sinks: vec![SINK.into()],
                         duplicate_sinks: Vec::new(),
+                        revision: None,
+                        update_of: None,
+                        updated_sinks: Vec::new(),
                     }
                 })
                 .collect();

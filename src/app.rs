@@ -108,6 +108,8 @@ struct Batch {
     record: PollRecord,
     feed_title: Option<String>,
     items: Vec<FeedItem>,
+    /// Known items whose entry changed, with their stored ids.
+    updates: Vec<(FeedItem, String)>,
 }
 
 /// A batch ready for the store.
@@ -118,7 +120,7 @@ struct Ready {
 }
 
 /// A poll's record, the feed's title and its new items.
-type Fresh = (PollRecord, Option<String>, Vec<FeedItem>);
+type Fresh = (PollRecord, Option<String>, Unseen);
 
 /// A finished poll, reported back to the scheduler.
 struct Done {
@@ -742,12 +744,16 @@ async fn poll(
                         }
                     };
                     match new_items(ctx, &job, parsed.items.clone()).await {
-                        Ok(items) if items.is_empty() => {
+                        Ok(unseen) if unseen.items.is_empty() && unseen.updates.is_empty() => {
                             tracing::debug!(feed = %feed.name, "no new items");
                             finish(ctx, &job, record(0), done).await;
                             Ok(None)
                         }
-                        Ok(items) => Ok(Some((record(items.len()), parsed.title.clone(), items))),
+                        Ok(unseen) => Ok(Some((
+                            record(unseen.items.len()),
+                            parsed.title.clone(),
+                            unseen,
+                        ))),
                         Err(e) => Err(failed_record(
                             config,
                             &job,
@@ -770,10 +776,11 @@ async fn poll(
         Err(e) => Err(fetch_failed(config, &job, now, &e)),
     };
     match outcome {
-        Ok(Some((record, feed_title, items))) => {
+        Ok(Some((record, feed_title, Unseen { items, updates }))) => {
             let batch = Batch {
                 job,
                 record,
+                updates,
                 feed_title,
                 items,
             };
@@ -845,18 +852,41 @@ async fn finish(ctx: &Shared, job: &Job, record: PollRecord, done: &mpsc::Unboun
     }
 }
 
-/// The items the store does not know yet (the cheap check before any article work).
+/// What a poll found that the store does not have: new items, and known items whose entry
+/// changed (a new revision).
+struct Unseen {
+    items: Vec<FeedItem>,
+    updates: Vec<(FeedItem, String)>,
+}
+
+/// The items the store does not know yet (the cheap check before any article work), and the
+/// known ones whose title or text changed.
 async fn new_items(
     ctx: &Shared,
     job: &Job,
     items: Vec<FeedItem>,
-) -> Result<Vec<FeedItem>, crate::store::StoreError> {
+) -> Result<Unseen, crate::store::StoreError> {
     let keys: Vec<String> = items.iter().map(|i| i.key.0.clone()).collect();
-    let known = ctx.store.known_keys(job.feed_id, keys).await?;
-    Ok(items
-        .into_iter()
-        .filter(|i| !known.contains(&i.key.0))
-        .collect())
+    let known = ctx.store.known_items(job.feed_id, keys).await?;
+    let mut unseen = Unseen {
+        items: Vec::new(),
+        updates: Vec::new(),
+    };
+    for item in items {
+        match known.get(&item.key.0) {
+            None => unseen.items.push(item),
+            Some(stored) => {
+                if stored
+                    .revision
+                    .as_ref()
+                    .is_some_and(|r| *r != process::revision_of(&item))
+                {
+                    unseen.updates.push((item, stored.id.clone()));
+                }
+            }
+        }
+    }
+    Ok(unseen)
 }
 
 /// Gives each batch its content (fetching articles) and fingerprints; several batches at
@@ -875,7 +905,7 @@ async fn processor(
         let (ctx, ready) = (ctx.clone(), ready.clone());
         tasks.spawn(async move {
             let feed = batch.job.feed.clone();
-            let items = process::contents(
+            let mut items = process::contents(
                 &ctx.config,
                 &ctx.http,
                 &ctx.store,
@@ -884,6 +914,7 @@ async fn processor(
                 batch.items,
             )
             .await;
+            items.extend(process::updates(batch.updates));
             let prepared = process::prepare(
                 &ctx.config,
                 feed,
@@ -952,7 +983,7 @@ async fn storer(
                         })
                         .inc();
                 }
-                tracing::info!(feed = %name, new = report.emitted, duplicates = report.duplicates,
+                tracing::info!(feed = %name, new = report.emitted, duplicates = report.duplicates, updated = report.updated,
                     stored = report.stored, "new items");
                 if report.guids_unreliable {
                     tracing::warn!(feed = %name, "the feed changes its GUIDs; its items are now identified by their links");

@@ -26,6 +26,41 @@ pub struct Processed {
     pub item: FeedItem,
     pub content: Content,
     pub page_canonical: Option<String>,
+    /// The stored item this is a new revision of.
+    pub update_of: Option<String>,
+}
+
+/// The feed-side revision of an item: its title and feed text, normalized, hashed. Whitespace,
+/// case, punctuation and markup changes do not make a new revision.
+pub fn revision_of(item: &FeedItem) -> String {
+    use sha2::{Digest, Sha256};
+    let text = item
+        .content_html
+        .as_deref()
+        .map(html_to_text)
+        .or_else(|| item.summary.clone())
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(crate::dedup::normalize_text(item.title.as_deref().unwrap_or("")).as_bytes());
+    h.update([0]);
+    h.update(crate::dedup::normalize_text(&text).as_bytes());
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Known items whose entry changed: sent with the feed's content (their page is not fetched
+/// again).
+pub fn updates(items: Vec<(FeedItem, String)>) -> Vec<Processed> {
+    items
+        .into_iter()
+        .map(|(item, id)| Processed {
+            update_of: Some(id),
+            ..plain(item, None)
+        })
+        .collect()
 }
 
 /// A poll's new items, ready for [`crate::store::Store::ingest`].
@@ -158,6 +193,7 @@ fn plain(item: FeedItem, error: Option<String>) -> Processed {
         item,
         content,
         page_canonical: None,
+        update_of: None,
     }
 }
 
@@ -214,6 +250,7 @@ async fn article(
                 ..fallback
             },
             page_canonical: art.canonical_url,
+            update_of: None,
         };
     }
     let content = Content {
@@ -230,6 +267,7 @@ async fn article(
         item,
         content,
         page_canonical: art.canonical_url,
+        update_of: None,
     }
 }
 
@@ -248,6 +286,7 @@ pub fn prepare(
     };
     let new_sinks = sinks_for(config, &feed, EventType::ItemNew);
     let duplicate_sinks = sinks_for(config, &feed, EventType::ItemDuplicate);
+    let updated_sinks = sinks_for(config, &feed, EventType::ItemUpdated);
     let mut out = Vec::with_capacity(items.len());
     let mut kept = Vec::with_capacity(items.len());
     for (
@@ -256,10 +295,13 @@ pub fn prepare(
             item,
             content,
             page_canonical,
+            update_of,
         },
     ) in items.into_iter().enumerate()
     {
-        let id = ulid::Ulid::new().to_string();
+        let id = update_of
+            .clone()
+            .unwrap_or_else(|| ulid::Ulid::new().to_string());
         let fingerprint = item.url.as_ref().map(|u| {
             let decision = resolve_page_canonical(u, page_canonical.as_deref());
             Fingerprint::new(&decision, &content.text)
@@ -277,6 +319,9 @@ pub fn prepare(
             fingerprint,
             new_sinks: new_sinks.clone(),
             duplicate_sinks: duplicate_sinks.clone(),
+            revision: Some(revision_of(&item)),
+            update_of,
+            updated_sinks: updated_sinks.clone(),
         });
         kept.push(Rendered { id, item, content });
     }

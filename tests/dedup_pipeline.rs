@@ -269,3 +269,60 @@ fn ulid_like(round: u32, title: &str) -> String {
         ((round as u64 + 1) * 0x9e37_79b9) ^ title.len() as u64
     )
 }
+
+#[test]
+fn an_edited_entry_is_sent_again_as_item_updated_only_when_its_text_changed() {
+    let server = Server::start();
+    let text = "The council approved the new budget on Monday after a long debate.";
+    let set = |summary: &str| {
+        server.set(
+            "/u.xml",
+            Route::ok(
+                rss(
+                    "U",
+                    &[entry(
+                        "u-1",
+                        "Budget approved",
+                        "https://u.example/budget",
+                        summary,
+                    )],
+                ),
+                "application/rss+xml",
+            ),
+        );
+    };
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    let with_updates = config(&server, &["u"], &out).replace(
+        "events = [\"item.new\", \"item.duplicate\"]",
+        "events = [\"item.new\", \"item.updated\"]",
+    );
+    setup.write_config(&with_updates);
+    set(text);
+    assert_ok(&setup.run(&["once"]));
+    // Only markup, case and spacing change: not a new revision.
+    set(&format!(
+        "<p><b>{}</b></p>",
+        text.to_uppercase().replace(' ', "  ")
+    ));
+    assert_ok(&setup.run(&["once"]));
+    assert_eq!(kinds(&read_lines(&out)), vec!["item.new"]);
+    // A correction in the text is.
+    set(&text.replace("Monday", "Tuesday"));
+    assert_ok(&setup.run(&["once"]));
+    let lines = read_lines(&out);
+    assert_eq!(kinds(&lines), vec!["item.new", "item.updated"]);
+    assert_eq!(
+        lines[0]["id"], lines[1]["id"],
+        "an update carries the item's own id"
+    );
+    assert!(
+        lines[1]["item"]["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Tuesday")
+    );
+    // The same again is not another update.
+    assert_ok(&setup.run(&["once"]));
+    assert_eq!(read_lines(&out).len(), 2);
+}

@@ -28,11 +28,15 @@ pub(super) fn ingest(
     // New GUIDs on links this feed already had: the feed changes its GUIDs.
     let mut drifted = 0;
     for (index, item) in batch.items.iter().enumerate() {
+        if let Some(id) = &item.update_of {
+            update(&tx, &batch, index, id, item, now, &mut report)?;
+            continue;
+        }
         let fp = item.fingerprint.as_ref();
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO items (id, feed_id, key, url, link, guid, title, published_at,
-                content_source, content_hash, simhash, emitted, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                content_source, content_hash, simhash, emitted, created_at, revision)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?
         .execute(params![
             item.id,
@@ -47,7 +51,8 @@ pub(super) fn ingest(
             fp.and_then(|f| f.content_hash).map(hex),
             fp.and_then(|f| f.simhash).map(|h| h as i64),
             item.emitted,
-            now
+            now,
+            item.revision
         ])?;
         if inserted == 0 {
             report.already_known += 1;
@@ -119,6 +124,56 @@ pub(super) fn ingest(
     write_poll(&tx, batch.feed_id, &batch.poll)?;
     tx.commit()?;
     Ok(report)
+}
+
+/// A new revision of a stored item: the revision is recorded; sinks that asked for
+/// `item.updated` get the item again, under its own id.
+fn update(
+    tx: &Transaction<'_>,
+    batch: &IngestBatch,
+    index: usize,
+    id: &str,
+    item: &super::NewItem,
+    now: i64,
+    report: &mut IngestReport,
+) -> Result<(), StoreError> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE items SET revision = ?2, title = COALESCE(?3, title)
+             WHERE id = ?1 AND revision IS NOT ?2",
+        )?
+        .execute(params![id, item.revision, item.title])?;
+    if changed == 0 {
+        return Ok(());
+    }
+    report.updated += 1;
+    if item.updated_sinks.is_empty() {
+        return Ok(());
+    }
+    let body = (batch.render)(index, EventType::ItemUpdated, None);
+    let event_id = ulid::Ulid::new().to_string();
+    tx.prepare_cached(
+        "INSERT INTO events (id, item_id, type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        event_id,
+        id,
+        EventType::ItemUpdated.as_str(),
+        body,
+        now
+    ])?;
+    let mut outbox = tx.prepare_cached(
+        "INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+    )?;
+    for sink in &item.updated_sinks {
+        outbox.execute(params![
+            event_id,
+            sink,
+            format!("msg_{}", ulid::Ulid::new()),
+            now
+        ])?;
+    }
+    Ok(())
 }
 
 /// The first stored story this fingerprint belongs to: by URL key, then by exact content,

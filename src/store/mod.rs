@@ -7,7 +7,7 @@
 mod ingest;
 mod schema;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -133,6 +133,14 @@ pub struct PollRecord {
     pub reason: Option<String>,
 }
 
+/// An item the store already has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownItem {
+    pub id: String,
+    /// Its feed-side revision when stored (older rows have none).
+    pub revision: Option<String>,
+}
+
 /// An item to store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewItem {
@@ -152,6 +160,12 @@ pub struct NewItem {
     pub new_sinks: Vec<String>,
     /// Sinks that get its `item.duplicate` event when it turns out to be one.
     pub duplicate_sinks: Vec<String>,
+    /// The feed-side revision (title and text) it was seen with.
+    pub revision: Option<String>,
+    /// When set, this is a new revision of the stored item with this id, not a new item.
+    pub update_of: Option<String>,
+    /// Sinks that get its `item.updated` event.
+    pub updated_sinks: Vec<String>,
 }
 
 /// Renders an event body once the store knows what the item is: called with the item's
@@ -183,6 +197,8 @@ pub struct IngestReport {
     /// Items emitted as `item.new`.
     pub emitted: usize,
     pub duplicates: usize,
+    /// Known items whose text changed.
+    pub updated: usize,
     /// The reason of each duplicate (`url`, `content`, `near`).
     pub duplicate_reasons: Vec<&'static str>,
     pub already_known: usize,
@@ -399,19 +415,27 @@ impl Store {
         .await
     }
 
-    /// Which of `keys` this feed already has.
-    pub async fn known_keys(
+    /// Which of `keys` this feed already has, with their stored ids and revisions.
+    pub async fn known_items(
         &self,
         feed_id: i64,
         keys: Vec<String>,
-    ) -> Result<HashSet<String>, StoreError> {
+    ) -> Result<HashMap<String, KnownItem>, StoreError> {
         self.call(move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT 1 FROM items WHERE feed_id = ?1 AND key = ?2")?;
-            let mut known = HashSet::new();
+            let mut stmt = conn
+                .prepare_cached("SELECT id, revision FROM items WHERE feed_id = ?1 AND key = ?2")?;
+            let mut known = HashMap::new();
             for key in keys {
-                if stmt.exists(params![feed_id, key])? {
-                    known.insert(key);
+                let found = stmt
+                    .query_row(params![feed_id, key], |r| {
+                        Ok(KnownItem {
+                            id: r.get(0)?,
+                            revision: r.get(1)?,
+                        })
+                    })
+                    .optional()?;
+                if let Some(item) = found {
+                    known.insert(key, item);
                 }
             }
             Ok(known)

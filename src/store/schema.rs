@@ -124,6 +124,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE feeds ADD COLUMN last_ok_at INTEGER;
     ALTER TABLE feeds ADD COLUMN schedule_reason TEXT;
     "#,
+    // 5: the feed-side revision of each item, to tell an updated entry from an unchanged one.
+    r#"
+    ALTER TABLE items ADD COLUMN revision TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.
