@@ -71,14 +71,6 @@ fn run_with_secret(setup: &Setup, args: &[&str]) -> Output {
         .expect("run feedwire")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 #[test]
 fn retries_a_503_with_retry_after_and_keeps_the_same_webhook_id() {
     let feed = feed_with(1);

@@ -97,22 +97,7 @@ pub(super) fn ingest(
             continue;
         }
         let body = (batch.render)(index, kind, found.as_ref().map(|m| m.root.as_str()));
-        let event_id = ulid::Ulid::new().to_string();
-        tx.prepare_cached(
-            "INSERT INTO events (id, item_id, type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![event_id, item.id, kind.as_str(), body, now])?;
-        let mut outbox = tx.prepare_cached(
-            "INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-        )?;
-        for sink in sinks {
-            outbox.execute(params![
-                event_id,
-                sink,
-                format!("msg_{}", ulid::Ulid::new()),
-                now
-            ])?;
-        }
+        emit(&tx, &item.id, kind, &body, sinks, now)?;
     }
     if report.stored >= 2 && drifted == report.stored {
         tx.execute(
@@ -151,21 +136,35 @@ fn update(
         return Ok(());
     }
     let body = (batch.render)(index, EventType::ItemUpdated, None);
+    emit(
+        tx,
+        id,
+        EventType::ItemUpdated,
+        &body,
+        &item.updated_sinks,
+        now,
+    )
+}
+
+/// Writes one event of `item_id` and an outbox row for each sink, each row with its own
+/// `webhook-id` (kept across retries and redeliveries).
+fn emit(
+    tx: &Transaction<'_>,
+    item_id: &str,
+    kind: EventType,
+    body: &str,
+    sinks: &[String],
+    now: i64,
+) -> Result<(), StoreError> {
     let event_id = ulid::Ulid::new().to_string();
     tx.prepare_cached(
         "INSERT INTO events (id, item_id, type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![
-        event_id,
-        id,
-        EventType::ItemUpdated.as_str(),
-        body,
-        now
-    ])?;
+    .execute(params![event_id, item_id, kind.as_str(), body, now])?;
     let mut outbox = tx.prepare_cached(
         "INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
     )?;
-    for sink in &item.updated_sinks {
+    for sink in sinks {
         outbox.execute(params![
             event_id,
             sink,
