@@ -25,6 +25,14 @@ const MAX_LINK_DENSITY: f32 = 0.5;
 /// it adds at most this factor of text.
 const ARTICLE_GROWTH: f32 = 1.6;
 
+/// A chrome-looking block holding more than this share of the page's paragraph text is the
+/// article with a misleading class (`article-content sticky-sidebar-relative`), unless it
+/// names comments.
+const PROTECTED_SHARE: f32 = 0.5;
+/// When the chosen content has less text than this share of the pruned page's paragraph
+/// text, the whole pruned page is taken instead (trafilatura's "baseline" idea).
+const BASELINE_SHARE: f32 = 0.3;
+
 /// Share of paragraph text an enclosing container must add for the content to grow into it.
 const CLIMB_GOOD_SHARE: f32 = 0.6;
 
@@ -118,6 +126,9 @@ const CHROME_EDGE_WORDS: &[&str] = &[
 /// Words that name page chrome only at the end of a name (`article__tags`, not `tag-x`).
 const CHROME_LAST_WORDS: &[&str] = &["tags", "tag", "meta", "byline", "author"];
 
+/// Prefixes of class names that describe a block's options rather than what it is.
+const MODIFIER_PREFIXES: &[&str] = &["no-", "no_", "has-", "has_", "with-", "without-"];
+
 /// Whole class names or ids that name page chrome.
 const CHROME_NAMES: &[&str] = &["hidden", "share", "tools", "links", "sr-only"];
 
@@ -141,6 +152,10 @@ fn class_and_id(e: &Element) -> String {
 
 fn looks_like_chrome(names: &str) -> bool {
     names.split_ascii_whitespace().any(|token| {
+        // `no-share`, `has-sidebar`, `with-ads`: a modifier of the block, not its role.
+        if MODIFIER_PREFIXES.iter().any(|p| token.starts_with(p)) {
+            return false;
+        }
         if CHROME_NAMES.contains(&token) || CHROME_PARTS.iter().any(|p| token.contains(p)) {
             return true;
         }
@@ -153,6 +168,11 @@ fn looks_like_chrome(names: &str) -> bool {
             || CHROME_EDGE_WORDS.contains(&last)
             || CHROME_LAST_WORDS.contains(&last)
     })
+}
+
+/// Comment threads are chrome however much paragraph text they hold.
+fn names_comments(names: &str) -> bool {
+    names.contains("comment") || names.contains("disqus")
 }
 
 fn looks_like_content(names: &str) -> bool {
@@ -218,6 +238,8 @@ pub(crate) fn find(root: NodeRef<'_, Node>) -> Content<'_> {
 /// Drops blocks whose class or id names page chrome, unless they wrap most of the page.
 fn prune_chrome(dom: &mut Dom<'_>) {
     let total = dom.nodes.first().map_or(0, |n| n.text).max(1) as f32;
+    let good = paragraph_text(dom);
+    let page_good = good.first().copied().unwrap_or(0) as f32;
     let mut i = 0;
     let mut changed = false;
     while i < dom.nodes.len() {
@@ -230,6 +252,7 @@ fn prune_chrome(dom: &mut Dom<'_>) {
             && n.text as f32 <= total * WRAPPER_SHARE
             && !n.holds_main
             && is_chrome(e, n.in_article)
+            && (good[i] as f32 <= page_good * PROTECTED_SHARE || names_comments(&class_and_id(e)))
         {
             let end = n.end;
             dom.nodes[i].dead = true;
@@ -280,14 +303,73 @@ fn base_score(n: &DNode<'_>) -> f32 {
     tag_score + weight
 }
 
+/// A paragraph's vote: its text length, commas, and the node it credits first. A paragraph
+/// credits its container; loose text beside child blocks credits the element holding it (as
+/// if it were wrapped in a paragraph of its own).
+fn vote(dom: &Dom<'_>, i: usize) -> Option<(u32, u32, usize)> {
+    let n = &dom.nodes[i];
+    let tag = n.tag();
+    let paragraph = match tag {
+        "p" | "pre" | "td" => true,
+        "div" | "section" | "article" | "li" | "blockquote" => !n.block_child,
+        _ => false,
+    };
+    if paragraph && n.text >= MIN_PARAGRAPH {
+        Some((n.text, n.commas, n.parent))
+    } else if !paragraph
+        && n.own_text >= MIN_PARAGRAPH
+        && matches!(
+            tag,
+            "div"
+                | "section"
+                | "article"
+                | "td"
+                | "li"
+                | "blockquote"
+                | "main"
+                | "form"
+                | "span"
+                | "font"
+                | "center"
+        )
+    {
+        Some((n.own_text, n.own_commas, i))
+    } else {
+        None
+    }
+}
+
+/// Text of the paragraphs that are not link lists, summed into every ancestor of the node
+/// each paragraph credits.
+fn paragraph_text(dom: &Dom<'_>) -> Vec<u32> {
+    let mut good: Vec<u32> = vec![0; dom.nodes.len()];
+    let mut i = 0;
+    while i < dom.nodes.len() {
+        let n = &dom.nodes[i];
+        if n.dead {
+            i = n.end;
+            continue;
+        }
+        if let Some((text, _, first)) = vote(dom, i)
+            && n.link_density() < MAX_LINK_DENSITY
+        {
+            good[first] += text;
+            for a in dom.ancestors(first) {
+                good[a] += text;
+            }
+        }
+        i += 1;
+    }
+    good
+}
+
 /// Readability-style: each paragraph votes for its ancestors; the best container, scaled by
 /// how little of it is links, wins, and siblings that look like more of the same join it.
 fn choose(dom: &Dom<'_>) -> Vec<usize> {
     let len = dom.nodes.len();
     let mut score: Vec<f32> = vec![0.0; len];
     let mut touched: Vec<bool> = vec![false; len];
-    // Text in paragraphs that are not link lists, summed into every ancestor.
-    let mut good: Vec<u32> = vec![0; len];
+    let good = paragraph_text(dom);
     let mut i = 0;
     while i < len {
         let n = &dom.nodes[i];
@@ -295,44 +377,8 @@ fn choose(dom: &Dom<'_>) -> Vec<usize> {
             i = n.end;
             continue;
         }
-        let tag = n.tag();
-        let paragraph = match tag {
-            "p" | "pre" | "td" => true,
-            "div" | "section" | "article" | "li" | "blockquote" => !n.block_child,
-            _ => false,
-        };
-        // A paragraph credits its container; loose text beside child blocks credits the
-        // element holding it (as if it were wrapped in a paragraph of its own).
-        let vote = if paragraph && n.text >= MIN_PARAGRAPH {
-            Some((n.text, n.commas, n.parent))
-        } else if !paragraph
-            && n.own_text >= MIN_PARAGRAPH
-            && matches!(
-                tag,
-                "div"
-                    | "section"
-                    | "article"
-                    | "td"
-                    | "li"
-                    | "blockquote"
-                    | "main"
-                    | "form"
-                    | "span"
-                    | "font"
-                    | "center"
-            )
-        {
-            Some((n.own_text, n.own_commas, i))
-        } else {
-            None
-        };
+        let vote = vote(dom, i);
         if let Some((text, commas, first)) = vote {
-            if n.link_density() < MAX_LINK_DENSITY {
-                good[first] += text;
-                for a in dom.ancestors(first) {
-                    good[a] += text;
-                }
-            }
             let s = 1.0 + commas as f32 + (text as f32 / 100.0).min(3.0);
             let chain = std::iter::once(first).chain(dom.ancestors(first));
             for (level, a) in chain.take(SCORE_LEVELS).enumerate() {
@@ -437,6 +483,15 @@ fn choose(dom: &Dom<'_>) -> Vec<usize> {
                 roots = vec![a];
             }
             break;
+        }
+    }
+    // Baseline: when the chosen content holds little of the pruned page's paragraph text,
+    // the article is spread over blocks the scorer did not join; take the whole pruned page.
+    let chosen_text: u32 = roots.iter().map(|&r| dom.nodes[r].text).sum();
+    if let Some(b) = body(dom) {
+        let page_good = good[b];
+        if (chosen_text as f32) < BASELINE_SHARE * page_good as f32 {
+            return vec![b];
         }
     }
     roots
