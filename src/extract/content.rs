@@ -10,6 +10,7 @@ use ego_tree::NodeRef;
 use scraper::Node;
 use scraper::node::Element;
 
+use super::boiler;
 use super::dom::{DNode, Dom, Kind, NONE, is_block};
 
 /// Paragraphs shorter than this (non-space characters) do not vote for a container.
@@ -268,10 +269,12 @@ fn prune_chrome(dom: &mut Dom<'_>) {
 }
 
 /// Page chrome by its tag or by its class or id. A page header is chrome; a header inside
-/// the article holds its headline and lead. `<article>` and `<main>` are never chrome.
+/// the article holds its headline and lead. `<main>` is never chrome, nor is `<article>` unless
+/// it is a comment.
 fn is_chrome(e: &Element, in_article: bool) -> bool {
     match e.name() {
-        "html" | "body" | "article" | "main" => false,
+        "html" | "body" | "main" => false,
+        "article" => names_comments(&class_and_id(e)),
         "nav" | "aside" | "footer" => true,
         "header" if !in_article => true,
         _ => e.attr("itemprop") != Some("articleBody") && looks_like_chrome(&class_and_id(e)),
@@ -568,6 +571,13 @@ fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
     if matches!(tag, "h1" | "figcaption") {
         return true; // the headline is metadata (`title`); captions and credits are not text
     }
+    if n.text > 0
+        && n.text <= boiler::MAX_LINE
+        && !matches!(tag, "td" | "th" | "tr" | "table" | "tbody" | "")
+        && boiler::is_furniture(&subtree_text(dom, i), is_block(tag) || is_dateline(dom, i))
+    {
+        return true;
+    }
     if !is_block(tag) || tag == "td" || tag == "th" || tag == "tr" {
         return false;
     }
@@ -587,6 +597,34 @@ fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
         };
     }
     false
+}
+
+/// A `<time>` (or made-up `<date>`) element outside a paragraph: a dateline, not prose.
+fn is_dateline(dom: &Dom<'_>, i: usize) -> bool {
+    let n = &dom.nodes[i];
+    matches!(n.tag(), "time" | "date")
+        && dom
+            .nodes
+            .get(n.parent)
+            .is_none_or(|p| !matches!(p.tag(), "p" | "li" | "td" | "dd"))
+}
+
+/// The live text below `i`, as it reads.
+fn subtree_text(dom: &Dom<'_>, i: usize) -> String {
+    let mut s = String::new();
+    let mut j = i + 1;
+    while j < dom.nodes[i].end {
+        let n = &dom.nodes[j];
+        if n.dead {
+            j = n.end;
+            continue;
+        }
+        if let Kind::Text(t) = n.kind {
+            s.push_str(t);
+        }
+        j += 1;
+    }
+    s
 }
 
 /// The next live element with text after `i` under the same parent.
