@@ -232,7 +232,8 @@ pub(crate) struct Content<'a> {
 pub(crate) fn find(root: NodeRef<'_, Node>) -> Content<'_> {
     let mut dom = Dom::build(root, is_dead);
     prune_chrome(&mut dom);
-    let roots = choose(&dom);
+    let good = paragraph_text(&dom);
+    let roots = choose(&dom, &good);
     Content { dom, roots }
 }
 
@@ -368,11 +369,10 @@ fn paragraph_text(dom: &Dom<'_>) -> Vec<u32> {
 
 /// Readability-style: each paragraph votes for its ancestors; the best container, scaled by
 /// how little of it is links, wins, and siblings that look like more of the same join it.
-fn choose(dom: &Dom<'_>) -> Vec<usize> {
+fn choose(dom: &Dom<'_>, good: &[u32]) -> Vec<usize> {
     let len = dom.nodes.len();
     let mut score: Vec<f32> = vec![0.0; len];
     let mut touched: Vec<bool> = vec![false; len];
-    let good = paragraph_text(dom);
     let mut i = 0;
     while i < len {
         let n = &dom.nodes[i];
@@ -565,7 +565,7 @@ pub(crate) fn is_format(c: char) -> bool {
 }
 
 /// Whether an element inside the chosen content is left out.
-fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
+fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool) -> bool {
     let n = &dom.nodes[i];
     let tag = n.tag();
     if matches!(tag, "h1" | "figcaption") {
@@ -585,7 +585,11 @@ fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
         // Keeps figures and rules; text-free wrappers add nothing to the text anyway.
         return false;
     }
-    if n.alpha == 0 || n.link_density() > MAX_LINK_DENSITY {
+    if n.alpha == 0 {
+        return true;
+    }
+    // A link list, unless the content has nothing else (a page that is a list of links).
+    if n.link_density() > MAX_LINK_DENSITY && !lenient {
         return true;
     }
     // A heading that ends its section or introduces something left out ("Read more",
@@ -593,7 +597,7 @@ fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
     if matches!(tag, "h2" | "h3" | "h4" | "h5" | "h6") {
         return match next_text_sibling(dom, i) {
             None => true,
-            Some(j) => skip_inside(dom, j),
+            Some(j) => skip_inside(dom, j, lenient),
         };
     }
     false
@@ -652,8 +656,25 @@ const KEPT_ATTRS: &[&str] = &[
     "href", "src", "alt", "title", "colspan", "rowspan", "datetime", "lang", "cite",
 ];
 
+/// When the content without its link lists has fewer words than this, the link lists are
+/// the content (a blog post that is a list of links).
+const MIN_WORDS_STRICT: usize = 20;
+
 /// Walks the chosen content, writing the text and the (unsanitized) HTML.
 pub(crate) fn render(content: &Content<'_>) -> (String, String) {
+    let (text, html) = render_with(content, false);
+    if text.split_whitespace().count() >= MIN_WORDS_STRICT {
+        return (text, html);
+    }
+    let (lenient_text, lenient_html) = render_with(content, true);
+    if lenient_text.len() > text.len() {
+        (lenient_text, lenient_html)
+    } else {
+        (text, html)
+    }
+}
+
+fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
     let dom = &content.dom;
     let mut text = TextOut::new();
     let mut html = String::new();
@@ -671,7 +692,7 @@ pub(crate) fn render(content: &Content<'_>) -> (String, String) {
                 open.pop();
             }
             let n = &dom.nodes[i];
-            if n.dead || (i != root && skip_inside(dom, i)) {
+            if n.dead || (i != root && skip_inside(dom, i, lenient)) {
                 i = n.end;
                 continue;
             }
