@@ -71,7 +71,42 @@ fn is_dead_tag(tag: &str) -> bool {
 const CHROME_PARTS: &[&str] = &[
     "comment",
     "sidebar",
-    "breadcrumb",
+    "crumb",
+    "author-bio",
+    "author_bio",
+    "authorbio",
+    "author-box",
+    "author_box",
+    "authorbox",
+    "author-info",
+    "author-desc",
+    "about-author",
+    "about-the-author",
+    "entry-author",
+    "saboxplugin",
+    "related-post",
+    "related_post",
+    "relatedpost",
+    "related-article",
+    "relacionad",
+    "saiba-mais",
+    "instagram-media",
+    "fb-post",
+    "tiktok-embed",
+    "disclaimer",
+    "donation",
+    "affiliate",
+    "readingtime",
+    "reading-time",
+    "read-time",
+    "metadata",
+    "postmeta",
+    "post-meta",
+    "entry-meta",
+    "metaline",
+    "print-button",
+    "imagedescription",
+    "kommentar",
     "newsletter",
     "subscri",
     "cookie",
@@ -122,6 +157,8 @@ const CHROME_EDGE_WORDS: &[&str] = &[
     "popular",
     "mostread",
     "login",
+    "navi",
+    "cta",
 ];
 
 /// Words that name page chrome only at the end of a name (`article__tags`, not `tag-x`).
@@ -173,7 +210,7 @@ fn looks_like_chrome(names: &str) -> bool {
 
 /// Comment threads are chrome however much paragraph text they hold.
 fn names_comments(names: &str) -> bool {
-    names.contains("comment") || names.contains("disqus")
+    names.contains("comment") || names.contains("kommentar") || names.contains("disqus")
 }
 
 fn looks_like_content(names: &str) -> bool {
