@@ -3,8 +3,10 @@
 //! Three passes over a flat view of the page ([`Dom`]): drop what is never article text
 //! (scripts, hidden elements, navigation, and blocks whose class or id names page chrome);
 //! score paragraphs Readability-style, crediting their containers, and pick the best
-//! container plus its related siblings; then walk that content, leaving out link lists,
-//! headings of the page and blocks without words.
+//! container plus its related siblings, or the whole pruned page when that container holds
+//! little of its paragraph text; then walk that content, leaving out link lists (unless they
+//! are all there is), headings of the page, blocks without words and furniture lines
+//! (credits, bylines, datelines, "Read more").
 
 use ego_tree::NodeRef;
 use scraper::Node;
