@@ -3,13 +3,16 @@
 //! Three passes over a flat view of the page ([`Dom`]): drop what is never article text
 //! (scripts, hidden elements, navigation, and blocks whose class or id names page chrome);
 //! score paragraphs Readability-style, crediting their containers, and pick the best
-//! container plus its related siblings; then walk that content, leaving out link lists,
-//! headings of the page and blocks without words.
+//! container plus its related siblings, or the whole pruned page when that container holds
+//! little of its paragraph text; then walk that content, leaving out link lists (unless they
+//! are all there is), headings of the page, blocks without words and furniture lines
+//! (credits, bylines, datelines, "Read more").
 
 use ego_tree::NodeRef;
 use scraper::Node;
 use scraper::node::Element;
 
+use super::boiler;
 use super::dom::{DNode, Dom, Kind, NONE, is_block};
 
 /// Paragraphs shorter than this (non-space characters) do not vote for a container.
@@ -24,6 +27,14 @@ const MAX_LINK_DENSITY: f32 = 0.5;
 /// An `<article>` around the chosen content is taken whole (headline area, standfirst) when
 /// it adds at most this factor of text.
 const ARTICLE_GROWTH: f32 = 1.6;
+
+/// A chrome-looking block holding more than this share of the page's paragraph text is the
+/// article with a misleading class (`article-content sticky-sidebar-relative`), unless it
+/// names comments.
+const PROTECTED_SHARE: f32 = 0.5;
+/// When the chosen content has less text than this share of the pruned page's paragraph
+/// text, the whole pruned page is taken instead (trafilatura's "baseline" idea).
+const BASELINE_SHARE: f32 = 0.3;
 
 /// Share of paragraph text an enclosing container must add for the content to grow into it.
 const CLIMB_GOOD_SHARE: f32 = 0.6;
@@ -62,7 +73,42 @@ fn is_dead_tag(tag: &str) -> bool {
 const CHROME_PARTS: &[&str] = &[
     "comment",
     "sidebar",
-    "breadcrumb",
+    "crumb",
+    "author-bio",
+    "author_bio",
+    "authorbio",
+    "author-box",
+    "author_box",
+    "authorbox",
+    "author-info",
+    "author-desc",
+    "about-author",
+    "about-the-author",
+    "entry-author",
+    "saboxplugin",
+    "related-post",
+    "related_post",
+    "relatedpost",
+    "related-article",
+    "relacionad",
+    "saiba-mais",
+    "instagram-media",
+    "fb-post",
+    "tiktok-embed",
+    "disclaimer",
+    "donation",
+    "affiliate",
+    "readingtime",
+    "reading-time",
+    "read-time",
+    "metadata",
+    "postmeta",
+    "post-meta",
+    "entry-meta",
+    "metaline",
+    "print-button",
+    "imagedescription",
+    "kommentar",
     "newsletter",
     "subscri",
     "cookie",
@@ -113,10 +159,15 @@ const CHROME_EDGE_WORDS: &[&str] = &[
     "popular",
     "mostread",
     "login",
+    "navi",
+    "cta",
 ];
 
 /// Words that name page chrome only at the end of a name (`article__tags`, not `tag-x`).
 const CHROME_LAST_WORDS: &[&str] = &["tags", "tag", "meta", "byline", "author"];
+
+/// Prefixes of class names that describe a block's options rather than what it is.
+const MODIFIER_PREFIXES: &[&str] = &["no-", "no_", "has-", "has_", "with-", "without-"];
 
 /// Whole class names or ids that name page chrome.
 const CHROME_NAMES: &[&str] = &["hidden", "share", "tools", "links", "sr-only"];
@@ -141,6 +192,10 @@ fn class_and_id(e: &Element) -> String {
 
 fn looks_like_chrome(names: &str) -> bool {
     names.split_ascii_whitespace().any(|token| {
+        // `no-share`, `has-sidebar`, `with-ads`: a modifier of the block, not its role.
+        if MODIFIER_PREFIXES.iter().any(|p| token.starts_with(p)) {
+            return false;
+        }
         if CHROME_NAMES.contains(&token) || CHROME_PARTS.iter().any(|p| token.contains(p)) {
             return true;
         }
@@ -153,6 +208,11 @@ fn looks_like_chrome(names: &str) -> bool {
             || CHROME_EDGE_WORDS.contains(&last)
             || CHROME_LAST_WORDS.contains(&last)
     })
+}
+
+/// Comment threads are chrome however much paragraph text they hold.
+fn names_comments(names: &str) -> bool {
+    names.contains("comment") || names.contains("kommentar") || names.contains("disqus")
 }
 
 fn looks_like_content(names: &str) -> bool {
@@ -211,13 +271,16 @@ pub(crate) struct Content<'a> {
 pub(crate) fn find(root: NodeRef<'_, Node>) -> Content<'_> {
     let mut dom = Dom::build(root, is_dead);
     prune_chrome(&mut dom);
-    let roots = choose(&dom);
+    let good = paragraph_text(&dom);
+    let roots = choose(&dom, &good);
     Content { dom, roots }
 }
 
 /// Drops blocks whose class or id names page chrome, unless they wrap most of the page.
 fn prune_chrome(dom: &mut Dom<'_>) {
     let total = dom.nodes.first().map_or(0, |n| n.text).max(1) as f32;
+    let good = paragraph_text(dom);
+    let page_good = good.first().copied().unwrap_or(0) as f32;
     let mut i = 0;
     let mut changed = false;
     while i < dom.nodes.len() {
@@ -230,6 +293,7 @@ fn prune_chrome(dom: &mut Dom<'_>) {
             && n.text as f32 <= total * WRAPPER_SHARE
             && !n.holds_main
             && is_chrome(e, n.in_article)
+            && (good[i] as f32 <= page_good * PROTECTED_SHARE || names_comments(&class_and_id(e)))
         {
             let end = n.end;
             dom.nodes[i].dead = true;
@@ -245,10 +309,12 @@ fn prune_chrome(dom: &mut Dom<'_>) {
 }
 
 /// Page chrome by its tag or by its class or id. A page header is chrome; a header inside
-/// the article holds its headline and lead. `<article>` and `<main>` are never chrome.
+/// the article holds its headline and lead. `<main>` is never chrome, nor is `<article>` unless
+/// it is a comment.
 fn is_chrome(e: &Element, in_article: bool) -> bool {
     match e.name() {
-        "html" | "body" | "article" | "main" => false,
+        "html" | "body" | "main" => false,
+        "article" => names_comments(&class_and_id(e)),
         "nav" | "aside" | "footer" => true,
         "header" if !in_article => true,
         _ => e.attr("itemprop") != Some("articleBody") && looks_like_chrome(&class_and_id(e)),
@@ -280,14 +346,72 @@ fn base_score(n: &DNode<'_>) -> f32 {
     tag_score + weight
 }
 
+/// A paragraph's vote: its text length, commas, and the node it credits first. A paragraph
+/// credits its container; loose text beside child blocks credits the element holding it (as
+/// if it were wrapped in a paragraph of its own).
+fn vote(dom: &Dom<'_>, i: usize) -> Option<(u32, u32, usize)> {
+    let n = &dom.nodes[i];
+    let tag = n.tag();
+    let paragraph = match tag {
+        "p" | "pre" | "td" => true,
+        "div" | "section" | "article" | "li" | "blockquote" => !n.block_child,
+        _ => false,
+    };
+    if paragraph && n.text >= MIN_PARAGRAPH {
+        Some((n.text, n.commas, n.parent))
+    } else if !paragraph
+        && n.own_text >= MIN_PARAGRAPH
+        && matches!(
+            tag,
+            "div"
+                | "section"
+                | "article"
+                | "td"
+                | "li"
+                | "blockquote"
+                | "main"
+                | "form"
+                | "span"
+                | "font"
+                | "center"
+        )
+    {
+        Some((n.own_text, n.own_commas, i))
+    } else {
+        None
+    }
+}
+
+/// Text of the paragraphs that are not link lists, summed into every ancestor of the node
+/// each paragraph credits.
+fn paragraph_text(dom: &Dom<'_>) -> Vec<u32> {
+    let mut good: Vec<u32> = vec![0; dom.nodes.len()];
+    let mut i = 0;
+    while i < dom.nodes.len() {
+        let n = &dom.nodes[i];
+        if n.dead {
+            i = n.end;
+            continue;
+        }
+        if let Some((text, _, first)) = vote(dom, i)
+            && n.link_density() < MAX_LINK_DENSITY
+        {
+            good[first] += text;
+            for a in dom.ancestors(first) {
+                good[a] += text;
+            }
+        }
+        i += 1;
+    }
+    good
+}
+
 /// Readability-style: each paragraph votes for its ancestors; the best container, scaled by
 /// how little of it is links, wins, and siblings that look like more of the same join it.
-fn choose(dom: &Dom<'_>) -> Vec<usize> {
+fn choose(dom: &Dom<'_>, good: &[u32]) -> Vec<usize> {
     let len = dom.nodes.len();
     let mut score: Vec<f32> = vec![0.0; len];
     let mut touched: Vec<bool> = vec![false; len];
-    // Text in paragraphs that are not link lists, summed into every ancestor.
-    let mut good: Vec<u32> = vec![0; len];
     let mut i = 0;
     while i < len {
         let n = &dom.nodes[i];
@@ -295,44 +419,8 @@ fn choose(dom: &Dom<'_>) -> Vec<usize> {
             i = n.end;
             continue;
         }
-        let tag = n.tag();
-        let paragraph = match tag {
-            "p" | "pre" | "td" => true,
-            "div" | "section" | "article" | "li" | "blockquote" => !n.block_child,
-            _ => false,
-        };
-        // A paragraph credits its container; loose text beside child blocks credits the
-        // element holding it (as if it were wrapped in a paragraph of its own).
-        let vote = if paragraph && n.text >= MIN_PARAGRAPH {
-            Some((n.text, n.commas, n.parent))
-        } else if !paragraph
-            && n.own_text >= MIN_PARAGRAPH
-            && matches!(
-                tag,
-                "div"
-                    | "section"
-                    | "article"
-                    | "td"
-                    | "li"
-                    | "blockquote"
-                    | "main"
-                    | "form"
-                    | "span"
-                    | "font"
-                    | "center"
-            )
-        {
-            Some((n.own_text, n.own_commas, i))
-        } else {
-            None
-        };
+        let vote = vote(dom, i);
         if let Some((text, commas, first)) = vote {
-            if n.link_density() < MAX_LINK_DENSITY {
-                good[first] += text;
-                for a in dom.ancestors(first) {
-                    good[a] += text;
-                }
-            }
             let s = 1.0 + commas as f32 + (text as f32 / 100.0).min(3.0);
             let chain = std::iter::once(first).chain(dom.ancestors(first));
             for (level, a) in chain.take(SCORE_LEVELS).enumerate() {
@@ -439,6 +527,15 @@ fn choose(dom: &Dom<'_>) -> Vec<usize> {
             break;
         }
     }
+    // Baseline: when the chosen content holds little of the pruned page's paragraph text,
+    // the article is spread over blocks the scorer did not join; take the whole pruned page.
+    let chosen_text: u32 = roots.iter().map(|&r| dom.nodes[r].text).sum();
+    if let Some(b) = body(dom) {
+        let page_good = good[b];
+        if (chosen_text as f32) < BASELINE_SHARE * page_good as f32 {
+            return vec![b];
+        }
+    }
     roots
 }
 
@@ -507,11 +604,18 @@ pub(crate) fn is_format(c: char) -> bool {
 }
 
 /// Whether an element inside the chosen content is left out.
-fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
+fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool) -> bool {
     let n = &dom.nodes[i];
     let tag = n.tag();
     if matches!(tag, "h1" | "figcaption") {
         return true; // the headline is metadata (`title`); captions and credits are not text
+    }
+    if n.text > 0
+        && n.text <= boiler::MAX_LINE
+        && !matches!(tag, "td" | "th" | "tr" | "table" | "tbody" | "")
+        && boiler::is_furniture(&subtree_text(dom, i), is_block(tag) || is_dateline(dom, i))
+    {
+        return true;
     }
     if !is_block(tag) || tag == "td" || tag == "th" || tag == "tr" {
         return false;
@@ -520,7 +624,11 @@ fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
         // Keeps figures and rules; text-free wrappers add nothing to the text anyway.
         return false;
     }
-    if n.alpha == 0 || n.link_density() > MAX_LINK_DENSITY {
+    if n.alpha == 0 {
+        return true;
+    }
+    // A link list, unless the content has nothing else (a page that is a list of links).
+    if n.link_density() > MAX_LINK_DENSITY && !lenient {
         return true;
     }
     // A heading that ends its section or introduces something left out ("Read more",
@@ -528,10 +636,38 @@ fn skip_inside(dom: &Dom<'_>, i: usize) -> bool {
     if matches!(tag, "h2" | "h3" | "h4" | "h5" | "h6") {
         return match next_text_sibling(dom, i) {
             None => true,
-            Some(j) => skip_inside(dom, j),
+            Some(j) => skip_inside(dom, j, lenient),
         };
     }
     false
+}
+
+/// A `<time>` (or made-up `<date>`) element outside a paragraph: a dateline, not prose.
+fn is_dateline(dom: &Dom<'_>, i: usize) -> bool {
+    let n = &dom.nodes[i];
+    matches!(n.tag(), "time" | "date")
+        && dom
+            .nodes
+            .get(n.parent)
+            .is_none_or(|p| !matches!(p.tag(), "p" | "li" | "td" | "dd"))
+}
+
+/// The live text below `i`, as it reads.
+fn subtree_text(dom: &Dom<'_>, i: usize) -> String {
+    let mut s = String::new();
+    let mut j = i + 1;
+    while j < dom.nodes[i].end {
+        let n = &dom.nodes[j];
+        if n.dead {
+            j = n.end;
+            continue;
+        }
+        if let Kind::Text(t) = n.kind {
+            s.push_str(t);
+        }
+        j += 1;
+    }
+    s
 }
 
 /// The next live element with text after `i` under the same parent.
@@ -559,8 +695,25 @@ const KEPT_ATTRS: &[&str] = &[
     "href", "src", "alt", "title", "colspan", "rowspan", "datetime", "lang", "cite",
 ];
 
+/// When the content without its link lists has fewer words than this, the link lists are
+/// the content (a blog post that is a list of links).
+const MIN_WORDS_STRICT: usize = 20;
+
 /// Walks the chosen content, writing the text and the (unsanitized) HTML.
 pub(crate) fn render(content: &Content<'_>) -> (String, String) {
+    let (text, html) = render_with(content, false);
+    if text.split_whitespace().count() >= MIN_WORDS_STRICT {
+        return (text, html);
+    }
+    let (lenient_text, lenient_html) = render_with(content, true);
+    if lenient_text.len() > text.len() {
+        (lenient_text, lenient_html)
+    } else {
+        (text, html)
+    }
+}
+
+fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
     let dom = &content.dom;
     let mut text = TextOut::new();
     let mut html = String::new();
@@ -578,7 +731,7 @@ pub(crate) fn render(content: &Content<'_>) -> (String, String) {
                 open.pop();
             }
             let n = &dom.nodes[i];
-            if n.dead || (i != root && skip_inside(dom, i)) {
+            if n.dead || (i != root && skip_inside(dom, i, lenient)) {
                 i = n.end;
                 continue;
             }

@@ -6,11 +6,13 @@
 //! - `charset`: page bytes to a string (BOM, HTTP header, `<meta>`, detection).
 //! - `dom`: a flat pre-order view of the parsed page with text statistics.
 //! - `content`: chrome pruning, paragraph scoring, choice of the main content, rendering.
+//! - `boiler`: short lines inside the content that are furniture (credits, bylines, prompts).
 //! - `meta`: headline, byline, dates, language, canonical URL, lead image.
 //! - `batch`: a folder of pages to text and JSON files on every core.
 //! - `fragment`: feed summaries and titles (HTML fragments) to plain text.
 
 mod batch;
+mod boiler;
 mod charset;
 mod content;
 mod dom;
