@@ -326,3 +326,66 @@ fn an_edited_entry_is_sent_again_as_item_updated_only_when_its_text_changed() {
     assert_ok(&setup.run(&["once"]));
     assert_eq!(read_lines(&out).len(), 2);
 }
+
+#[test]
+fn retention_prunes_payloads_but_an_old_item_seen_again_is_not_new() {
+    let server = Server::start();
+    let text = "A story that will be older than the retention period by the time it comes back.";
+    server.set(
+        "/r.xml",
+        Route::ok(
+            rss("R", &[entry("r-1", "Old", "https://r.example/old", text)]),
+            "application/rss+xml",
+        ),
+    );
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    let base = config(&server, &["r"], &out);
+    setup.write_config(&format!(
+        "[dedup]\nretention = \"1s\"\nwindow = \"1s\"\n\n{base}"
+    ));
+    assert_ok(&setup.run(&["once"]));
+    assert_eq!(read_lines(&out).len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    // The daemon prunes at start.
+    let mut child = setup
+        .command(&["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let db = setup.path("state/feedwire.db");
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+            .unwrap_or(-1)
+    };
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || count(
+            "SELECT COUNT(*) FROM events"
+        ) == 0),
+        "old payloads pruned"
+    );
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, std::time::Duration::from_secs(10)).is_some_and(|s| s.success()));
+    assert_eq!(
+        count("SELECT COUNT(*) FROM items"),
+        1,
+        "the item's identity stays"
+    );
+
+    // The feed lists it again (new ETag): it is still not new.
+    server.set(
+        "/r.xml",
+        Route::ok(
+            rss("R", &[entry("r-1", "Old", "https://r.example/old", text)]).replace(
+                "<description>d</description>",
+                "<description>again</description>",
+            ),
+            "application/rss+xml",
+        ),
+    );
+    assert_ok(&setup.run(&["once"]));
+    assert_eq!(read_lines(&out).len(), 1);
+}
