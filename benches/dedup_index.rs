@@ -72,6 +72,7 @@ fn poll() -> PollRecord {
         moved_to: None,
         rate: None,
         reason: None,
+        event: None,
     }
 }
 

@@ -220,6 +220,7 @@ impl Bench {
                         moved_to: None,
                         rate: None,
                         reason: None,
+                        event: None,
                     },
                     items,
                     dedup: DedupSettings {

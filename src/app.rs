@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Feed, SinkKind};
 use crate::fetch::{ClientSettings, FetchError, Fetched, HttpClient, Validators};
+use crate::model::EventType;
 use crate::model::FeedItem;
 use crate::outbox::{RetryPolicy, Worker};
 use crate::parse::{Identity, parse_feed};
@@ -30,7 +31,9 @@ use crate::scheduler::{self, Queue, Rate, Why};
 use crate::server::Endpoint;
 use crate::sinks::Sink;
 use crate::sinks::log::LogSink;
-use crate::store::{DedupSettings, FeedSpec, IngestBatch, PollRecord, PollStatus, Store, now_ms};
+use crate::store::{
+    DedupSettings, FeedEvent, FeedSpec, IngestBatch, PollRecord, PollStatus, Store, now_ms,
+};
 use crate::telemetry::{ItemLabel, Metrics};
 
 /// Poll jobs waiting for a poller.
@@ -624,6 +627,7 @@ fn failed_record(
             "error backoff: {errors_in_row} failed in a row, retried after {}",
             humantime::format_duration(Duration::from_secs(backoff.as_secs()))
         )),
+        event: None,
     }
 }
 
@@ -704,6 +708,7 @@ async fn poll(
                 moved_to: None,
                 rate: Some(rate),
                 reason: Some(reason),
+                event: None,
             };
             finish(ctx, &job, record, done).await;
             Ok(None)
@@ -741,6 +746,7 @@ async fn poll(
                             moved_to: body.moved_to.as_ref().map(|u| u.to_string()),
                             rate: Some(rate),
                             reason: Some(reason),
+                            event: None,
                         }
                     };
                     match new_items(ctx, &job, parsed.items.clone()).await {
@@ -807,6 +813,44 @@ async fn poll(
     }
 }
 
+/// Failed polls in a row after which sinks that ask hear that a feed is failing.
+const FAILING_AFTER: u32 = 3;
+
+/// `feed.failing` when a feed reaches [`FAILING_AFTER`] failures in a row, `feed.recovered`
+/// when it answers again after that, for the feed's sinks that list them.
+fn feed_event(ctx: &Shared, job: &Job, record: &PollRecord) -> Option<FeedEvent> {
+    let kind = match record.status {
+        PollStatus::Error
+            if record.errors_in_row == FAILING_AFTER && job.errors_in_row < FAILING_AFTER =>
+        {
+            EventType::FeedFailing
+        }
+        PollStatus::Ok | PollStatus::NotModified if job.errors_in_row >= FAILING_AFTER => {
+            EventType::FeedRecovered
+        }
+        _ => return None,
+    };
+    let sinks = process::sinks_for(&ctx.config, &job.feed, kind);
+    if sinks.is_empty() {
+        return None;
+    }
+    let body = crate::sinks::payload::render_feed_event(&crate::sinks::payload::FeedEventInput {
+        kind,
+        id: &ulid::Ulid::new().to_string(),
+        created: chrono::Utc::now(),
+        feed: &job.feed,
+        url: job.url.as_str(),
+        error: record.error.as_deref(),
+        http_status: record.http_status,
+        failed_polls: if kind == EventType::FeedFailing {
+            record.errors_in_row
+        } else {
+            job.errors_in_row
+        },
+    });
+    Some(FeedEvent { kind, body, sinks })
+}
+
 /// A feed that answers again after failing is worth a line: an operator may be watching it.
 fn log_recovery(job: &Job, record: &PollRecord) {
     if job.errors_in_row > 0 && matches!(record.status, PollStatus::Ok | PollStatus::NotModified) {
@@ -844,11 +888,27 @@ fn done_for(job: &Job, record: &PollRecord) -> Done {
 }
 
 /// Stores a poll's outcome (no items) and tells the scheduler.
-async fn finish(ctx: &Shared, job: &Job, record: PollRecord, done: &mpsc::UnboundedSender<Done>) {
+async fn finish(
+    ctx: &Shared,
+    job: &Job,
+    mut record: PollRecord,
+    done: &mpsc::UnboundedSender<Done>,
+) {
     log_recovery(job, &record);
+    record.event = feed_event(ctx, job, &record);
+    let wake: Vec<String> = record
+        .event
+        .as_ref()
+        .map(|e| e.sinks.clone())
+        .unwrap_or_default();
     let _ = done.send(done_for(job, &record));
     if let Err(e) = ctx.store.record_poll(job.feed_id, record).await {
         tracing::error!(feed = %job.feed.name, error = %e, "cannot record a poll");
+    }
+    for sink in wake {
+        if let Some(w) = ctx.wakes.get(&sink) {
+            w.notify_one();
+        }
     }
 }
 
@@ -948,15 +1008,26 @@ async fn storer(
             .prepared
             .items
             .iter()
-            .flat_map(|i| i.new_sinks.iter().chain(&i.duplicate_sinks).cloned())
+            .flat_map(|i| {
+                i.new_sinks
+                    .iter()
+                    .chain(&i.duplicate_sinks)
+                    .chain(&i.updated_sinks)
+                    .cloned()
+            })
             .collect();
+        let mut poll = r.record;
+        poll.event = feed_event(&ctx, &r.job, &poll);
+        if let Some(event) = &poll.event {
+            touched.extend(event.sinks.iter().cloned());
+        }
         touched.sort();
         touched.dedup();
-        let record = r.record.clone();
+        let record = poll.clone();
         let name = r.job.feed.name.clone();
         let batch = IngestBatch {
             feed_id: r.job.feed_id,
-            poll: r.record,
+            poll,
             items: r.prepared.items,
             dedup: DedupSettings {
                 near_duplicates: ctx.config.dedup.near_duplicates,

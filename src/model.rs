@@ -82,13 +82,19 @@ pub enum EventType {
     ItemNew,
     ItemUpdated,
     ItemDuplicate,
+    /// A feed failed several polls in a row.
+    FeedFailing,
+    /// A failing feed answers again.
+    FeedRecovered,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 5] = [
         EventType::ItemNew,
         EventType::ItemUpdated,
         EventType::ItemDuplicate,
+        EventType::FeedFailing,
+        EventType::FeedRecovered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +102,8 @@ impl EventType {
             EventType::ItemNew => "item.new",
             EventType::ItemUpdated => "item.updated",
             EventType::ItemDuplicate => "item.duplicate",
+            EventType::FeedFailing => "feed.failing",
+            EventType::FeedRecovered => "feed.recovered",
         }
     }
 

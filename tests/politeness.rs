@@ -258,3 +258,38 @@ fn a_host_rule_spaces_requests_and_sends_its_own_user_agent() {
                 == Some("polite-reader/1.0 (+ops@example.com)"))
     );
 }
+
+#[test]
+fn sinks_that_ask_hear_when_a_feed_fails_and_when_it_recovers() {
+    let server = Server::start();
+    server.set("/flaky.xml", Route::status(500));
+    let setup = Setup::new("");
+    let out = setup.path("feed-events.jsonl");
+    setup.write_config(&format!(
+        "[article]\nfetch = false\n\n[sinks.ops]\ntype = \"log\"\npath = {:?}\nevents = [\"feed.failing\", \"feed.recovered\"]\n\n[[feeds]]\nname = \"flaky\"\nurl = \"{}\"\n",
+        out.display().to_string(),
+        server.url("/flaky.xml")
+    ));
+    for _ in 0..4 {
+        assert_ok(&setup.run(&["once"]));
+    }
+    server.set("/flaky.xml", feed_route(&server, "Back", 1));
+    assert_ok(&setup.run(&["once"]));
+    assert_ok(&setup.run(&["once"]));
+    let lines = read_lines(&out);
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|l| l["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec!["feed.failing", "feed.recovered"],
+        "once each, in order: {lines:?}"
+    );
+    assert_eq!(lines[0]["feed"]["name"], "flaky");
+    assert_eq!(lines[0]["failed_polls"], 3);
+    assert_eq!(lines[0]["error"], "HTTP status 500");
+    assert_eq!(lines[1]["failed_polls"], 4);
+    let out = setup.run(&["deliveries"]);
+    assert_ok(&out);
+}

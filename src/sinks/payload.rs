@@ -99,3 +99,49 @@ pub fn render(input: &EventInput<'_>) -> String {
     // Serializing plain strings and numbers cannot fail; fall back to an empty object anyway.
     serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
 }
+
+#[derive(Serialize)]
+struct FeedEventPayload<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    id: &'a str,
+    timestamp: String,
+    feed: FeedPart<'a>,
+    /// The last error (for `feed.failing`).
+    error: Option<&'a str>,
+    http_status: Option<u16>,
+    /// Failed polls in a row: so far (`feed.failing`), or before the recovery.
+    failed_polls: u32,
+}
+
+/// Everything a feed event's body is made of.
+pub struct FeedEventInput<'a> {
+    pub kind: EventType,
+    pub id: &'a str,
+    pub created: DateTime<Utc>,
+    pub feed: &'a config::Feed,
+    /// Where the feed is polled (its configured URL, or where it moved).
+    pub url: &'a str,
+    pub error: Option<&'a str>,
+    pub http_status: Option<u16>,
+    pub failed_polls: u32,
+}
+
+/// The JSON body of a `feed.failing` or `feed.recovered` event.
+pub fn render_feed_event(input: &FeedEventInput<'_>) -> String {
+    let payload = FeedEventPayload {
+        kind: input.kind.as_str(),
+        id: input.id,
+        timestamp: rfc3339(input.created),
+        feed: FeedPart {
+            name: &input.feed.name,
+            url: input.url,
+            title: None,
+            tags: &input.feed.tags,
+        },
+        error: input.error,
+        http_status: input.http_status,
+        failed_polls: input.failed_polls,
+    };
+    serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
+}

@@ -97,7 +97,7 @@ pub(super) fn ingest(
             continue;
         }
         let body = (batch.render)(index, kind, found.as_ref().map(|m| m.root.as_str()));
-        emit(&tx, &item.id, kind, &body, sinks, now)?;
+        emit(&tx, Some(&item.id), None, kind, &body, sinks, now)?;
     }
     if report.stored >= 2 && drifted == report.stored {
         tx.execute(
@@ -138,7 +138,8 @@ fn update(
     let body = (batch.render)(index, EventType::ItemUpdated, None);
     emit(
         tx,
-        id,
+        Some(id),
+        None,
         EventType::ItemUpdated,
         &body,
         &item.updated_sinks,
@@ -146,11 +147,12 @@ fn update(
     )
 }
 
-/// Writes one event of `item_id` and an outbox row for each sink, each row with its own
-/// `webhook-id` (kept across retries and redeliveries).
-fn emit(
-    tx: &Transaction<'_>,
-    item_id: &str,
+/// Writes one event (of an item, or of a feed) and an outbox row for each sink, each row
+/// with its own `webhook-id` (kept across retries and redeliveries).
+pub(super) fn emit(
+    tx: &Connection,
+    item_id: Option<&str>,
+    feed_id: Option<i64>,
     kind: EventType,
     body: &str,
     sinks: &[String],
@@ -158,9 +160,9 @@ fn emit(
 ) -> Result<(), StoreError> {
     let event_id = ulid::Ulid::new().to_string();
     tx.prepare_cached(
-        "INSERT INTO events (id, item_id, type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (id, item_id, feed_id, type, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![event_id, item_id, kind.as_str(), body, now])?;
+    .execute(params![event_id, item_id, feed_id, kind.as_str(), body, now])?;
     let mut outbox = tx.prepare_cached(
         "INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at) VALUES (?1, ?2, ?3, ?4, ?4)",
     )?;

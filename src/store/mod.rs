@@ -131,6 +131,16 @@ pub struct PollRecord {
     pub rate: Option<Rate>,
     /// Why the next poll is when it is.
     pub reason: Option<String>,
+    /// A feed event (`feed.failing`, `feed.recovered`) to deliver with this poll's record.
+    pub event: Option<FeedEvent>,
+}
+
+/// An event about a feed rather than an item.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    pub kind: EventType,
+    pub body: String,
+    pub sinks: Vec<String>,
 }
 
 /// An item the store already has.
@@ -305,7 +315,11 @@ impl Store {
             })?;
         }
         let mut conn = open_connection(path)?;
+        // Foreign keys off while the schema changes (a table rebuild must not cascade), then
+        // checked and on again: SQLite's own procedure for altering tables.
+        conn.pragma_update(None, "foreign_keys", false)?;
         schema::migrate(&mut conn)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
 
         let (jobs, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
         std::thread::Builder::new()
@@ -772,9 +786,9 @@ impl Store {
     ) -> Result<Vec<DeliveryReport>, StoreError> {
         self.call(move |conn| {
             let mut stmt = conn.prepare(
-                "SELECT o.sink, o.event_id, o.webhook_id, i.title, o.state, o.attempts, o.next_attempt_at,
+                "SELECT o.sink, o.event_id, o.webhook_id, COALESCE(i.title, e.type), o.state, o.attempts, o.next_attempt_at,
                         o.last_status, o.last_error, o.created_at
-                 FROM outbox o JOIN events e ON e.id = o.event_id JOIN items i ON i.id = e.item_id
+                 FROM outbox o JOIN events e ON e.id = o.event_id LEFT JOIN items i ON i.id = e.item_id
                  WHERE o.state = ?1 AND (?2 IS NULL OR o.sink = ?2)
                  ORDER BY o.id LIMIT ?3",
             )?;
@@ -809,13 +823,23 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", true)?;
     // Pages kept in memory (negative = KiB): enough for the hot part of the band index.
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     Ok(conn)
 }
 
 fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), StoreError> {
+    if let Some(event) = poll.event.as_ref().filter(|e| !e.sinks.is_empty()) {
+        ingest::emit(
+            conn,
+            None,
+            Some(feed_id),
+            event.kind,
+            &event.body,
+            &event.sinks,
+            poll.at,
+        )?;
+    }
     conn.execute(
         "UPDATE feeds SET polls = polls + 1, last_poll_at = ?2, last_status = ?3, last_http_status = ?4,
             last_error = ?5, errors_in_row = ?6, next_poll_at = ?7,

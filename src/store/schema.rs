@@ -128,6 +128,24 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE items ADD COLUMN revision TEXT;
     "#,
+    // 6: events about feeds (feed.failing, feed.recovered) have no item. A table rebuild,
+    // run with foreign keys off so the outbox keeps its rows.
+    r#"
+    CREATE TABLE events_new (
+        id              TEXT PRIMARY KEY,
+        item_id         TEXT REFERENCES items(id) ON DELETE CASCADE,
+        feed_id         INTEGER REFERENCES feeds(id) ON DELETE CASCADE,
+        type            TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        created_at      INTEGER NOT NULL,
+        CHECK (item_id IS NOT NULL OR feed_id IS NOT NULL)
+    );
+    INSERT INTO events_new (id, item_id, type, body, created_at)
+        SELECT id, item_id, type, body, created_at FROM events;
+    DROP TABLE events;
+    ALTER TABLE events_new RENAME TO events;
+    CREATE INDEX events_item ON events(item_id);
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -149,4 +167,55 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by an older version keeps its rows through every later migration,
+    /// the events table rebuild (6) included.
+    #[test]
+    fn migrations_keep_existing_rows() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.pragma_update(None, "foreign_keys", false)
+            .expect("pragma");
+        let tx = conn.transaction().expect("tx");
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(5) {
+            tx.execute_batch(sql).expect("old migration");
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .expect("version");
+        }
+        tx.execute_batch(
+            "INSERT INTO feeds (id, name, url) VALUES (1, 'f', 'http://f/');
+             INSERT INTO items (id, feed_id, key, emitted, created_at) VALUES ('i1', 1, 'guid:1', 1, 0);
+             INSERT INTO events (id, item_id, type, body, created_at) VALUES ('e1', 'i1', 'item.new', '{}', 0);
+             INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at) VALUES ('e1', 's', 'msg_1', 0, 0);",
+        )
+        .expect("rows");
+        tx.commit().expect("commit");
+
+        migrate(&mut conn).expect("migrates");
+        conn.pragma_update(None, "foreign_keys", true)
+            .expect("pragma");
+        let count = |sql: &str| {
+            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+                .expect("count")
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM outbox"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM events WHERE item_id = 'i1'"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+        assert_eq!(count("PRAGMA user_version"), VERSION);
+        // Feed events need no item now.
+        conn.execute("INSERT INTO events (id, feed_id, type, body, created_at) VALUES ('e2', 1, 'feed.failing', '{}', 0)", [])
+            .expect("feed event");
+    }
+
+    #[test]
+    fn a_newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .expect("version");
+        assert!(matches!(migrate(&mut conn), Err(StoreError::TooNew { .. })));
+    }
 }
