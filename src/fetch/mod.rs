@@ -446,7 +446,10 @@ fn describe(err: &reqwest::Error) -> String {
     let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
     while let Some(e) = source {
         let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
+        // hyper's wrappers say nothing the kind below does not.
+        let wrapper =
+            text.starts_with("client error (") || text.starts_with("error sending request");
+        if !wrapper && !parts.iter().any(|p| p.contains(&text)) {
             parts.push(text);
         }
         source = e.source();

@@ -145,6 +145,8 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE events;
     ALTER TABLE events_new RENAME TO events;
     CREATE INDEX events_item ON events(item_id);
+    -- Counting what waits (once, metrics, STATUS=) without reading delivered history.
+    CREATE INDEX outbox_pending ON outbox(sink, created_at) WHERE state = 'pending';
     "#,
 ];
 
