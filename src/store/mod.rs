@@ -764,13 +764,16 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 }
 
 fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), StoreError> {
-    conn.execute(
+    // Cached: it runs once per poll, and parsing the statement each time was a third of the
+    // writer thread's work in a cycle of 304s.
+    conn.prepare_cached(
         "UPDATE feeds SET polls = polls + 1, last_poll_at = ?2, last_status = ?3, last_http_status = ?4,
             last_error = ?5, errors_in_row = ?6, next_poll_at = ?7,
             etag = COALESCE(?8, etag), last_modified = COALESCE(?9, last_modified),
             title = COALESCE(?10, title)
          WHERE id = ?1",
-        params![
+    )?
+    .execute(params![
             feed_id,
             poll.at,
             poll.status.as_str(),
