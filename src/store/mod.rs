@@ -23,6 +23,9 @@ pub use schema::VERSION as SCHEMA_VERSION;
 /// How long SQLite waits for a lock held by another process (a CLI reader) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
 /// SQLite's page cache per connection, in KiB.
 const PAGE_CACHE_KIB: i64 = 16 * 1024;
 
@@ -823,6 +826,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Every hot statement stays prepared (rusqlite keeps 16 by default; we have more).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Pages kept in memory (negative = KiB): enough for the hot part of the band index.
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     Ok(conn)
@@ -840,7 +845,9 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
             poll.at,
         )?;
     }
-    conn.execute(
+    // Cached: it runs once per poll, and parsing the statement each time was a third of the
+    // writer thread's work in a cycle of 304s.
+    conn.prepare_cached(
         "UPDATE feeds SET polls = polls + 1, last_poll_at = ?2, last_status = ?3, last_http_status = ?4,
             last_error = ?5, errors_in_row = ?6, next_poll_at = ?7,
             etag = COALESCE(?8, etag), last_modified = COALESCE(?9, last_modified),
@@ -849,7 +856,8 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
             last_ok_at = CASE WHEN ?3 IN ('ok', 'not-modified') THEN ?2 ELSE last_ok_at END,
             schedule_reason = ?14
          WHERE id = ?1",
-        params![
+    )?
+    .execute(params![
             feed_id,
             poll.at,
             poll.status.as_str(),
@@ -864,7 +872,6 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
             poll.rate.map(|r| r.items),
             poll.rate.map(|r| r.hours),
             poll.reason
-        ],
-    )?;
+        ])?;
     Ok(())
 }
