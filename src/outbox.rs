@@ -142,7 +142,11 @@ impl Worker {
                 .await;
                 continue;
             }
-            let limit = if failing { 1 } else { concurrency };
+            let limit = if failing {
+                1
+            } else {
+                self.sink.batch_size().max(concurrency)
+            };
             let batch = match self.store.claim(&self.name, limit).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -155,38 +159,63 @@ impl Worker {
                 self.idle(&shutdown).await;
                 continue;
             }
-            let mut tasks = JoinSet::new();
-            for delivery in batch {
-                let sink = self.sink.clone();
-                tasks.spawn(async move {
-                    let result = sink
-                        .deliver(Outgoing {
-                            webhook_id: &delivery.webhook_id,
-                            body: &delivery.body,
-                        })
-                        .await;
-                    (delivery, result)
-                });
-            }
             let mut any_ok = false;
             let mut retry_at: Option<i64> = None;
-            while let Some(joined) = tasks.join_next().await {
-                let Ok((delivery, result)) = joined else {
-                    continue;
-                };
-                let gone = matches!(&result, Err(e) if e.status() == Some(410));
-                match self.record(&delivery, result).await {
-                    Attempt::Delivered => any_ok = true,
-                    Attempt::Retry { at, .. } => {
-                        retry_at = Some(retry_at.map_or(at, |r| r.min(at)))
+            let mut outcomes: Vec<(i64, Attempt)> = Vec::with_capacity(batch.len());
+            let mut rows = batch.into_iter();
+            // `concurrency` deliveries at a time; a one-at-a-time sink gets its rows in order
+            // and stops at the first failure (the rest stay queued, in order).
+            loop {
+                let chunk: Vec<Delivery> = rows.by_ref().take(concurrency).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let mut tasks = JoinSet::new();
+                for (slot, delivery) in chunk.into_iter().enumerate() {
+                    let sink = self.sink.clone();
+                    tasks.spawn(async move {
+                        let outgoing = Outgoing {
+                            webhook_id: &delivery.webhook_id,
+                            body: &delivery.body,
+                        };
+                        let result = sink.deliver(outgoing).await;
+                        (slot, delivery, result)
+                    });
+                }
+                let mut done: Vec<(usize, Delivery, Result<(), SinkError>)> = Vec::new();
+                while let Some(joined) = tasks.join_next().await {
+                    if let Ok(d) = joined {
+                        done.push(d);
                     }
-                    Attempt::Dead { .. } => {}
                 }
-                if gone {
-                    tracing::error!(sink = %self.name, pause = %humantime::format_duration(GONE_PAUSE),
-                        "receiver answered 410 Gone: the sink is paused; fix its url and restart or reload");
-                    paused_until = Some(now_ms() + GONE_PAUSE.as_millis() as i64);
+                done.sort_by_key(|(slot, _, _)| *slot);
+                let mut failed = false;
+                for (_, delivery, result) in done {
+                    if matches!(&result, Err(e) if e.status() == Some(410)) {
+                        tracing::error!(sink = %self.name, pause = %humantime::format_duration(GONE_PAUSE),
+                            "receiver answered 410 Gone: the sink is paused; fix its url and restart or reload");
+                        paused_until = Some(now_ms() + GONE_PAUSE.as_millis() as i64);
+                    }
+                    let attempt = self.attempt(&delivery, result);
+                    match &attempt {
+                        Attempt::Delivered => any_ok = true,
+                        Attempt::Retry { at, .. } => {
+                            failed = true;
+                            retry_at = Some(retry_at.map_or(*at, |r| r.min(*at)));
+                        }
+                        Attempt::Dead { .. } => failed = true,
+                    }
+                    outcomes.push((delivery.outbox_id, attempt));
                 }
+                if failed && concurrency == 1 {
+                    break;
+                }
+            }
+            let unsent: Vec<i64> = rows.map(|d| d.outbox_id).collect();
+            // One transaction for the whole round; rows not tried are released, not counted.
+            if let Err(e) = self.store.finish_many(outcomes, unsent).await {
+                // The rows stay claimed until the next start, then are delivered again.
+                tracing::error!(sink = %self.name, error = %e, "cannot record deliveries");
             }
             failing = retry_at.is_some() && !any_ok;
             if failing && paused_until.is_none() {
@@ -195,7 +224,9 @@ impl Worker {
         }
     }
 
-    async fn record(&self, d: &Delivery, result: Result<(), SinkError>) -> Attempt {
+    /// What an attempt's result means for its row (logged and counted here; stored by the
+    /// caller with the rest of the round).
+    fn attempt(&self, d: &Delivery, result: Result<(), SinkError>) -> Attempt {
         let attempt = match result {
             Ok(()) => {
                 tracing::debug!(sink = %self.name, event = %d.event_id, "delivered");
@@ -208,9 +239,9 @@ impl Worker {
                         tracing::error!(sink = %self.name, event = %d.event_id, error = %error, "delivery dead-lettered")
                     }
                     Attempt::Retry { at, error, .. } => {
-                        let wait = Duration::from_millis((at - now_ms()).max(0) as u64);
+                        let wait = Duration::from_secs(((at - now_ms()).max(0) / 1000) as u64);
                         tracing::warn!(sink = %self.name, event = %d.event_id, error = %error,
-                            retry_in = %humantime::format_duration(Duration::from_secs(wait.as_secs())), "delivery failed");
+                            retry_in = %humantime::format_duration(wait), "delivery failed");
                     }
                     Attempt::Delivered => {}
                 }
@@ -223,10 +254,6 @@ impl Worker {
             Attempt::Dead { .. } => "dead",
         };
         self.metrics.delivery(&self.name, outcome);
-        if let Err(e) = self.store.finish(d.outbox_id, attempt.clone()).await {
-            // The row stays claimed until the next start, then is delivered again.
-            tracing::error!(sink = %self.name, event = %d.event_id, error = %e, "cannot record a delivery");
-        }
         attempt
     }
 

@@ -8,6 +8,9 @@ use std::sync::Mutex;
 use super::{DeliverFuture, Outgoing, Sink, SinkError};
 use crate::config::LogPath;
 
+/// Lines claimed from the outbox per round trip.
+const LOG_BATCH: usize = 64;
+
 pub struct LogSink {
     target: LogPath,
     /// The open file, for a file target; reopened by [`LogSink::reopen`].
@@ -91,5 +94,10 @@ impl Sink for LogSink {
                     retry_after: None,
                 })
         })
+    }
+
+    /// Lines are written one at a time, in order; many per round trip to the store.
+    fn batch_size(&self) -> usize {
+        LOG_BATCH
     }
 }

@@ -55,4 +55,9 @@ pub trait Sink: Send + Sync {
     fn concurrency(&self) -> usize {
         1
     }
+
+    /// Events claimed per round trip to the store; delivered `concurrency` at a time.
+    fn batch_size(&self) -> usize {
+        self.concurrency()
+    }
 }

@@ -590,39 +590,23 @@ impl Store {
         .await
     }
 
-    /// Records what became of an attempt and releases the claim.
-    pub async fn finish(&self, outbox_id: i64, attempt: Attempt) -> Result<(), StoreError> {
+    /// Records what became of a round of attempts, and releases the claims of rows that
+    /// were not tried, in one transaction.
+    pub async fn finish_many(
+        &self,
+        outcomes: Vec<(i64, Attempt)>,
+        untried: Vec<i64>,
+    ) -> Result<(), StoreError> {
         self.call(move |conn| {
-            let now = now_ms();
-            match attempt {
-                Attempt::Delivered => conn.execute(
-                    "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, claimed_until = NULL,
-                        done_at = ?2, last_status = NULL, last_error = NULL WHERE id = ?1",
-                    params![outbox_id, now],
-                )?,
-                Attempt::Retry { at, status, error } => conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?2,
-                        last_status = ?3, last_error = ?4 WHERE id = ?1",
-                    params![outbox_id, at, status, error],
-                )?,
-                Attempt::Dead { status, error } => conn.execute(
-                    "UPDATE outbox SET state = 'dead', attempts = attempts + 1, claimed_until = NULL,
-                        done_at = ?2, last_status = ?3, last_error = ?4 WHERE id = ?1",
-                    params![outbox_id, now, status, error],
-                )?,
-            };
-            Ok(())
-        })
-        .await
-    }
-
-    /// Releases a claim without counting an attempt (the delivery was cut short by shutdown).
-    pub async fn release(&self, outbox_id: i64) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            conn.execute(
-                "UPDATE outbox SET claimed_until = NULL WHERE id = ?1",
-                params![outbox_id],
-            )?;
+            let tx = conn.transaction()?;
+            for (id, attempt) in outcomes {
+                write_attempt(&tx, id, attempt)?;
+            }
+            for id in untried {
+                tx.prepare_cached("UPDATE outbox SET claimed_until = NULL WHERE id = ?1")?
+                    .execute(params![id])?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -831,6 +815,31 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // Pages kept in memory (negative = KiB): enough for the hot part of the band index.
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     Ok(conn)
+}
+
+fn write_attempt(conn: &Connection, outbox_id: i64, attempt: Attempt) -> Result<(), StoreError> {
+    let now = now_ms();
+    match attempt {
+        Attempt::Delivered => conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, claimed_until = NULL,
+                    done_at = ?2, last_status = NULL, last_error = NULL WHERE id = ?1",
+            )?
+            .execute(params![outbox_id, now])?,
+        Attempt::Retry { at, status, error } => conn
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?2,
+                    last_status = ?3, last_error = ?4 WHERE id = ?1",
+            )?
+            .execute(params![outbox_id, at, status, error])?,
+        Attempt::Dead { status, error } => conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, claimed_until = NULL,
+                    done_at = ?2, last_status = ?3, last_error = ?4 WHERE id = ?1",
+            )?
+            .execute(params![outbox_id, now, status, error])?,
+    };
+    Ok(())
 }
 
 fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), StoreError> {
