@@ -27,7 +27,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const STATEMENT_CACHE: usize = 64;
 
 /// SQLite's page cache per connection, in KiB.
-const PAGE_CACHE_KIB: i64 = 16 * 1024;
+const PAGE_CACHE_KIB: i64 = 4 * 1024;
 
 /// Jobs waiting for the writer thread; callers wait when it is full.
 const WRITER_QUEUE: usize = 256;
