@@ -146,6 +146,10 @@ enum OpmlCommand {
     },
 }
 
+/// Threads for blocking work, per core, and at least.
+const BLOCKING_THREADS_PER_CORE: usize = 2;
+const MIN_BLOCKING_THREADS: usize = 4;
+
 /// An error with the exit code it maps to.
 struct Failure {
     code: u8,
@@ -200,8 +204,12 @@ impl From<feedwire::store::StoreError> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Blocking work is CPU work here (parsing feeds, cleaning pages): more threads than
+    // cores only add memory (stacks, allocator arenas), not speed.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads((cores * BLOCKING_THREADS_PER_CORE).max(MIN_BLOCKING_THREADS))
         .build()
     {
         Ok(rt) => rt,
