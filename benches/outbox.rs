@@ -244,13 +244,7 @@ impl Bench {
             self.progress.notified().await;
         }
         // The last acks are on their way to the writer thread.
-        while self
-            .store
-            .pending(vec![SINK.into()])
-            .await
-            .expect("count pending")
-            > 0
-        {
+        while self.store.pending().await.expect("count pending") > 0 {
             tokio::task::yield_now().await;
         }
     }

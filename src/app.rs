@@ -356,7 +356,7 @@ pub async fn run(
     if let Mode::Once { timeout, .. } = mode {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            pending = store.pending(Vec::new()).await?;
+            pending = store.pending().await?;
             if pending == 0 || shutdown.is_cancelled() || tokio::time::Instant::now() >= deadline {
                 break;
             }
@@ -374,7 +374,7 @@ pub async fn run(
         tracing::warn!("deliveries still in flight at shutdown stay queued for the next start");
     }
     if pending > 0 {
-        pending = store.pending(Vec::new()).await?;
+        pending = store.pending().await?;
     }
     Ok(Outcome { pending })
 }
@@ -409,7 +409,7 @@ async fn supervise(store: Store, heartbeat: Arc<AtomicI64>, feeds: usize, stop: 
     loop {
         let scheduler_alive =
             now_ms() - heartbeat.load(Ordering::Relaxed) < 3 * SCHEDULER_TICK.as_millis() as i64;
-        let pending = tokio::time::timeout(HEALTH_TIMEOUT, store.pending(Vec::new())).await;
+        let pending = tokio::time::timeout(HEALTH_TIMEOUT, store.pending()).await;
         match (&pending, scheduler_alive) {
             (Ok(Ok(n)), true) => {
                 if watchdog.is_some() {
@@ -928,6 +928,9 @@ async fn new_items(
 ) -> Result<Unseen, crate::store::StoreError> {
     let keys: Vec<String> = items.iter().map(|i| i.key.0.clone()).collect();
     let known = ctx.store.known_items(job.feed_id, keys).await?;
+    // Revisions cost a text pass per known item: only worth it when a sink wants updates.
+    let wants_updates =
+        !process::sinks_for(&ctx.config, &job.feed, EventType::ItemUpdated).is_empty();
     let mut unseen = Unseen {
         items: Vec::new(),
         updates: Vec::new(),
@@ -935,7 +938,7 @@ async fn new_items(
     for item in items {
         match known.get(&item.key.0) {
             None => unseen.items.push(item),
-            Some(stored) => {
+            Some(stored) if wants_updates => {
                 if stored
                     .revision
                     .as_ref()
@@ -944,6 +947,7 @@ async fn new_items(
                     unseen.updates.push((item, stored.id.clone()));
                 }
             }
+            Some(_) => {}
         }
     }
     Ok(unseen)

@@ -184,10 +184,6 @@ impl Queue {
         out
     }
 
-    pub fn len(&self) -> usize {
-        self.due.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.due.is_empty()
     }

@@ -67,7 +67,6 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 pub struct Store {
     /// Work for the writer thread, which owns the only read-write connection.
     jobs: mpsc::Sender<Job>,
-    path: PathBuf,
 }
 
 /// A feed as the config names it.
@@ -336,14 +335,7 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
-        Ok(Store {
-            jobs,
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Store { jobs })
     }
 
     /// Runs `f` on the writer thread and returns its result.
@@ -629,26 +621,14 @@ impl Store {
         .await
     }
 
-    /// Pending rows of the given sinks (all sinks when empty).
-    pub async fn pending(&self, sinks: Vec<String>) -> Result<i64, StoreError> {
-        self.call(move |conn| {
-            let mut total = 0;
-            if sinks.is_empty() {
-                total = conn.query_row(
-                    "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
-                    [],
-                    |r| r.get(0),
-                )?;
-            }
-            for s in sinks {
-                let n: i64 = conn.query_row(
-                    "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND sink = ?1",
-                    params![s],
-                    |r| r.get(0),
-                )?;
-                total += n;
-            }
-            Ok(total)
+    /// Rows waiting for delivery, all sinks together.
+    pub async fn pending(&self) -> Result<i64, StoreError> {
+        self.call(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
         })
         .await
     }
