@@ -50,6 +50,9 @@ pub struct ParsedFeed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentSource {
     Article,
+    /// The page had no main content the rules could find: its text without menus, or its
+    /// description.
+    ArticleFallback,
     Feed,
 }
 
@@ -57,6 +60,7 @@ impl ContentSource {
     pub fn as_str(self) -> &'static str {
         match self {
             ContentSource::Article => "article",
+            ContentSource::ArticleFallback => "article_fallback",
             ContentSource::Feed => "feed",
         }
     }
@@ -74,6 +78,8 @@ pub struct Content {
     pub word_count: usize,
     pub image: Option<String>,
     pub author: Option<String>,
+    /// The kind of page the article came from; none for the feed's own content.
+    pub page_type: Option<crate::extract::PageType>,
 }
 
 /// Event types a sink can subscribe to.

@@ -115,6 +115,7 @@ pub fn feed_content(item: &FeedItem, error: Option<String>) -> Content {
         language: None,
         image: None,
         author: None,
+        page_type: None,
     }
 }
 
@@ -167,7 +168,7 @@ pub async fn contents(
                 .extraction_seconds
                 .observe(started.elapsed().as_secs_f64());
             let outcome = match processed.content.source {
-                ContentSource::Article => "article",
+                ContentSource::Article | ContentSource::ArticleFallback => "article",
                 ContentSource::Feed => "fallback",
             };
             metrics
@@ -253,9 +254,14 @@ async fn article(
             update_of: None,
         };
     }
+    let source = match art.source {
+        extract::Source::Fallback => ContentSource::ArticleFallback,
+        extract::Source::Content | extract::Source::StructuredData => ContentSource::Article,
+    };
     let content = Content {
-        source: ContentSource::Article,
+        source,
         error: None,
+        page_type: Some(art.page_type),
         word_count: art.word_count,
         text: art.text,
         html: art.html,

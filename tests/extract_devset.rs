@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use feedwire::extract::extract_dir;
 
-/// F1 must not fall below this. Measured 0.9260 (P 0.9112, R 0.9413) when this floor was set.
+/// F1 must not fall below this. Measured 0.9262 (P 0.9092, R 0.9438) with page kinds.
 const MIN_F1: f64 = 0.925;
 
 /// Python's `\s` as the scorer uses it: Unicode whitespace plus U+001C–U+001F.

@@ -97,6 +97,21 @@ const PROMPTS: &[&str] = &[
     "kommentare schreiben",
     "leave a comment",
     "leave a reply",
+    "edit this page",
+    "edit on github",
+    "edit page",
+    "improve this page",
+    "suggest an edit",
+    "suggest changes",
+    "view source",
+    "view page source",
+    "table of contents",
+    "on this page",
+    "in this article",
+    "was this page helpful",
+    "cookie settings",
+    "cookie preferences",
+    "manage cookies",
 ];
 
 /// Openings of a line that introduces a list of other articles.

@@ -36,6 +36,14 @@ const PROTECTED_SHARE: f32 = 0.5;
 /// text, the whole pruned page is taken instead (trafilatura's "baseline" idea).
 const BASELINE_SHARE: f32 = 0.3;
 
+/// A `<noscript>` or hidden block with at least this share of the page's text is the
+/// readable page.
+const REVEALED_SHARE: f32 = 0.5;
+
+/// On a whole page, what comes before the first `<h1>` is menus and banners, unless it holds
+/// more than this share of the page's text.
+const MAX_BEFORE_HEADLINE: f32 = 0.3;
+
 /// Share of paragraph text an enclosing container must add for the content to grow into it.
 const CLIMB_GOOD_SHARE: f32 = 0.6;
 
@@ -45,7 +53,6 @@ fn is_dead_tag(tag: &str) -> bool {
         tag,
         "script"
             | "style"
-            | "noscript"
             | "template"
             | "iframe"
             | "svg"
@@ -190,8 +197,51 @@ fn class_and_id(e: &Element) -> String {
     s
 }
 
+/// How the page's kind changes the rules: which names are chrome, how much of the page is
+/// the content, and whether link lists are content.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Profile {
+    /// Comments, replies and per-post author lines are the content (a thread of posts).
+    pub posts: bool,
+    /// The whole pruned page is the content (cards, sections) rather than its best block.
+    pub whole_page: bool,
+    /// Blocks that are mostly links stay (cards of a listing link to what they describe).
+    pub links: bool,
+}
+
+impl Profile {
+    /// Everything but chrome: the last resort when no content was found.
+    pub fn everything() -> Profile {
+        Profile {
+            posts: false,
+            whole_page: true,
+            links: true,
+        }
+    }
+}
+
+/// Parts of class names that, on a thread of posts, name a post or its author line.
+const POST_PARTS: &[&str] = &[
+    "comment",
+    "post",
+    "reply",
+    "message",
+    "author",
+    "meta",
+    "user",
+    "byline",
+    "kommentar",
+];
+
 fn looks_like_chrome(names: &str) -> bool {
+    looks_like_chrome_in(names, Profile::default())
+}
+
+fn looks_like_chrome_in(names: &str, profile: Profile) -> bool {
     names.split_ascii_whitespace().any(|token| {
+        if profile.posts && POST_PARTS.iter().any(|p| token.contains(p)) {
+            return false;
+        }
         // `no-share`, `has-sidebar`, `with-ads`: a modifier of the block, not its role.
         if MODIFIER_PREFIXES.iter().any(|p| token.starts_with(p)) {
             return false;
@@ -259,25 +309,72 @@ fn is_dead(e: &Element, in_article: bool) -> bool {
         return true;
     }
     let _ = in_article;
-    is_hidden(e)
+    false
 }
 
 /// The chosen content: the roots of the kept subtrees, in document order.
 pub(crate) struct Content<'a> {
     pub dom: Dom<'a>,
     pub roots: Vec<usize>,
+    pub profile: Profile,
 }
 
-pub(crate) fn find(root: NodeRef<'_, Node>) -> Content<'_> {
+pub(crate) fn find(root: NodeRef<'_, Node>, profile: Profile) -> Content<'_> {
     let mut dom = Dom::build(root, is_dead);
-    prune_chrome(&mut dom);
+    drop_hidden(&mut dom);
+    prune_chrome(&mut dom, profile);
     let good = paragraph_text(&dom);
-    let roots = choose(&dom, &good);
-    Content { dom, roots }
+    let roots = if profile.whole_page {
+        body(&dom).into_iter().collect()
+    } else {
+        let roots = choose(&dom, &good);
+        if profile.posts {
+            thread_of(&dom, roots)
+        } else {
+            roots
+        }
+    };
+    Content {
+        dom,
+        roots,
+        profile,
+    }
+}
+
+/// Drops hidden blocks and `<noscript>` copies. A `<noscript>` holding most of the page's
+/// text is the page as served without scripts (Discourse does this), and a hidden block
+/// holding most of it is the page that a script reveals (shop themes do this); a smaller one
+/// is a fallback copy of something already on the page, a dialog or a "please enable
+/// JavaScript" notice.
+fn drop_hidden(dom: &mut Dom<'_>) {
+    let total = dom.nodes.first().map_or(0, |n| n.text);
+    let mut changed = false;
+    let mut i = 0;
+    while i < dom.nodes.len() {
+        let n = &dom.nodes[i];
+        if n.dead {
+            i = n.end;
+            continue;
+        }
+        if let Some(e) = n.element()
+            && (e.name() == "noscript" || is_hidden(e))
+            && (n.text as f32) < total as f32 * REVEALED_SHARE
+        {
+            let end = n.end;
+            dom.nodes[i].dead = true;
+            changed = true;
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    if changed {
+        dom.count();
+    }
 }
 
 /// Drops blocks whose class or id names page chrome, unless they wrap most of the page.
-fn prune_chrome(dom: &mut Dom<'_>) {
+fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
     let total = dom.nodes.first().map_or(0, |n| n.text).max(1) as f32;
     let good = paragraph_text(dom);
     let page_good = good.first().copied().unwrap_or(0) as f32;
@@ -292,8 +389,9 @@ fn prune_chrome(dom: &mut Dom<'_>) {
         if let Some(e) = n.element()
             && n.text as f32 <= total * WRAPPER_SHARE
             && !n.holds_main
-            && is_chrome(e, n.in_article)
-            && (good[i] as f32 <= page_good * PROTECTED_SHARE || names_comments(&class_and_id(e)))
+            && is_chrome(e, n.in_article, profile)
+            && (good[i] as f32 <= page_good * PROTECTED_SHARE
+                || (!profile.posts && names_comments(&class_and_id(e))))
         {
             let end = n.end;
             dom.nodes[i].dead = true;
@@ -311,13 +409,16 @@ fn prune_chrome(dom: &mut Dom<'_>) {
 /// Page chrome by its tag or by its class or id. A page header is chrome; a header inside
 /// the article holds its headline and lead. `<main>` is never chrome, nor is `<article>` unless
 /// it is a comment.
-fn is_chrome(e: &Element, in_article: bool) -> bool {
+fn is_chrome(e: &Element, in_article: bool, profile: Profile) -> bool {
     match e.name() {
         "html" | "body" | "main" => false,
-        "article" => names_comments(&class_and_id(e)),
+        "article" => !profile.posts && names_comments(&class_and_id(e)),
         "nav" | "aside" | "footer" => true,
-        "header" if !in_article => true,
-        _ => e.attr("itemprop") != Some("articleBody") && looks_like_chrome(&class_and_id(e)),
+        "header" if !in_article => !profile.posts,
+        _ => {
+            e.attr("itemprop") != Some("articleBody")
+                && looks_like_chrome_in(&class_and_id(e), profile)
+        }
     }
 }
 
@@ -539,6 +640,46 @@ fn choose(dom: &Dom<'_>, good: &[u32]) -> Vec<usize> {
     roots
 }
 
+/// On a thread, the best block is one post: the content is the run of posts it belongs to,
+/// the nearest container with at least [`MIN_POSTS`] children shaped like the post's own
+/// ancestor (same tag and first class: `post` and `post comment` are both posts).
+fn thread_of(dom: &Dom<'_>, roots: Vec<usize>) -> Vec<usize> {
+    let Some(&first) = roots.first() else {
+        return roots;
+    };
+    let mut cur = first;
+    while cur != NONE {
+        let parent = dom.nodes[cur].parent;
+        if parent == NONE || matches!(dom.nodes[parent].tag(), "html") {
+            break;
+        }
+        let shape = |i: usize| {
+            dom.nodes[i].element().map(|e| {
+                let class = e.attr("class").unwrap_or("");
+                (
+                    e.name(),
+                    class.split_ascii_whitespace().next().unwrap_or(""),
+                )
+            })
+        };
+        if let Some(mine) = shape(cur)
+            && !mine.1.is_empty()
+            && dom
+                .children(parent)
+                .filter(|&c| !dom.nodes[c].dead && dom.nodes[c].text > 0 && shape(c) == Some(mine))
+                .count()
+                >= MIN_POSTS
+        {
+            return vec![parent];
+        }
+        cur = parent;
+    }
+    roots
+}
+
+/// Posts of the same shape that make a thread.
+const MIN_POSTS: usize = 2;
+
 fn body(dom: &Dom<'_>) -> Option<usize> {
     (0..dom.nodes.len()).find(|&i| dom.nodes[i].tag() == "body")
 }
@@ -604,11 +745,13 @@ pub(crate) fn is_format(c: char) -> bool {
 }
 
 /// Whether an element inside the chosen content is left out.
-fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool) -> bool {
+fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool, whole: bool) -> bool {
     let n = &dom.nodes[i];
     let tag = n.tag();
-    if matches!(tag, "h1" | "figcaption") {
-        return true; // the headline is metadata (`title`); captions and credits are not text
+    // An article's headline is metadata (`title`); a product's or a service's name opens its
+    // content. Captions and credits are not text.
+    if tag == "figcaption" || (tag == "h1" && !whole) {
+        return true;
     }
     if n.text > 0
         && n.text <= boiler::MAX_LINE
@@ -636,7 +779,7 @@ fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool) -> bool {
     if matches!(tag, "h2" | "h3" | "h4" | "h5" | "h6") {
         return match next_text_sibling(dom, i) {
             None => true,
-            Some(j) => skip_inside(dom, j, lenient),
+            Some(j) => skip_inside(dom, j, lenient, whole),
         };
     }
     false
@@ -701,7 +844,7 @@ const MIN_WORDS_STRICT: usize = 20;
 
 /// Walks the chosen content, writing the text and the (unsanitized) HTML.
 pub(crate) fn render(content: &Content<'_>) -> (String, String) {
-    let (text, html) = render_with(content, false);
+    let (text, html) = render_with(content, content.profile.links);
     if text.split_whitespace().count() >= MIN_WORDS_STRICT {
         return (text, html);
     }
@@ -715,6 +858,8 @@ pub(crate) fn render(content: &Content<'_>) -> (String, String) {
 
 fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
     let dom = &content.dom;
+    let whole = content.profile.whole_page;
+    let start = if whole { headline_start(dom) } else { 0 };
     let mut text = TextOut::new();
     let mut html = String::new();
     for &root in &content.roots {
@@ -731,7 +876,9 @@ fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
                 open.pop();
             }
             let n = &dom.nodes[i];
-            if n.dead || (i != root && skip_inside(dom, i, lenient)) {
+            // Before the page's headline: a whole page's menus, banners and hero links.
+            let before = i < start && n.end <= start;
+            if n.dead || before || (i != root && skip_inside(dom, i, lenient, whole)) {
                 i = n.end;
                 continue;
             }
@@ -765,6 +912,33 @@ fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
         text.brk(2);
     }
     (text.out, html)
+}
+
+/// Where a whole page's content begins: its first `<h1>`, unless most of the page's text
+/// comes before it (a headline at the foot of the page, or a logo).
+fn headline_start(dom: &Dom<'_>) -> usize {
+    let total = dom.nodes.first().map_or(0, |n| n.text);
+    let mut before = 0u32;
+    let mut i = 0;
+    while i < dom.nodes.len() {
+        let n = &dom.nodes[i];
+        if n.dead {
+            i = n.end;
+            continue;
+        }
+        if n.tag() == "h1" && n.text > 0 {
+            return if before as f32 <= total as f32 * MAX_BEFORE_HEADLINE {
+                i
+            } else {
+                0
+            };
+        }
+        if let Kind::Text(_) = n.kind {
+            before += n.text;
+        }
+        i += 1;
+    }
+    0
 }
 
 fn close(tag: &str, text: &mut TextOut, html: &mut String) {

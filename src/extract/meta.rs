@@ -20,7 +20,37 @@ pub(crate) struct Meta {
     pub base: Option<String>,
     /// JSON-LD `articleBody`, for pages that carry their text only there.
     pub ld_body: Option<String>,
+    /// JSON-LD `Product` `description`: shops often carry the product text only there.
+    pub ld_product: Option<String>,
+    /// `<meta name="description">` or `og:description`: the last resort for a page without
+    /// visible text.
+    pub description: Option<String>,
+    /// Signals of the kind of page, for [`super::page_type::detect`].
+    pub kind: KindSignals,
 }
+
+/// What the page says about its own kind: schema.org types (JSON-LD and microdata), its
+/// Open Graph type, the software that made it.
+#[derive(Default, Debug)]
+pub(crate) struct KindSignals {
+    /// Every schema.org type named in JSON-LD or `itemtype`, once per mention.
+    pub schema_types: Vec<String>,
+    pub og_type: Option<String>,
+    pub generator: Option<String>,
+    /// `<meta property="product:price:amount">` or `og:price:amount`.
+    pub has_price_meta: bool,
+    /// Class of `<body>` (WordPress and shop themes name the template there).
+    pub body_class: Option<String>,
+    /// Elements on the page: `<article>`s, blocks whose class names a price, `<section>`s.
+    pub articles: usize,
+    pub prices: usize,
+    pub sections: usize,
+    /// Paragraphs of prose: `<p>`s with at least [`LONG_PARAGRAPH`] characters of their own.
+    pub long_paragraphs: usize,
+}
+
+/// Characters of its own text that make a `<p>` prose rather than a card's blurb.
+pub(crate) const LONG_PARAGRAPH: usize = 100;
 
 /// Fills a slot only once: earlier sources are stronger.
 fn set(slot: &mut Option<String>, value: Option<&str>) {
@@ -47,6 +77,24 @@ pub(crate) fn collect(doc: &Html) -> Meta {
         let Node::Element(e) = node.value() else {
             continue;
         };
+        match e.name() {
+            "body" => set(&mut m.kind.body_class, e.attr("class")),
+            "article" => m.kind.articles += 1,
+            "section" => m.kind.sections += 1,
+            "p" => {
+                let own: usize = node
+                    .children()
+                    .filter_map(|c| c.value().as_text().map(|t| t.trim().len()))
+                    .sum();
+                if own >= LONG_PARAGRAPH {
+                    m.kind.long_paragraphs += 1;
+                }
+            }
+            _ => {}
+        }
+        if e.attr("class").is_some_and(|c| c.contains("price")) {
+            m.kind.prices += 1;
+        }
         match e.name() {
             "html" => set(
                 &mut m.language,
@@ -95,6 +143,12 @@ pub(crate) fn collect(doc: &Html) -> Meta {
                         }
                     }
                     "og:site_name" | "application-name" => set(&mut m.site_name, content),
+                    "og:type" => set(&mut m.kind.og_type, content),
+                    "description" | "og:description" | "twitter:description" => {
+                        set(&mut m.description, content)
+                    }
+                    "generator" => set(&mut m.kind.generator, content),
+                    "product:price:amount" | "og:price:amount" => m.kind.has_price_meta = true,
                     "og:url" => set(&mut m.og_url, content),
                     "og:image"
                     | "og:image:url"
@@ -144,6 +198,12 @@ pub(crate) fn collect(doc: &Html) -> Meta {
             }
             _ => {}
         }
+        if let Some(t) = e.attr("itemtype") {
+            let name = t.rsplit('/').next().unwrap_or(t);
+            if !name.is_empty() && m.kind.schema_types.len() < MAX_SCHEMA_TYPES {
+                m.kind.schema_types.push(name.to_string());
+            }
+        }
         if let Some(prop) = e.attr("itemprop") {
             match prop {
                 "author" if e.name() != "meta" => {
@@ -183,6 +243,8 @@ pub(crate) fn collect(doc: &Html) -> Meta {
     set(&mut m.image, images.first().map(String::as_str));
     set(&mut m.image, ld.image.as_deref());
     m.ld_body = ld.body;
+    m.ld_product = ld.product;
+    m.kind.schema_types.extend(ld.types);
     if let Some(lang) = m.language.take() {
         // "fr-FR", "de_DE" → the primary language subtag.
         let primary = lang
@@ -226,12 +288,25 @@ struct LdData {
     publisher: Option<String>,
     image: Option<String>,
     body: Option<String>,
+    product: Option<String>,
+    /// `@type` of every object seen, for the kind of page.
+    types: Vec<String>,
 }
+
+/// Schema.org type mentions kept per page (a listing can name thousands).
+const MAX_SCHEMA_TYPES: usize = 256;
 
 /// JSON-LD nesting deeper than this is not searched.
 const LD_DEPTH: usize = 6;
 
 impl LdData {
+    fn add_type(&mut self, t: &str) {
+        if self.types.len() < MAX_SCHEMA_TYPES {
+            self.types
+                .push(t.rsplit('/').next().unwrap_or(t).to_string());
+        }
+    }
+
     fn visit(&mut self, v: &Value, depth: usize) {
         if depth > LD_DEPTH {
             return;
@@ -241,6 +316,19 @@ impl LdData {
             Value::Object(o) => {
                 if let Some(g) = o.get("@graph") {
                     self.visit(g, depth + 1);
+                }
+                for key in ["mainEntity", "itemListElement", "item"] {
+                    if let Some(inner) = o.get(key) {
+                        self.visit(inner, depth + 1);
+                    }
+                }
+                match o.get("@type") {
+                    Some(Value::String(x)) => self.add_type(x),
+                    Some(Value::Array(xs)) => xs
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .for_each(|x| self.add_type(x)),
+                    _ => {}
                 }
                 let is_article = o.get("@type").is_some_and(|t| {
                     let mut s = String::new();
@@ -254,6 +342,12 @@ impl LdData {
                     }
                     s.contains("Article") || s.contains("Posting") || s.contains("Report")
                 });
+                if o.get("@type").and_then(Value::as_str) == Some("Product") {
+                    set(
+                        &mut self.product,
+                        o.get("description").and_then(Value::as_str),
+                    );
+                }
                 if !is_article {
                     return;
                 }

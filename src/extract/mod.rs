@@ -18,6 +18,7 @@ mod content;
 mod dom;
 mod fragment;
 mod meta;
+mod page_type;
 
 use chrono::{DateTime, Utc};
 use scraper::Html;
@@ -27,6 +28,7 @@ use url::Url;
 pub use batch::{BatchReport, ExtractError, FailedPage, extract_dir};
 pub use charset::{CharsetRule, decode};
 pub use fragment::html_to_text;
+pub use page_type::PageType;
 
 /// The cleaned article of one page.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -47,6 +49,32 @@ pub struct Article {
     /// The same content as sanitized HTML, links and images absolute.
     pub html: String,
     pub word_count: usize,
+    /// The kind of page, which decided how its content was found.
+    pub page_type: PageType,
+    /// Where `text` came from.
+    pub source: Source,
+}
+
+/// Where an article's text came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Source {
+    /// The page's main content, found by the rules for its kind.
+    #[default]
+    Content,
+    /// The page's JSON-LD `articleBody`, longer than what the page shows.
+    StructuredData,
+    /// No main content was found: the page's text without its menus, or its description.
+    Fallback,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Content => "content",
+            Source::StructuredData => "structured_data",
+            Source::Fallback => "fallback",
+        }
+    }
 }
 
 /// When the scored content has fewer words than this, a longer JSON-LD `articleBody` wins.
@@ -55,7 +83,7 @@ const MIN_WORDS_BEFORE_JSON_LD: usize = 50;
 /// Extracts the article from a page. `base_url` (where the page was fetched from) makes links
 /// absolute; without it the page's `<base>`, canonical URL or `og:url` serve, when absolute.
 pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
-    let doc = Html::parse_document(html);
+    let doc = parse(html);
     let meta = meta::collect(&doc);
 
     let declared = meta
@@ -77,27 +105,54 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         }
     };
 
-    let found = content::find(doc.tree.root());
-    let (mut text, raw_html) = content::render(&found);
+    let page_type = page_type::detect(&meta.kind, page_base.as_ref());
+    let found = content::find(doc.tree.root(), page_type.profile());
+    let (mut text, mut raw_html) = content::render(&found);
+    drop(found);
+    let mut source = Source::Content;
+    if text.trim().is_empty() {
+        // Nothing passed the rules: the page's text, all of it but menus and furniture.
+        let all = content::find(doc.tree.root(), content::Profile::everything());
+        (text, raw_html) = content::render(&all);
+        source = Source::Fallback;
+    }
     let mut html = sanitize(&raw_html, base.as_ref());
     let mut word_count = text.split_whitespace().count();
+    if page_type == PageType::Product
+        && let Some(description) = &meta.ld_product
+    {
+        // The product's own description, when the page shows it only after a script runs.
+        let description = plain_text(description);
+        let opening: String = description.chars().take(DESCRIPTION_PROBE).collect();
+        let opening = opening.trim();
+        if !opening.is_empty() && !text.contains(opening) {
+            if !text.is_empty() {
+                text.push_str("\n\n");
+            }
+            text.push_str(&description);
+            html.push_str(&paragraphs_html(&description));
+            word_count = text.split_whitespace().count();
+        }
+    }
     if word_count < MIN_WORDS_BEFORE_JSON_LD
         && let Some(body) = &meta.ld_body
     {
-        let ld_text = fragment::html_to_text(body);
-        let ld_text: String = ld_text
-            .chars()
-            .filter(|&c| !content::is_format(c))
-            .collect();
+        let ld_text = plain_text(body);
         let ld_words = ld_text.split_whitespace().count();
         if ld_words > word_count {
-            html = ld_text
-                .split("\n\n")
-                .map(|p| format!("<p>{}</p>", ammonia::clean_text(p)))
-                .collect();
+            html = paragraphs_html(&ld_text);
             text = ld_text;
             word_count = ld_words;
+            source = Source::StructuredData;
         }
+    }
+    if word_count == 0
+        && let Some(description) = &meta.description
+    {
+        text = plain_text(description);
+        html = paragraphs_html(&text);
+        word_count = text.split_whitespace().count();
+        source = Source::Fallback;
     }
 
     Article {
@@ -115,7 +170,42 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         text,
         html,
         word_count,
+        page_type,
+        source,
     }
+}
+
+/// Characters of a JSON-LD description looked for in the page's text to tell whether the
+/// page already shows it.
+const DESCRIPTION_PROBE: usize = 60;
+
+/// Text from structured data (which may hold HTML): plain, without format characters.
+fn plain_text(s: &str) -> String {
+    fragment::html_to_text(s)
+        .chars()
+        .filter(|&c| !content::is_format(c))
+        .collect()
+}
+
+fn paragraphs_html(text: &str) -> String {
+    text.split("\n\n")
+        .map(|p| format!("<p>{}</p>", ammonia::clean_text(p)))
+        .collect()
+}
+
+/// Parses the page as a browser without scripts would: `<noscript>` content is markup, not
+/// raw text. Some sites (Discourse forums among them) serve the whole readable page there.
+fn parse(html: &str) -> Html {
+    use html5ever::tendril::TendrilSink;
+    let opts = html5ever::driver::ParseOpts {
+        tree_builder: html5ever::tree_builder::TreeBuilderOpts {
+            scripting_enabled: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    html5ever::driver::parse_document(scraper::HtmlTreeSink::new(Html::new_document()), opts)
+        .one(html)
 }
 
 /// Sanitizes the rendered content: ammonia's safe defaults (no scripts, frames, styles or
@@ -141,6 +231,8 @@ struct ArticleJson<'a> {
     canonical_url: Option<&'a str>,
     image: Option<&'a str>,
     word_count: usize,
+    page_type: &'static str,
+    source: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     charset: Option<CharsetJson<'a>>,
     text: &'a str,
@@ -166,6 +258,8 @@ pub fn article_json(article: &Article, charset: Option<(&str, CharsetRule)>) -> 
         canonical_url: article.canonical_url.as_deref(),
         image: article.image.as_deref(),
         word_count: article.word_count,
+        page_type: article.page_type.as_str(),
+        source: article.source.as_str(),
         charset: charset.map(|(encoding, rule)| CharsetJson {
             encoding,
             rule: rule.as_str(),

@@ -1,0 +1,314 @@
+//! What kind of page this is: an article, a thread of posts, a product, a listing …
+//!
+//! Decided by rules over what the page says about itself (schema.org types in JSON-LD and
+//! microdata, `og:type`, the generator) and over its address, in that order: a page's own
+//! structured data is the strongest signal, the URL's shape the weakest.
+
+use url::Url;
+
+use super::content::Profile;
+use super::meta::KindSignals;
+
+/// The kind of page, which decides how its content is found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PageType {
+    #[default]
+    Article,
+    Forum,
+    Product,
+    Collection,
+    Listing,
+    Documentation,
+    Service,
+}
+
+impl PageType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PageType::Article => "article",
+            PageType::Forum => "forum",
+            PageType::Product => "product",
+            PageType::Collection => "collection",
+            PageType::Listing => "listing",
+            PageType::Documentation => "documentation",
+            PageType::Service => "service",
+        }
+    }
+
+    /// How content is found on this kind of page. A thread keeps its posts; a listing or a
+    /// service page is the whole page from its headline on (its text is spread over cards and
+    /// sections, not held by one block, and the cards' links are the text); articles,
+    /// documentation and products are the best-scoring block (a product's JSON-LD
+    /// description is added when the page does not show it).
+    pub(crate) fn profile(self) -> Profile {
+        match self {
+            PageType::Article | PageType::Documentation | PageType::Product => Profile::default(),
+            PageType::Forum => Profile {
+                posts: true,
+                ..Profile::default()
+            },
+            PageType::Collection | PageType::Listing | PageType::Service => Profile {
+                whole_page: true,
+                links: true,
+                ..Profile::default()
+            },
+        }
+    }
+}
+
+/// Software that makes forums, as named in `<meta name="generator">`.
+const FORUM_GENERATORS: &[&str] = &[
+    "discourse",
+    "vbulletin",
+    "xenforo",
+    "phpbb",
+    "invision",
+    "mybb",
+    "simple machines",
+    "nodebb",
+    "flarum",
+    "vanilla",
+];
+
+/// Software that makes documentation sites.
+const DOC_GENERATORS: &[&str] = &[
+    "docusaurus",
+    "mkdocs",
+    "sphinx",
+    "vitepress",
+    "gitbook",
+    "docfx",
+    "antora",
+    "mdbook",
+    "nextra",
+    "starlight",
+];
+
+/// Path segments of a thread of posts.
+const FORUM_SEGMENTS: &[&str] = &[
+    "t",
+    "topic",
+    "topics",
+    "thread",
+    "threads",
+    "viewtopic.php",
+    "showthread.php",
+    "questions",
+    "comments",
+    "discussion",
+    "discussions",
+    "forum",
+    "forums",
+    "boards",
+];
+
+/// First labels of a forum's host name.
+const FORUM_HOSTS: &[&str] = &[
+    "forum",
+    "forums",
+    "community",
+    "discuss",
+    "discussion",
+    "boards",
+    "bbs",
+    "answers",
+];
+
+/// Path segments of one product.
+const PRODUCT_SEGMENTS: &[&str] = &["product", "products", "dp", "p", "pr", "item", "itm", "pdp"];
+
+/// Path segments of a category of products.
+const COLLECTION_SEGMENTS: &[&str] = &[
+    "collections",
+    "collection",
+    "category",
+    "categories",
+    "product-category",
+    "c",
+    "cat",
+    "shop",
+    "b",
+    "l",
+    "w",
+];
+
+/// Path segments of documentation.
+const DOC_SEGMENTS: &[&str] = &[
+    "docs",
+    "doc",
+    "documentation",
+    "reference",
+    "manual",
+    "api",
+    "guide",
+    "guides",
+    "tutorial",
+    "userguide",
+    "handbook",
+    "book",
+    "learn",
+    "wiki",
+];
+
+/// Path segments of a list of articles or entries.
+const LISTING_SEGMENTS: &[&str] = &[
+    "news", "blog", "list", "latest", "newest", "issues", "sections", "section", "tag", "tags",
+    "archive", "archives", "jobs", "events", "search", "shows", "podcasts",
+];
+
+/// Schema.org types and what they make the page. A thread names its posts, a shop its
+/// products, a listing its items.
+fn by_schema(types: &[String]) -> Option<PageType> {
+    let has = |names: &[&str]| types.iter().any(|t| names.contains(&t.as_str()));
+    let count = |name: &str| types.iter().filter(|t| t.as_str() == name).count();
+    if has(&["DiscussionForumPosting", "QAPage"]) {
+        return Some(PageType::Forum);
+    }
+    let products = count("Product") + count("ProductGroup");
+    if products > 1 || (products >= 1 && has(&["ItemList", "CollectionPage", "OfferCatalog"])) {
+        return Some(PageType::Collection);
+    }
+    if products == 1 {
+        return Some(PageType::Product);
+    }
+    if has(&["TechArticle", "APIReference"]) {
+        return Some(PageType::Documentation);
+    }
+    if types.iter().any(|t| {
+        t.contains("Article")
+            || t.contains("BlogPosting")
+            || matches!(t.as_str(), "Report" | "Recipe" | "Review")
+    }) {
+        return Some(PageType::Article);
+    }
+    if has(&["CollectionPage", "ItemList", "SearchResultsPage"]) {
+        return Some(PageType::Listing);
+    }
+    None
+}
+
+/// Schema.org types of a business's own page.
+fn names_service(types: &[String]) -> bool {
+    types.iter().any(|t| SERVICE_TYPES.contains(&t.as_str()))
+}
+
+const SERVICE_TYPES: &[&str] = &[
+    "Service",
+    "ProfessionalService",
+    "LocalBusiness",
+    "FAQPage",
+    "SoftwareApplication",
+    "WebApplication",
+];
+
+/// The kind of the page from its own signals and its address.
+pub(crate) fn detect(kind: &KindSignals, url: Option<&Url>) -> PageType {
+    let generator = kind.generator.as_deref().unwrap_or("").to_ascii_lowercase();
+    if FORUM_GENERATORS.iter().any(|g| generator.contains(g)) {
+        return PageType::Forum;
+    }
+    if let Some(t) = by_schema(&kind.schema_types) {
+        return t;
+    }
+    if DOC_GENERATORS.iter().any(|g| generator.contains(g)) {
+        return PageType::Documentation;
+    }
+    let og = kind.og_type.as_deref().unwrap_or("").to_ascii_lowercase();
+    if og.starts_with("product") || kind.has_price_meta {
+        return PageType::Product;
+    }
+    // WordPress and WooCommerce name the template in `<body class>`.
+    let body = kind
+        .body_class
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let body_has = |name: &str| body.split_ascii_whitespace().any(|c| c == name);
+    if body_has("single-product") {
+        return PageType::Product;
+    }
+    if body_has("single-post") {
+        return PageType::Article;
+    }
+    if body_has("tax-product_cat") || body_has("post-type-archive-product") {
+        return PageType::Collection;
+    }
+    if body_has("archive") || body_has("blog") {
+        return PageType::Listing;
+    }
+    let Some(url) = url else {
+        return if og != "article" && names_service(&kind.schema_types) {
+            PageType::Service
+        } else {
+            PageType::Article
+        };
+    };
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let first_label = host.split('.').next().unwrap_or("");
+    let segments: Vec<String> = url
+        .path_segments()
+        .map(|s| {
+            s.filter(|s| !s.is_empty())
+                .map(str::to_ascii_lowercase)
+                .collect()
+        })
+        .unwrap_or_default();
+    let has_segment = |names: &[&str]| segments.iter().any(|s| names.contains(&s.as_str()));
+    if FORUM_HOSTS.contains(&first_label) || has_segment(FORUM_SEGMENTS) {
+        return PageType::Forum;
+    }
+    if first_label.starts_with("doc")
+        || first_label == "developer"
+        || host.contains("readthedocs")
+        || has_segment(DOC_SEGMENTS)
+    {
+        return PageType::Documentation;
+    }
+    if og == "article" {
+        return PageType::Article;
+    }
+    if names_service(&kind.schema_types) {
+        return PageType::Service;
+    }
+    if has_segment(PRODUCT_SEGMENTS) {
+        return PageType::Product;
+    }
+    if has_segment(COLLECTION_SEGMENTS) {
+        return PageType::Collection;
+    }
+    if segments.iter().any(|s| is_year(s)) || kind.long_paragraphs >= PROSE_PARAGRAPHS {
+        return PageType::Article;
+    }
+    // `/blog` lists posts; `/blog/a-post` is one.
+    if segments.last().is_some_and(|s| {
+        LISTING_SEGMENTS.contains(&s.as_str())
+            || s.starts_with("list_of")
+            || s.starts_with("category:")
+    }) {
+        return PageType::Listing;
+    }
+    if kind.articles >= MIN_LISTED_ARTICLES {
+        return PageType::Listing;
+    }
+    // A site's home page presents the business; any other page without signals is taken
+    // for an article, the most common thing a feed links to.
+    if segments.is_empty() {
+        return PageType::Service;
+    }
+    PageType::Article
+}
+
+/// A page whose address says little and that has this many paragraphs of prose is an
+/// article (a service page or a listing has fewer: its text is in cards and short blurbs).
+const PROSE_PARAGRAPHS: usize = 15;
+
+/// A page with this many `<article>` elements and no article of its own lists them.
+const MIN_LISTED_ARTICLES: usize = 5;
+
+/// `/2024/05/…`: a dated address.
+fn is_year(segment: &str) -> bool {
+    segment.len() == 4
+        && segment.chars().all(|c| c.is_ascii_digit())
+        && (segment.starts_with("19") || segment.starts_with("20"))
+}
