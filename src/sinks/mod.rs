@@ -3,6 +3,7 @@
 
 pub mod log;
 pub mod payload;
+pub mod template;
 pub mod webhook;
 
 use std::future::Future;
