@@ -3,6 +3,7 @@
 
 pub mod log;
 pub mod payload;
+pub mod presets;
 pub mod template;
 pub mod webhook;
 
