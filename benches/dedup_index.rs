@@ -45,6 +45,7 @@ fn item(n: u64, simhash: u64) -> NewItem {
         published_at: None,
         content_source: None,
         emitted: false,
+        not_sent: None,
         fingerprint: Some(Fingerprint {
             url_keys: Vec::new(),
             content_hash: None,

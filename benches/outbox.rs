@@ -194,6 +194,7 @@ impl Bench {
                         published_at: Some(Timestamp::now()),
                         content_source: Some("feed"),
                         emitted: true,
+                        not_sent: None,
                         fingerprint: None,
                         new_sinks: vec![SINK.into()],
                         duplicate_sinks: Vec::new(),
@@ -291,6 +292,9 @@ fn webhook(c: &mut Criterion) {
                 max_age: Duration::from_secs(72 * 3600),
                 concurrency,
                 retry_schedule: Vec::new(),
+                template: None,
+                content_type: "application/json".into(),
+                headers: Vec::new(),
             };
             Arc::new(WebhookSink::new(&config, "feedwire-bench").expect("webhook sink"))
         });

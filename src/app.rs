@@ -20,17 +20,15 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, Feed, SinkKind};
+use crate::config::{Config, Feed};
 use crate::fetch::{ClientSettings, FetchError, Fetched, HttpClient, Validators};
 use crate::model::EventType;
 use crate::model::FeedItem;
-use crate::outbox::{RetryPolicy, Worker};
+use crate::outbox::Worker;
 use crate::parse::{Identity, parse_feed};
 use crate::process::{self, Prepared};
 use crate::scheduler::{self, Queue, Rate, Why};
 use crate::server::Endpoint;
-use crate::sinks::Sink;
-use crate::sinks::log::LogSink;
 use crate::store::{
     DedupSettings, FeedEvent, FeedSpec, IngestBatch, PollRecord, PollStatus, Reader, Store,
     Timestamp,
@@ -194,26 +192,8 @@ pub async fn run(
     let delivery_tasks = TaskTracker::new();
     let mut wakes = HashMap::new();
     for (name, sink) in &config.sinks {
-        let (sink_impl, policy): (Arc<dyn Sink>, RetryPolicy) = match &sink.kind {
-            SinkKind::Log { path } => (
-                Arc::new(
-                    LogSink::new(path.clone())
-                        .with_context(|| format!("sink {name}: cannot open its log file"))?,
-                ),
-                RetryPolicy::forever(),
-            ),
-            SinkKind::Webhook(w) => (
-                Arc::new(
-                    crate::sinks::webhook::WebhookSink::new(w, &config.daemon.user_agent)
-                        .with_context(|| format!("sink {name}"))?,
-                ),
-                RetryPolicy {
-                    max_attempts: w.max_attempts,
-                    max_age: Some(w.max_age),
-                    schedule: w.retry_schedule.clone(),
-                },
-            ),
-        };
+        let (sink_impl, policy) = crate::sinks::build(sink, &config.daemon.user_agent)
+            .with_context(|| format!("sink {name}"))?;
         let wake = Arc::new(Notify::new());
         wakes.insert(name.clone(), wake.clone());
         let worker = Worker {
@@ -1065,6 +1045,16 @@ async fn storer(
                         reason: "",
                     })
                     .inc_by(report.emitted as u64);
+                for reason in &report.not_sent {
+                    let (reason, rule) = match reason.strip_prefix(process::NOT_SENT_RULE) {
+                        Some(rule) => ("rule".to_string(), rule.to_string()),
+                        None => (reason.clone(), String::new()),
+                    };
+                    ctx.metrics
+                        .items_not_sent
+                        .get_or_create(&crate::telemetry::NotSentLabel { reason, rule })
+                        .inc();
+                }
                 for reason in &report.duplicate_reasons {
                     ctx.metrics
                         .items

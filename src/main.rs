@@ -43,6 +43,8 @@ enum Command {
     Deliveries(DeliveriesArgs),
     /// Queue deliveries again for a sink
     Redeliver(RedeliverArgs),
+    /// Show what a sink would receive for a sample item; send it with --send
+    TestSink(TestSinkArgs),
     /// Import feeds from an OPML file, or export the config's feeds as OPML
     #[command(subcommand)]
     Opml(OpmlCommand),
@@ -112,6 +114,15 @@ struct DeliveriesArgs {
     /// List dead letters with their last error
     #[arg(long)]
     dead: bool,
+}
+
+#[derive(Args)]
+struct TestSinkArgs {
+    /// The sink (its name in the config)
+    name: String,
+    /// Send the sample for real (else only show it)
+    #[arg(long)]
+    send: bool,
 }
 
 #[derive(Args)]
@@ -299,6 +310,41 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Opml(command) => opml(cli.config.as_deref(), command),
+        Command::TestSink(args) => test_sink(cli.config.as_deref(), args).await,
+    }
+}
+
+async fn test_sink(explicit: Option<&Path>, args: TestSinkArgs) -> Result<u8, Failure> {
+    use feedwire::sinks::sample;
+    let (_, config) = load(explicit)?;
+    let Some(sink) = config.sinks.get(&args.name) else {
+        return Err(Failure::usage(format!(
+            "no sink named {:?} in the config",
+            args.name
+        )));
+    };
+    let body = sample::sample_body(&sample::sample_feed(&config, &args.name));
+    let shown =
+        sample::show(&config, &args.name, &body).map_err(|e| Failure::usage(e.to_string()))?;
+    println!("{shown}");
+    if !args.send {
+        eprintln!("feedwire: not sent; add --send to deliver it for real");
+        return Ok(0);
+    }
+    let (built, _) = feedwire::sinks::build(sink, &config.daemon.user_agent)
+        .map_err(|e| Failure::usage(format!("sink {}: {e}", args.name)))?;
+    match sample::send(built, &body).await {
+        Ok(()) => {
+            eprintln!("feedwire: sink {} accepted the sample", args.name);
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!(
+                "feedwire: sink {} did not accept the sample: {e}",
+                args.name
+            );
+            Ok(1)
+        }
     }
 }
 
@@ -307,9 +353,23 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
     // Secrets are read now too, so a missing variable is found before the service starts.
     let mut problems = Vec::new();
     for (name, sink) in &config.sinks {
-        if let SinkKind::Webhook(w) = &sink.kind
-            && let Err(e) = feedwire::sinks::webhook::WebhookSink::new(w, &config.daemon.user_agent)
-        {
+        let result = match &sink.kind {
+            SinkKind::Webhook(w) => {
+                feedwire::sinks::webhook::WebhookSink::new(w, &config.daemon.user_agent)
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+            SinkKind::Preset(p) => feedwire::sinks::presets::PresetSink::new(
+                &p.preset,
+                &config.daemon.user_agent,
+                p.timeout,
+                p.concurrency,
+            )
+            .map(drop)
+            .map_err(|e| e.to_string()),
+            SinkKind::Log { .. } => Ok(()),
+        };
+        if let Err(e) = result {
             problems.push(format!("sinks.{name}: {e}"));
         }
     }
@@ -322,8 +382,12 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
             problems.join("\n  ")
         )));
     }
+    let rules = match config.rules.rules().count() {
+        0 => String::new(),
+        n => format!(", {n} rules"),
+    };
     println!(
-        "{}: ok ({} feeds, {} sinks)",
+        "{}: ok ({} feeds, {} sinks{rules})",
         path.display(),
         config.feeds.len(),
         config.sinks.len()
@@ -718,6 +782,8 @@ async fn print_items(store: &Reader, args: ItemsArgs) -> Result<u8, Failure> {
                     "id": i.id, "feed": i.feed, "title": i.title, "url": i.url,
                     "published": rfc3339(i.published_at), "seen": rfc3339(Some(i.created_at)),
                     "emitted": i.emitted, "duplicate_of": i.duplicate_of, "duplicate_reason": i.duplicate_reason,
+                    "dropped_by": i.not_sent.as_deref().and_then(|r| r.strip_prefix("rule:")),
+                    "not_sent": i.not_sent,
                 })
             })
             .collect();
@@ -740,7 +806,13 @@ async fn print_items(store: &Reader, args: ItemsArgs) -> Result<u8, Failure> {
                 i.duplicate_reason.as_deref().unwrap_or("?")
             );
         } else if !i.emitted {
-            println!("    not emitted (backfill limit)");
+            match i.not_sent.as_deref() {
+                Some(r) if r.starts_with("rule:") => {
+                    println!("    dropped by rule {}", &r["rule:".len()..])
+                }
+                Some("max_item_age") => println!("    not emitted (published before max_item_age)"),
+                _ => println!("    not emitted (backfill limit)"),
+            }
         }
     }
     Ok(0)

@@ -455,6 +455,8 @@ mod tests {
             fetch_article: true,
             sinks: vec![],
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            backfill: crate::config::Backfill::All,
+            max_item_age: None,
         }
     }
 

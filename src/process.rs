@@ -2,7 +2,7 @@
 //! content, their fingerprint, the sinks of each event type, and how to render a payload
 //! once the store has decided whether the item is new or a duplicate.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +13,7 @@ use crate::dedup::{Fingerprint, dedup_key, resolve_page_canonical};
 use crate::extract::{self, html_to_text};
 use crate::fetch::HttpClient;
 use crate::model::{Content, ContentSource, EventType, FeedItem};
+use crate::rules::{ArticleView, Early, FeedRules, ItemView, Verdict};
 use crate::sinks::payload::{self, EventInput};
 use crate::store::{NewItem, Render, Store};
 use crate::telemetry::{Metrics, OutcomeLabel};
@@ -28,6 +29,9 @@ pub struct Processed {
     pub page_canonical: Option<String>,
     /// The stored item this is a new revision of.
     pub update_of: Option<String>,
+    /// Why it is stored without being sent, when a rule or `max_item_age` decided so before
+    /// its page was fetched.
+    pub not_sent: Option<String>,
 }
 
 /// The feed-side revision of an item: its title and feed text, normalized, hashed. Whitespace,
@@ -75,6 +79,50 @@ struct Rendered {
     item: FeedItem,
     content: Content,
 }
+
+/// What rules look at of an item; with its content once that is known.
+pub fn rule_view<'a>(item: &'a FeedItem, content: Option<&'a Content>) -> ItemView<'a> {
+    ItemView {
+        title: item.title.as_deref(),
+        summary: item.summary.as_deref(),
+        author: content
+            .and_then(|c| c.author.as_deref())
+            .or(item.author.as_deref()),
+        categories: &item.categories,
+        url: item.url.as_ref().map(|u| u.as_str()),
+        link: item.link.as_ref().map(|u| u.as_str()),
+        published: item.published,
+        article: content.map(|c| ArticleView {
+            content: &c.text,
+            language: c.language.as_deref(),
+            word_count: c.word_count,
+        }),
+    }
+}
+
+/// Why a new item is not sent, as far as its feed fields tell: an entry published before
+/// the feed's `max_item_age`, or a rule that drops it without needing its article.
+pub fn early_verdict(
+    feed: &Feed,
+    rules: &FeedRules,
+    item: &FeedItem,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    if let (Some(age), Some(published)) = (feed.max_item_age, item.published)
+        && chrono::Duration::from_std(age).is_ok_and(|age| published < now - age)
+    {
+        return Some(NOT_SENT_AGE.to_string());
+    }
+    match rules.early(&rule_view(item, None), now) {
+        Early::Drop(rule) => Some(format!("{NOT_SENT_RULE}{rule}")),
+        Early::Continue => None,
+    }
+}
+
+/// `not_sent` values, as stored and shown by `feedwire items`.
+pub const NOT_SENT_RULE: &str = "rule:";
+pub const NOT_SENT_AGE: &str = "max_item_age";
+pub const NOT_SENT_BACKFILL: &str = "backfill";
 
 /// The names of `feed`'s sinks that subscribe to `kind`.
 pub fn sinks_for(config: &Config, feed: &Feed, kind: EventType) -> Vec<String> {
@@ -129,8 +177,22 @@ pub async fn contents(
     feed: &Feed,
     items: Vec<FeedItem>,
 ) -> Vec<Processed> {
-    if !feed.fetch_article {
-        return items.into_iter().map(|item| plain(item, None)).collect();
+    let rules = config.rules.for_feed(&feed.name, &feed.tags);
+    let now = Utc::now();
+    // Items the feed fields already rule out are stored as seen without fetching a page.
+    let verdicts: Vec<Option<String>> = items
+        .iter()
+        .map(|item| early_verdict(feed, &rules, item, now))
+        .collect();
+    if !feed.fetch_article || verdicts.iter().all(Option::is_some) {
+        return items
+            .into_iter()
+            .zip(verdicts)
+            .map(|(item, not_sent)| Processed {
+                not_sent,
+                ..plain(item, None)
+            })
+            .collect();
     }
     let keys: Vec<String> = items
         .iter()
@@ -146,8 +208,15 @@ pub async fn contents(
     };
     let mut tasks = JoinSet::new();
     let mut out: Vec<Option<Processed>> = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
+    for (index, (item, not_sent)) in items.into_iter().zip(verdicts).enumerate() {
         out.push(None);
+        if not_sent.is_some() {
+            out[index] = Some(Processed {
+                not_sent,
+                ..plain(item, None)
+            });
+            continue;
+        }
         let is_known = item
             .url
             .as_ref()
@@ -194,6 +263,7 @@ fn plain(item: FeedItem, error: Option<String>) -> Processed {
         content,
         page_canonical: None,
         update_of: None,
+        not_sent: None,
     }
 }
 
@@ -251,6 +321,7 @@ async fn article(
             },
             page_canonical: art.canonical_url,
             update_of: None,
+            not_sent: None,
         };
     }
     let content = Content {
@@ -268,6 +339,7 @@ async fn article(
         content,
         page_canonical: art.canonical_url,
         update_of: None,
+        not_sent: None,
     }
 }
 
@@ -279,14 +351,33 @@ pub fn prepare(
     first_poll: bool,
     items: Vec<Processed>,
 ) -> Prepared {
-    // At a feed's first poll, `backfill = N` emits only the newest N.
-    let skip = match (first_poll, config.poll.backfill) {
-        (true, Backfill::Newest(n)) => items.len().saturating_sub(n),
+    // At a feed's first poll, `backfill = N` emits only the newest N, `"none"` none.
+    let new_count = items.iter().filter(|p| p.update_of.is_none()).count();
+    let skip = match (first_poll, feed.backfill) {
+        (true, Backfill::Newest(n)) => new_count.saturating_sub(n),
+        (true, Backfill::None) => new_count,
         _ => 0,
     };
+    let rules = config.rules.for_feed(&feed.name, &feed.tags);
+    let now = Utc::now();
     let new_sinks = sinks_for(config, &feed, EventType::ItemNew);
     let duplicate_sinks = sinks_for(config, &feed, EventType::ItemDuplicate);
     let updated_sinks = sinks_for(config, &feed, EventType::ItemUpdated);
+    // A routed item's sinks: the feed's, less those that take only routed items, plus the
+    // route's — each only for the event types it subscribes to.
+    let routed = |base: &[String], routes: &BTreeSet<String>, kind: EventType| -> Vec<String> {
+        rules
+            .sinks(base, routes)
+            .into_iter()
+            .filter(|s| {
+                base.contains(s)
+                    || config
+                        .sinks
+                        .get(s)
+                        .is_some_and(|sink| sink.events.contains(&kind))
+            })
+            .collect()
+    };
     let mut out = Vec::with_capacity(items.len());
     let mut kept = Vec::with_capacity(items.len());
     for (
@@ -296,9 +387,21 @@ pub fn prepare(
             content,
             page_canonical,
             update_of,
+            not_sent,
         },
     ) in items.into_iter().enumerate()
     {
+        // Rules that need the article decide now; the early ones are decided again, cheaply.
+        let (not_sent, routes) = match not_sent {
+            Some(reason) => (Some(reason), BTreeSet::new()),
+            None if rules.is_empty() => (None, BTreeSet::new()),
+            None => match rules.decide(&rule_view(&item, Some(&content)), now) {
+                Verdict::Drop(rule) => (Some(format!("{NOT_SENT_RULE}{rule}")), BTreeSet::new()),
+                Verdict::Pass { routes } => (None, routes),
+            },
+        };
+        let not_sent = not_sent
+            .or_else(|| (update_of.is_none() && i < skip).then(|| NOT_SENT_BACKFILL.to_string()));
         let id = update_of
             .clone()
             .unwrap_or_else(|| ulid::Ulid::new().to_string());
@@ -315,13 +418,14 @@ pub fn prepare(
             title: item.title.clone(),
             published_at: item.published.map(crate::model::Timestamp::from_datetime),
             content_source: Some(content.source.as_str()),
-            emitted: i >= skip,
+            emitted: not_sent.is_none(),
+            not_sent,
             fingerprint,
-            new_sinks: new_sinks.clone(),
-            duplicate_sinks: duplicate_sinks.clone(),
+            new_sinks: routed(&new_sinks, &routes, EventType::ItemNew),
+            duplicate_sinks: routed(&duplicate_sinks, &routes, EventType::ItemDuplicate),
             revision: Some(revision_of(&item)),
             update_of,
-            updated_sinks: updated_sinks.clone(),
+            updated_sinks: routed(&updated_sinks, &routes, EventType::ItemUpdated),
         });
         kept.push(Rendered { id, item, content });
     }

@@ -140,6 +140,14 @@ pub struct Rule {
     conditions: Vec<Condition>,
     pub action: Action,
     needs_article: bool,
+    /// What it was compiled from: two rules are equal when they were written the same.
+    spec: RuleSpec,
+}
+
+impl PartialEq for Rule {
+    fn eq(&self, other: &Rule) -> bool {
+        self.spec == other.spec
+    }
 }
 
 impl Rule {
@@ -229,6 +237,7 @@ impl Rule {
             conditions,
             action,
             needs_article,
+            spec: spec.clone(),
         })
     }
 
@@ -322,7 +331,7 @@ impl ItemView<'_> {
 }
 
 /// Every rule of the configuration, compiled.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct RuleSet {
     rules: Vec<Arc<Rule>>,
     /// Sinks named by a route rule: they take only what is routed to them.

@@ -60,6 +60,15 @@ pub struct ItemLabel {
     pub reason: &'static str,
 }
 
+/// Why a new item was stored as seen without being sent.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotSentLabel {
+    /// `rule`, `max_item_age` or `backfill`.
+    pub reason: String,
+    /// The rule's name, for `reason="rule"`; else empty.
+    pub rule: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabel {
     pub sink: String,
@@ -81,6 +90,8 @@ pub struct Metrics {
     pub polls: Family<OutcomeLabel, Counter>,
     /// `feedwire_items_total{kind, reason}`
     pub items: Family<ItemLabel, Counter>,
+    /// `feedwire_items_not_sent_total{reason="rule|max_item_age|backfill", rule}`
+    pub items_not_sent: Family<NotSentLabel, Counter>,
     /// `feedwire_extractions_total{outcome="article|fallback"}`
     pub extractions: Family<OutcomeLabel, Counter>,
     /// `feedwire_extraction_duration_seconds`: fetch and clean of one article page.
@@ -113,6 +124,12 @@ impl Metrics {
             "items",
             "Items stored, new or duplicate by reason",
             items.clone(),
+        );
+        let items_not_sent = Family::<NotSentLabel, Counter>::default();
+        registry.register(
+            "items_not_sent",
+            "New items stored as seen but not sent, by reason and rule",
+            items_not_sent.clone(),
         );
         let extractions = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -166,6 +183,7 @@ impl Metrics {
             registry,
             polls,
             items,
+            items_not_sent,
             extractions,
             extraction_seconds,
             deliveries,

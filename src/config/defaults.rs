@@ -40,3 +40,9 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WEBHOOK_MAX_ATTEMPTS: u32 = 15;
 pub const WEBHOOK_MAX_AGE: Duration = Duration::from_secs(72 * HOUR);
 pub const WEBHOOK_CONCURRENCY: usize = 4;
+
+// [sinks.NAME] with a preset type (slack, discord, telegram, ntfy, matrix)
+pub const PRESET_CONCURRENCY: usize = 1;
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org/";
+/// What a webhook template's body is sent as unless `content_type` says otherwise.
+pub const TEMPLATE_CONTENT_TYPE: &str = "application/json";

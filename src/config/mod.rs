@@ -37,9 +37,14 @@ use serde_json::Value;
 use url::Url;
 
 use crate::model::EventType;
+use crate::rules::RuleSet;
+use crate::sinks::presets::Preset;
+use crate::sinks::template::{HeaderSource, TemplateSource};
 
 pub mod defaults;
 mod read;
+mod presets;
+mod rules;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -59,6 +64,8 @@ pub struct Config {
     pub feeds: Vec<Feed>,
     /// Politeness overrides by host name (`[hosts."example.com"]`).
     pub hosts: BTreeMap<String, Host>,
+    /// Filter and routing rules (`[[rules]]`), compiled, in the order written.
+    pub rules: RuleSet,
 }
 
 /// How feedwire treats one host, feeds and article pages alike.
@@ -97,7 +104,10 @@ pub struct Poll {
     pub max_interval: Duration,
     pub timeout: Duration,
     pub max_feed_size: u64,
+    /// The default for feeds that set none.
     pub backfill: Backfill,
+    /// The default for feeds that set none: entries published earlier are not sent.
+    pub max_item_age: Option<Duration>,
 }
 
 /// Which items of a feed's first poll are emitted.
@@ -105,6 +115,8 @@ pub struct Poll {
 pub enum Backfill {
     All,
     Newest(usize),
+    /// Nothing of the first poll is sent; only what appears after it.
+    None,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,12 +140,40 @@ pub struct Sink {
     pub name: String,
     pub kind: SinkKind,
     pub events: Vec<EventType>,
+    /// Feeds this sink takes, by name; with `tags` empty too, every feed.
+    pub feeds: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl Sink {
+    /// Whether the sink takes items of this feed (its `feeds` / `tags` selection).
+    pub fn selects(&self, feed: &str, tags: &[String]) -> bool {
+        (self.feeds.is_empty() && self.tags.is_empty())
+            || self.feeds.iter().any(|f| f == feed)
+            || self.tags.iter().any(|t| tags.contains(t))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkKind {
-    Log { path: LogPath },
+    Log {
+        path: LogPath,
+    },
     Webhook(Webhook),
+    /// A chat or push service (`type = "slack"`, `"discord"`, `"telegram"`, `"ntfy"`, `"matrix"`).
+    Preset(PresetSink),
+}
+
+/// A preset sink: the service and how its deliveries are retried.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresetSink {
+    pub preset: Preset,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    /// Chat services limit their rate per channel: one at a time by default, in order.
+    pub concurrency: usize,
+    pub retry_schedule: Vec<Duration>,
 }
 
 /// Where a log sink writes.
@@ -153,6 +193,12 @@ pub struct Webhook {
     pub concurrency: usize,
     /// Delays before retry 1, 2, …; the last repeats. Empty: the Standard Webhooks schedule.
     pub retry_schedule: Vec<Duration>,
+    /// The body template (over the §5 payload); without one, the payload itself is sent.
+    pub template: Option<TemplateSource>,
+    /// Sent as `Content-Type`.
+    pub content_type: String,
+    /// Extra headers, their values written here or read from the environment or a file.
+    pub headers: Vec<(String, HeaderSource)>,
 }
 
 /// Where a webhook secret is read from; the secret itself is never in the config.
@@ -172,6 +218,10 @@ pub struct Feed {
     /// Names of the sinks this feed's items go to.
     pub sinks: Vec<String>,
     pub tags: Vec<String>,
+    /// Which items of the first poll are sent (else `poll.backfill`).
+    pub backfill: Backfill,
+    /// Entries published longer ago are stored as seen and not sent (else `poll.max_item_age`).
+    pub max_item_age: Option<Duration>,
 }
 
 impl Config {

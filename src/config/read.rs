@@ -448,6 +448,7 @@ impl Leaf for Backfill {
     fn read(value: &Value, path: &str, problems: &Problems) -> Option<Backfill> {
         match value {
             Value::String(s) if s == "all" => Some(Backfill::All),
+            Value::String(s) if s == "none" => Some(Backfill::None),
             Value::Number(n) if n.as_u64().is_some() => {
                 n.as_u64().map(|n| Backfill::Newest(n as usize))
             }
@@ -455,7 +456,7 @@ impl Leaf for Backfill {
             other => {
                 problems.add(
                     path,
-                    format!("expected \"all\" or a whole number, found {other}"),
+                    format!("expected \"all\", \"none\" or a whole number, found {other}"),
                 );
                 None
             }

@@ -16,6 +16,7 @@ use super::{
     Sink, SinkKind, Webhook,
 };
 use crate::model::EventType;
+use crate::sinks::presets;
 
 pub(super) fn config(root: &Table<'_>) -> Config {
     let daemon = daemon(&root.table("daemon"));
@@ -33,10 +34,22 @@ pub(super) fn config(root: &Table<'_>) -> Config {
     let mut feeds = Vec::new();
     let mut names = HashSet::new();
     for t in root.array("feeds") {
-        if let Some(f) = feed(&t, &sink_names, &article, &mut names) {
+        if let Some(f) = feed(&t, &sinks, &sink_names, &poll, &article, &mut names) {
             feeds.push(f);
         }
     }
+    let feed_names: BTreeSet<String> = feeds.iter().map(|f| f.name.clone()).collect();
+    for (name, sink) in &sinks {
+        for f in &sink.feeds {
+            if !feed_names.contains(f) {
+                root.problem(
+                    &format!("sinks.{name}.feeds"),
+                    format!("no feed named {f:?} is configured"),
+                );
+            }
+        }
+    }
+    let rules = super::rules::rules(&root.array("rules"), &feed_names, &sink_names);
     let mut hosts = BTreeMap::new();
     for (name, t) in root.entries("hosts") {
         if name.is_empty() || name.contains(['/', ':', ' ', '"']) {
@@ -53,6 +66,7 @@ pub(super) fn config(root: &Table<'_>) -> Config {
         sinks,
         feeds,
         hosts,
+        rules,
     }
 }
 
@@ -110,6 +124,7 @@ fn poll(t: &Table<'_>) -> Poll {
         timeout: t.get::<Duration>("timeout").unwrap_or(d::POLL_TIMEOUT),
         max_feed_size: t.get::<Size>("max_feed_size").unwrap_or(d::MAX_FEED_SIZE),
         backfill: t.get::<Backfill>("backfill").unwrap_or(Backfill::All),
+        max_item_age: t.get::<Duration>("max_item_age"),
     };
     if poll.min_interval > poll.max_interval {
         t.problem(
@@ -152,7 +167,8 @@ fn dedup(t: &Table<'_>) -> Dedup {
 }
 
 /// The sink types, as the messages list them.
-const SINK_TYPES: &str = "\"log\" or \"webhook\"";
+const SINK_TYPES: &str =
+    "\"log\", \"webhook\", \"slack\", \"discord\", \"telegram\", \"ntfy\" or \"matrix\"";
 
 fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
     if !valid_name(name) {
@@ -161,6 +177,8 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
     let events = t
         .get::<Events>("events")
         .unwrap_or_else(|| vec![EventType::ItemNew]);
+    let feeds = t.get::<Strings>("feeds").unwrap_or_default();
+    let tags = t.get::<Strings>("tags").unwrap_or_default();
     let kind = match t.get::<Text>("type").as_deref() {
         Some("log") => {
             let path = match t.get::<Text>("path").as_deref() {
@@ -178,6 +196,11 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
             let webhook = webhook(t);
             t.finish_with("not a setting of a webhook sink");
             SinkKind::Webhook(webhook?)
+        }
+        Some(kind) if presets::KINDS.contains(&kind) => {
+            let preset = super::presets::preset(kind, t);
+            t.finish_with(&format!("not a setting of a {kind} sink"));
+            SinkKind::Preset(preset?)
         }
         Some(other) => {
             t.problem(
@@ -197,6 +220,8 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
         name: name.to_string(),
         kind,
         events,
+        feeds,
+        tags,
     })
 }
 
@@ -231,13 +256,24 @@ fn webhook(t: &Table<'_>) -> Option<Webhook> {
         retry_schedule: t
             .get::<List<Duration>>("retry_schedule")
             .unwrap_or_default(),
+        template: None,
+        content_type: t
+            .get::<Text>("content_type")
+            .unwrap_or_else(|| d::TEMPLATE_CONTENT_TYPE.into()),
+        headers: super::presets::headers(t),
     };
-    Some(webhook)
+    let template = super::presets::template(t, &webhook.content_type);
+    Some(Webhook {
+        template,
+        ..webhook
+    })
 }
 
 fn feed(
     t: &Table<'_>,
+    sinks_by_name: &BTreeMap<String, Sink>,
     known_sinks: &BTreeSet<String>,
+    poll: &Poll,
     article: &Article,
     names: &mut HashSet<String>,
 ) -> Option<Feed> {
@@ -255,6 +291,8 @@ fn feed(
         }
     }
     let tags = t.get::<Strings>("tags").unwrap_or_default();
+    let backfill = t.get::<Backfill>("backfill").unwrap_or(poll.backfill);
+    let max_item_age = t.get::<Duration>("max_item_age").or(poll.max_item_age);
     t.finish();
     let url = url?;
     let name = match given_name {
@@ -272,14 +310,34 @@ fn feed(
         }
         None => derived_name(&url, names),
     };
+    // A sink that selects feeds (`feeds` / `tags`) takes only those.
+    let selects = |s: &String| {
+        sinks_by_name
+            .get(s)
+            .is_none_or(|sink| sink.selects(&name, &tags))
+    };
+    let sinks = match sinks {
+        Some(listed) => {
+            for s in listed.iter().filter(|s| !selects(s)) {
+                t.problem(
+                    "sinks",
+                    format!("sink {s:?} does not take this feed (see its feeds and tags)"),
+                );
+            }
+            listed
+        }
+        // A feed that names no sinks goes to every sink that takes it.
+        None => known_sinks.iter().filter(|s| selects(s)).cloned().collect(),
+    };
     Some(Feed {
         name,
         url,
         interval,
         fetch_article,
-        // A feed that names no sinks goes to every sink.
-        sinks: sinks.unwrap_or_else(|| known_sinks.iter().cloned().collect()),
+        sinks,
         tags,
+        backfill,
+        max_item_age,
     })
 }
 
@@ -321,7 +379,7 @@ fn single_line(s: &str) -> bool {
     !s.trim().is_empty() && !s.contains(['\r', '\n'])
 }
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()

@@ -4,12 +4,17 @@
 pub mod log;
 pub mod payload;
 pub mod presets;
+pub mod sample;
 pub mod template;
 pub mod webhook;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::config::{self, SinkKind};
+use crate::outbox::RetryPolicy;
 
 /// Why a delivery did not succeed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
@@ -62,4 +67,49 @@ pub trait Sink: Send + Sync {
     fn batch_size(&self) -> usize {
         self.concurrency()
     }
+}
+
+/// Why a sink could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot open its log file: {0}")]
+    Log(#[source] std::io::Error),
+    #[error(transparent)]
+    Webhook(#[from] webhook::SecretError),
+    #[error(transparent)]
+    Preset(#[from] presets::PresetError),
+}
+
+/// The sink a configured `[sinks.NAME]` describes, and how its deliveries are retried.
+pub fn build(
+    sink: &config::Sink,
+    user_agent: &str,
+) -> Result<(Arc<dyn Sink>, RetryPolicy), SetupError> {
+    Ok(match &sink.kind {
+        SinkKind::Log { path } => (
+            Arc::new(log::LogSink::new(path.clone()).map_err(SetupError::Log)?),
+            RetryPolicy::forever(),
+        ),
+        SinkKind::Webhook(w) => (
+            Arc::new(webhook::WebhookSink::new(w, user_agent)?),
+            RetryPolicy {
+                max_attempts: w.max_attempts,
+                max_age: Some(w.max_age),
+                schedule: w.retry_schedule.clone(),
+            },
+        ),
+        SinkKind::Preset(p) => (
+            Arc::new(presets::PresetSink::new(
+                &p.preset,
+                user_agent,
+                p.timeout,
+                p.concurrency,
+            )?),
+            RetryPolicy {
+                max_attempts: p.max_attempts,
+                max_age: Some(p.max_age),
+                schedule: p.retry_schedule.clone(),
+            },
+        ),
+    })
 }

@@ -9,6 +9,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use sha2::Sha256;
 use url::Url;
 
+use super::template::{HeaderError, Template, TemplateError, resolve_headers};
 use super::{DeliverFuture, Outgoing, Sink, SinkError};
 use crate::config::{SecretSource, Webhook};
 use crate::fetch::parse_retry_after;
@@ -36,6 +37,10 @@ pub enum SecretError {
     BadBase64,
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Header(#[from] HeaderError),
 }
 
 pub struct WebhookSink {
@@ -45,6 +50,10 @@ pub struct WebhookSink {
     keys: Vec<Vec<u8>>,
     timeout: Duration,
     concurrency: usize,
+    /// Renders the body from the payload; without it the payload is the body.
+    template: Option<Template>,
+    content_type: HeaderValue,
+    headers: reqwest::header::HeaderMap,
 }
 
 impl WebhookSink {
@@ -61,21 +70,44 @@ impl WebhookSink {
             .connect_timeout(config.timeout)
             .build()
             .map_err(|e| SecretError::Client(e.to_string()))?;
+        let template = match &config.template {
+            Some(source) => Some(Template::compile(&source.read()?, &config.content_type)?),
+            None => None,
+        };
+        let content_type = HeaderValue::from_str(&config.content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/json"));
         Ok(WebhookSink {
             client,
             url: config.url.clone(),
             keys,
             timeout: config.timeout,
             concurrency: config.concurrency,
+            template,
+            content_type,
+            headers: resolve_headers(&config.headers)?,
         })
     }
 
     async fn post(&self, event: Outgoing<'_>) -> Result<(), SinkError> {
         let timestamp = chrono::Utc::now().timestamp();
+        // The signature covers the body as sent: the rendered one when there is a template.
+        let rendered = match &self.template {
+            Some(t) => Some(t.render(event.body).map_err(|e| SinkError::Permanent {
+                status: None,
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let body = rendered.as_deref().unwrap_or(event.body);
+        let event = Outgoing {
+            webhook_id: event.webhook_id,
+            body,
+        };
         let mut request = self
             .client
             .post(self.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, self.content_type.clone())
             .body(event.body.to_string());
         if !self.keys.is_empty() {
             let signatures: Vec<String> = self

@@ -35,8 +35,8 @@ pub(super) fn ingest(
         let fp = item.fingerprint.as_ref();
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO items (id, feed_id, key, url, link, guid, title, published_at,
-                content_source, content_hash, simhash, emitted, created_at, revision)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                content_source, content_hash, simhash, emitted, created_at, revision, not_sent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .execute(params![
             item.id,
@@ -52,7 +52,8 @@ pub(super) fn ingest(
             fp.and_then(|f| f.simhash).map(|h| h as i64),
             item.emitted,
             now,
-            item.revision
+            item.revision,
+            item.not_sent
         ])?;
         if inserted == 0 {
             report.already_known += 1;
@@ -60,6 +61,9 @@ pub(super) fn ingest(
         }
         let rowid = tx.last_insert_rowid();
         report.stored += 1;
+        if let Some(reason) = &item.not_sent {
+            report.not_sent.push(reason.clone());
+        }
         let found = match fp {
             Some(fp) => find_duplicate(&tx, &item.id, fp, &batch.dedup, now)?,
             None => None,

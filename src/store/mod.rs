@@ -317,8 +317,10 @@ pub struct NewItem {
     pub title: Option<String>,
     pub published_at: Option<Timestamp>,
     pub content_source: Option<&'static str>,
-    /// False for items remembered without being emitted (backfill limit).
+    /// False for items remembered without being emitted (backfill limit, a rule, age).
     pub emitted: bool,
+    /// Why an item is not emitted: `rule:NAME`, `max_item_age` or `backfill`.
+    pub not_sent: Option<String>,
     /// What the item is recognised by across feeds; `None` skips cross-feed dedup.
     pub fingerprint: Option<Fingerprint>,
     /// Sinks that get this item's `item.new` event.
@@ -361,6 +363,8 @@ pub struct IngestReport {
     pub stored: usize,
     /// Items emitted as `item.new`.
     pub emitted: usize,
+    /// Why each newly stored item was not sent, when it was not (`rule:NAME`, …).
+    pub not_sent: Vec<String>,
     pub duplicates: usize,
     /// Known items whose text changed.
     pub updated: usize,

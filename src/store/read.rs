@@ -49,6 +49,8 @@ pub struct ItemReport {
     pub duplicate_of: Option<String>,
     pub duplicate_reason: Option<String>,
     pub emitted: bool,
+    /// Why it was not sent: `rule:NAME`, `max_item_age` or `backfill` (unknown for older rows).
+    pub not_sent: Option<String>,
 }
 
 /// `feedwire deliveries`: outbox counts per sink.
@@ -177,7 +179,7 @@ impl Reader {
         self.call(move |conn| {
             let mut stmt = conn.prepare(
                 "SELECT i.id, f.name, i.title, i.url, i.published_at, i.created_at, i.duplicate_of,
-                        i.duplicate_reason, i.emitted
+                        i.duplicate_reason, i.emitted, i.not_sent
                  FROM items i JOIN feeds f ON f.id = i.feed_id
                  WHERE (?1 IS NULL OR f.name = ?1)
                  ORDER BY i.created_at DESC, i.id DESC LIMIT ?2",
@@ -193,6 +195,7 @@ impl Reader {
                     duplicate_of: r.get(6)?,
                     duplicate_reason: r.get(7)?,
                     emitted: r.get(8)?,
+                    not_sent: r.get(9)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

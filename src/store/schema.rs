@@ -148,6 +148,15 @@ const MIGRATIONS: &[&str] = &[
     -- Counting what waits (once, metrics, STATUS=) without reading delivered history.
     CREATE INDEX outbox_pending ON outbox(sink, created_at) WHERE state = 'pending';
     "#,
+    // 7-9: numbers given to other changes in progress; they land in their own branches.
+    "",
+    "",
+    "",
+    // 10: why an item was stored as seen but not sent: `rule:NAME` (a filter rule dropped
+    // it), `max_item_age` (published too long ago) or `backfill` (beyond the first poll's N).
+    r#"
+    ALTER TABLE items ADD COLUMN not_sent TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.

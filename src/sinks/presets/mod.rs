@@ -362,8 +362,13 @@ impl PresetSink {
                 api_url,
             } => {
                 let token = read_secret(token, "bot token")?;
-                let base = api_url
-                    .join(&format!("bot{token}/"))
+                let mut api = api_url.clone();
+                if !api.path().ends_with('/') {
+                    api.set_path(&format!("{}/", api.path()));
+                }
+                // `./`: a token holds a colon, which would otherwise read as a URL scheme.
+                let base = api
+                    .join(&format!("./bot{token}/"))
                     .map_err(|_| PresetError::BadUrl("bot API URL"))?;
                 Target::Telegram {
                     base,

@@ -50,7 +50,11 @@ pub fn html(message: &Message, limit: usize) -> String {
 }
 
 pub fn requests(base: &Url, chat_id: &str, message: &Message) -> Vec<Request> {
-    let method = |name: &str| base.join(name).expect("a method name is a relative URL");
+    let method = |name: &str| {
+        let mut url = base.clone();
+        url.set_path(&format!("{}{name}", base.path()));
+        url
+    };
     let text = Request::json(
         Method::POST,
         method("sendMessage"),
