@@ -284,6 +284,7 @@ pub async fn run(
                     store: store.clone(),
                     metrics: metrics.clone(),
                     heartbeat: heartbeat.clone(),
+                    page: crate::server::status::StatusPage::new(&config)?,
                 };
                 // Bound now, so a taken address is a clear error at start, not a silent absence.
                 let stop = stop_polling.clone();

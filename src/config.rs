@@ -51,6 +51,8 @@ pub struct Daemon {
     pub listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// The environment variable holding the status page's token (`[daemon] status_token_env`).
+    pub status_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,6 +375,7 @@ struct RawDaemon {
     listen: Leaf,
     log_format: Leaf,
     shutdown_grace: Leaf,
+    status_token_env: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -760,6 +763,9 @@ impl Validator {
             }
         };
         let shutdown_grace = self.duration("daemon.shutdown_grace", &r.shutdown_grace, "10s");
+        let status_token_env = self
+            .string("daemon.status_token_env", &r.status_token_env)
+            .filter(|s| !s.is_empty());
         Daemon {
             state_dir: PathBuf::from(state_dir),
             user_agent,
@@ -768,6 +774,7 @@ impl Validator {
             listen,
             log_format,
             shutdown_grace,
+            status_token_env,
         }
     }
 

@@ -145,3 +145,25 @@ pub fn render_feed_event(input: &FeedEventInput<'_>) -> String {
     };
     serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
 }
+
+/// The clean text of an item's event body, for showing an item's first lines: the cleaned
+/// article, else the feed's summary. `None` when the body is not an item payload.
+pub fn item_text(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        item: Item,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        #[serde(default)]
+        content_text: String,
+        summary: Option<String>,
+    }
+    let body: Body = serde_json::from_str(body).ok()?;
+    let text = if body.item.content_text.trim().is_empty() {
+        body.item.summary?
+    } else {
+        body.item.content_text
+    };
+    Some(text)
+}

@@ -6,6 +6,7 @@
 
 mod ingest;
 mod schema;
+pub mod status;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
