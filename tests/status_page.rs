@@ -561,3 +561,53 @@ impl Drop for Browser {
         let _ = self.child.wait();
     }
 }
+
+#[test]
+fn check_warns_about_a_public_page_without_token() {
+    let setup = Setup::new("[[feeds]]\nname = \"f\"\nurl = \"http://127.0.0.1:9/f.xml\"\n");
+    let config = std::fs::read_to_string(setup.config_path()).expect("config");
+    let with = |daemon_keys: &str| {
+        std::fs::write(
+            setup.config_path(),
+            config.replace("[daemon]\n", &format!("[daemon]\n{daemon_keys}")),
+        )
+        .expect("write config");
+    };
+
+    with("listen = \"0.0.0.0:9464\"\n");
+    let out = setup.run(&["check"]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: daemon.listen = \"0.0.0.0:9464\" is reachable from other hosts")
+            && stderr.contains("status_token_env"),
+        "{stderr}"
+    );
+
+    // On loopback there is nothing to warn about.
+    with("listen = \"127.0.0.1:9464\"\n");
+    let out = setup.run(&["check"]);
+    assert_ok(&out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+
+    // A token asked for but not set is a problem, not a page left open.
+    with("listen = \"0.0.0.0:9464\"\nstatus_token_env = \"FEEDWIRE_TEST_UNSET_TOKEN\"\n");
+    let out = setup
+        .command(&["check"])
+        .env_remove("FEEDWIRE_TEST_UNSET_TOKEN")
+        .output()
+        .expect("run check");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("daemon.status_token_env") && stderr.contains("FEEDWIRE_TEST_UNSET_TOKEN"),
+        "{stderr}"
+    );
+    let out = setup
+        .command(&["check"])
+        .env("FEEDWIRE_TEST_UNSET_TOKEN", "t0ken")
+        .output()
+        .expect("run check");
+    assert_ok(&out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+}
