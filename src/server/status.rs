@@ -634,7 +634,7 @@ impl View {
                 })
                 .collect(),
             chart: chart(&s.hours),
-            feeds: feeds_view(page, &s.feeds, p, now_ms, &counts),
+            feeds: feeds_view(&page.tags, &s.feeds, p, now_ms, &counts),
             recent: items_view(s, now_ms),
             dead: s
                 .dead
@@ -655,14 +655,14 @@ impl View {
 }
 
 fn feeds_view(
-    page: &StatusPage,
+    all_tags: &HashMap<String, Vec<String>>,
     feeds: &[FeedRow],
     p: &Params,
     now_ms: i64,
     counts: &Counts,
 ) -> FeedsView {
     let no_tags = Vec::new();
-    let tags_of = |name: &str| page.tags.get(name).unwrap_or(&no_tags);
+    let tags_of = |name: &str| all_tags.get(name).unwrap_or(&no_tags);
     let mut matching: Vec<&FeedRow> = feeds
         .iter()
         .filter(|f| p.state.is_none_or(|s| f.health == s))
@@ -730,7 +730,7 @@ fn feeds_view(
         }
     })
     .collect();
-    let tags: BTreeSet<&String> = page.tags.values().flatten().collect();
+    let tags: BTreeSet<&String> = all_tags.values().flatten().collect();
     FeedsView {
         rows,
         matching: matching.len(),
@@ -1055,6 +1055,95 @@ mod tests {
         assert_eq!(Params::parse(&p.link(None, None)[1..]), p);
         // A malformed value falls back to the default.
         assert_eq!(Params::parse("page=zero&sort=bogus"), Params::default());
+    }
+
+    fn feed(i: usize, health: FeedHealth) -> FeedRow {
+        FeedRow {
+            name: format!("feed-{i:03}"),
+            url: format!("https://example.com/{i}.xml"),
+            title: None,
+            health,
+            http_status: None,
+            last_poll_at: None,
+            next_poll_at: None,
+            schedule_reason: None,
+            errors_in_row: (i % 5) as u32,
+            last_error: None,
+            items_per_hour: None,
+        }
+    }
+
+    #[test]
+    fn feeds_are_filtered_sorted_and_paged_over_all_feeds() {
+        let feeds: Vec<FeedRow> = (0..250)
+            .map(|i| {
+                feed(
+                    i,
+                    if i % 10 == 0 {
+                        FeedHealth::Failing
+                    } else {
+                        FeedHealth::Ok
+                    },
+                )
+            })
+            .collect();
+        let tags: HashMap<String, Vec<String>> = (0..250)
+            .filter(|i| i % 2 == 0)
+            .map(|i| (format!("feed-{i:03}"), vec!["even".to_string()]))
+            .collect();
+        let counts = Counts::default();
+        let view = |q: &str| feeds_view(&tags, &feeds, &Params::parse(q), 0, &counts);
+
+        let all = view("");
+        assert_eq!(
+            (all.matching, all.pages, all.rows.len()),
+            (250, 3, FEEDS_PER_PAGE)
+        );
+        let last = view("page=3");
+        assert_eq!(last.rows.len(), 50);
+        assert_eq!(last.rows[0].name, "feed-200");
+        assert!(last.next.is_none() && last.prev.as_deref() == Some("?page=2"));
+        // A page past the end shows the last one.
+        assert_eq!(view("page=99").page, 3);
+
+        let failing = view("state=failing&tag=even&sort=-name");
+        assert_eq!(failing.matching, 25);
+        assert_eq!(failing.rows[0].name, "feed-240");
+        assert!(failing.rows.iter().all(|r| r.state == "failing"));
+        // The sorted column's link turns the order round, and keeps the filter.
+        let name = &failing.columns[0];
+        assert_eq!(name.sorted, Some("descending"));
+        assert_eq!(name.href, "?state=failing&tag=even");
+
+        let most_errors = view("sort=-errors");
+        assert_eq!(most_errors.rows[0].errors_in_row, 4);
+        assert_eq!(view("q=FEED-01").matching, 10);
+    }
+
+    #[test]
+    fn chart_stacks_duplicates_on_new_items() {
+        let mut hours: Vec<crate::store::status::HourCount> = (0..CHART_HOURS as i64)
+            .map(|i| crate::store::status::HourCount {
+                start: i * HOUR_MS,
+                ..Default::default()
+            })
+            .collect();
+        hours[47].new = 2;
+        hours[47].duplicate = 1;
+        hours[10].new = 1;
+        let c = chart(&hours);
+        let plot = CHART_HEIGHT - CHART_TOP - CHART_BOTTOM;
+        assert_eq!((c.max, c.bars.len()), (3, CHART_HOURS));
+        let b = &c.bars[47];
+        assert_eq!(b.new_h + b.dup_h, plot);
+        assert_eq!(b.new_y, c.baseline - b.new_h);
+        assert_eq!(b.dup_y + b.dup_h, b.new_y);
+        assert_eq!(c.bars[10].new_h, (plot as f64 / 3.0).round() as u32);
+        assert_eq!(c.bars[0].new_h + c.bars[0].dup_h, 0);
+        assert!(b.label.ends_with("2 new, 1 duplicate"), "{}", b.label);
+        // Ticks at 00:00, 06:00, 12:00 and 18:00 UTC.
+        assert_eq!(c.ticks.len(), 8);
+        assert_eq!(c.ticks[1].label, "06:00");
     }
 
     #[test]
