@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 
 use feedwire::server::status::{Params, StatusPage};
 use feedwire::store::{
-    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, now_ms,
+    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, Timestamp,
 };
 
 const FEEDS: usize = 10_000;
@@ -20,7 +20,7 @@ const ITEMS_PER_FEED: usize = 10;
 /// One feed in this many failed its last poll.
 const FAILING_EVERY: usize = 20;
 
-fn poll(at: i64, failing: bool) -> PollRecord {
+fn poll(at: Timestamp, failing: bool) -> PollRecord {
     PollRecord {
         at,
         status: if failing {
@@ -31,7 +31,7 @@ fn poll(at: i64, failing: bool) -> PollRecord {
         http_status: Some(if failing { 503 } else { 200 }),
         error: failing.then(|| "HTTP status 503 Service Unavailable".to_string()),
         errors_in_row: u32::from(failing),
-        next_poll_at: at + 900_000,
+        next_poll_at: at.after(Duration::from_secs(900)),
         etag: None,
         last_modified: None,
         title: Some("A feed with a title".into()),
@@ -85,7 +85,7 @@ fn setup(rt: &Runtime) -> (tempfile::TempDir, StatusPage) {
             )
             .await
             .expect("sync feeds");
-        let now = now_ms();
+        let now = Timestamp::now();
         for (i, s) in states.iter().enumerate() {
             if i < FEEDS_WITH_ITEMS {
                 let feed = i;
@@ -116,7 +116,7 @@ fn setup(rt: &Runtime) -> (tempfile::TempDir, StatusPage) {
                         dedup: DedupSettings {
                             near_duplicates: false,
                             max_distance: 3,
-                            window_ms: 0,
+                            window: Duration::ZERO,
                         },
                         render: Box::new(move |n, _, _| body(feed, n)),
                     })
@@ -130,7 +130,7 @@ fn setup(rt: &Runtime) -> (tempfile::TempDir, StatusPage) {
             }
         }
     });
-    let page = StatusPage::new(&config).expect("status page");
+    let page = StatusPage::new(&config, store.reader()).expect("status page");
     (dir, page)
 }
 

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, now_ms};
+use crate::store::{Reader, Store, Timestamp};
 use crate::telemetry::{Metrics, SinkLabel};
 
 /// How long the database may take to answer `/readyz`.
@@ -27,7 +27,10 @@ pub const HEARTBEAT_STALE: Duration = Duration::from_secs(15);
 
 #[derive(Clone)]
 pub struct Endpoint {
+    /// For `/readyz`: the writer must answer.
     pub store: Store,
+    /// For everything shown: the read-only connection, never queued behind writes.
+    pub reader: Reader,
     pub metrics: Arc<Metrics>,
     /// Last time the scheduler loop ran (ms since the epoch).
     pub heartbeat: Arc<AtomicI64>,
@@ -56,8 +59,8 @@ pub async fn serve(
 }
 
 async fn readyz(State(e): State<Endpoint>) -> Response {
-    let ticking =
-        now_ms() - e.heartbeat.load(Ordering::Relaxed) < HEARTBEAT_STALE.as_millis() as i64;
+    let ticking = Timestamp::now().as_millis() - e.heartbeat.load(Ordering::Relaxed)
+        < HEARTBEAT_STALE.as_millis() as i64;
     let store = matches!(
         tokio::time::timeout(READY_TIMEOUT, e.store.ping()).await,
         Ok(Ok(()))
@@ -79,8 +82,8 @@ async fn readyz(State(e): State<Endpoint>) -> Response {
 
 async fn metrics(State(e): State<Endpoint>) -> Response {
     // Gauges are read from the store now, so they are never stale.
-    if let Ok(Ok(backlog)) = tokio::time::timeout(READY_TIMEOUT, e.store.backlog()).await {
-        let now = now_ms();
+    if let Ok(Ok(backlog)) = tokio::time::timeout(READY_TIMEOUT, e.reader.backlog()).await {
+        let now = Timestamp::now();
         for b in backlog {
             let label = SinkLabel { sink: b.sink };
             e.metrics
@@ -89,22 +92,16 @@ async fn metrics(State(e): State<Endpoint>) -> Response {
                 .set(b.pending);
             let age = b
                 .oldest_pending_at
-                .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+                .map_or(0.0, |t| now.since(t).as_secs_f64());
             e.metrics
                 .outbox_oldest_seconds
                 .get_or_create(&label)
                 .set(age);
         }
     }
-    if let Ok(Ok(feeds)) = tokio::time::timeout(READY_TIMEOUT, e.store.feeds_report()).await {
-        let active: Vec<_> = feeds.iter().filter(|f| f.active).collect();
-        e.metrics.feeds.set(active.len() as i64);
-        e.metrics.feeds_in_error.set(
-            active
-                .iter()
-                .filter(|f| f.last_status.as_deref() == Some("error"))
-                .count() as i64,
-        );
+    if let Ok(Ok(counts)) = tokio::time::timeout(READY_TIMEOUT, e.reader.feed_counts()).await {
+        e.metrics.feeds.set(counts.active);
+        e.metrics.feeds_in_error.set(counts.in_error);
     }
     (
         [(

@@ -15,12 +15,13 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Timelike, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::store::StoreError;
-use crate::store::status::{FeedHealth, FeedRow, HOUR_MS, Snapshot, SnapshotQuery, StatusReader};
+use crate::store::status::{FeedHealth, FeedRow, HourCount, Snapshot, SnapshotQuery};
+use crate::store::{Reader, Timestamp};
 
 /// Feed rows rendered per page: the page stays fast with 10,000 feeds.
 pub const FEEDS_PER_PAGE: usize = 100;
@@ -52,7 +53,7 @@ const ICON: &str = include_str!("assets/favicon.svg");
 /// What the page needs besides the store.
 #[derive(Clone)]
 pub struct StatusPage {
-    reader: StatusReader,
+    reader: Reader,
     templates: Arc<minijinja::Environment<'static>>,
     started: Instant,
     node: String,
@@ -67,17 +68,14 @@ pub struct StatusPage {
 /// Why the page could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
-    #[error("cannot open the database for the status page: {0}")]
-    Store(#[from] StoreError),
     #[error("daemon.status_token_env: environment variable {0} is not set or empty")]
     MissingToken(String),
 }
 
 impl StatusPage {
-    /// Opens the page's read-only connection and reads its token, if one is configured.
-    pub fn new(config: &Config) -> Result<StatusPage, PageError> {
+    /// The page over the store's read-only side; reads its token, if one is configured.
+    pub fn new(config: &Config, reader: Reader) -> Result<StatusPage, PageError> {
         let token = token(config)?;
-        let reader = StatusReader::open(&config.database_path())?;
         let mut env = minijinja::Environment::new();
         env.add_template("status.html", TEMPLATE)
             .expect("the embedded template is valid");
@@ -109,8 +107,8 @@ impl StatusPage {
         let now = Utc::now();
         let snapshot = self
             .reader
-            .snapshot(SnapshotQuery {
-                now: now.timestamp_millis(),
+            .status_snapshot(SnapshotQuery {
+                now: Timestamp::from_datetime(now),
                 today_start: today_start(now),
                 hours: CHART_HOURS,
                 recent: RECENT_ITEMS,
@@ -160,8 +158,8 @@ impl StatusPage {
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let now = Utc::now();
         self.reader
-            .snapshot(SnapshotQuery {
-                now: now.timestamp_millis(),
+            .status_snapshot(SnapshotQuery {
+                now: Timestamp::from_datetime(now),
                 today_start: today_start(now),
                 hours: CHART_HOURS,
                 recent: RECENT_ITEMS,
@@ -275,9 +273,12 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn today_start(now: DateTime<Utc>) -> i64 {
-    let day = now.timestamp_millis().div_euclid(24 * HOUR_MS);
-    day * 24 * HOUR_MS
+fn today_start(now: DateTime<Utc>) -> Timestamp {
+    let midnight = now
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists in UTC");
+    Timestamp::from_datetime(midnight.and_utc())
 }
 
 /// The node's name as other parts of feedwire will report it: host name and process id.
@@ -582,7 +583,7 @@ struct Tick {
 
 impl View {
     fn build(page: &StatusPage, s: &Snapshot, p: &Params, now: DateTime<Utc>) -> View {
-        let now_ms = now.timestamp_millis();
+        let now = Timestamp::from_datetime(now);
         let mut counts = Counts {
             all: s.feeds.len(),
             ..Counts::default()
@@ -601,7 +602,7 @@ impl View {
             version: env!("CARGO_PKG_VERSION"),
             node: page.node.clone(),
             uptime: span(page.started.elapsed().as_secs() as i64),
-            generated: utc(now_ms),
+            generated: utc(now),
             refresh_secs: REFRESH_SECS,
             items_today: s.items_today,
             stories: items_48h - duplicates_48h,
@@ -619,7 +620,7 @@ impl View {
                             (true, Some(at)) => format!(
                                 "{} retrying, next attempt {}",
                                 k.retrying,
-                                relative(at, now_ms)
+                                relative(at, now)
                             ),
                             _ => String::new(),
                         },
@@ -627,15 +628,15 @@ impl View {
                         dead: k.dead,
                         oldest: k
                             .oldest_pending_at
-                            .map(|t| relative(t, now_ms))
+                            .map(|t| relative(t, now))
                             .unwrap_or_default(),
                         last_error: k.last_error.as_deref().map(|e| shorten(&redact(e))),
                     }
                 })
                 .collect(),
             chart: chart(&s.hours),
-            feeds: feeds_view(&page.tags, &s.feeds, p, now_ms, &counts),
-            recent: items_view(s, now_ms),
+            feeds: feeds_view(&page.tags, &s.feeds, p, now, &counts),
+            recent: items_view(s, now),
             dead: s
                 .dead
                 .iter()
@@ -645,7 +646,7 @@ impl View {
                     attempts: d.attempts,
                     status: d.last_status,
                     error: d.last_error.as_deref().map(|e| shorten(&redact(e))),
-                    when: d.dead_at.map(|t| relative(t, now_ms)).unwrap_or_default(),
+                    when: d.dead_at.map(|t| relative(t, now)).unwrap_or_default(),
                 })
                 .collect(),
             counts,
@@ -658,7 +659,7 @@ fn feeds_view(
     all_tags: &HashMap<String, Vec<String>>,
     feeds: &[FeedRow],
     p: &Params,
-    now_ms: i64,
+    now: Timestamp,
     counts: &Counts,
 ) -> FeedsView {
     let no_tags = Vec::new();
@@ -704,7 +705,7 @@ fn feeds_view(
         .iter()
         .skip(current * FEEDS_PER_PAGE)
         .take(FEEDS_PER_PAGE)
-        .map(|f| feed_view(f, tags_of(&f.name), now_ms))
+        .map(|f| feed_view(f, tags_of(&f.name), now))
         .collect();
     let columns = [
         (SortKey::Name, "feed"),
@@ -764,7 +765,7 @@ fn feeds_view(
     }
 }
 
-fn feed_view(f: &FeedRow, tags: &[String], now_ms: i64) -> FeedView {
+fn feed_view(f: &FeedRow, tags: &[String], now: Timestamp) -> FeedView {
     let url = display_url(&f.url);
     let per_day = f.items_per_hour.map(|r| r * 24.0);
     FeedView {
@@ -783,20 +784,20 @@ fn feed_view(f: &FeedRow, tags: &[String], now_ms: i64) -> FeedView {
         tags: tags.to_vec(),
         last_poll: f
             .last_poll_at
-            .map(|t| relative(t, now_ms))
+            .map(|t| relative(t, now))
             .unwrap_or_else(|| "never".into()),
         last_poll_at: f.last_poll_at.map(utc),
-        last_poll_ms: f.last_poll_at.unwrap_or(0),
+        last_poll_ms: f.last_poll_at.map_or(0, Timestamp::as_millis),
         next_poll: match (f.health, f.next_poll_at) {
             (FeedHealth::Gone, _) => "never (gone)".into(),
-            (_, Some(t)) => relative(t, now_ms),
+            (_, Some(t)) => relative(t, now),
             (_, None) => "soon".into(),
         },
         next_poll_at: f
             .next_poll_at
             .filter(|_| f.health != FeedHealth::Gone)
             .map(utc),
-        next_poll_ms: f.next_poll_at.unwrap_or(i64::MAX),
+        next_poll_ms: f.next_poll_at.unwrap_or(Timestamp::NEVER).as_millis(),
         reason: f.schedule_reason.clone(),
         errors_in_row: f.errors_in_row,
         last_error: f.last_error.as_deref().map(|e| shorten(&redact(e))),
@@ -806,7 +807,7 @@ fn feed_view(f: &FeedRow, tags: &[String], now_ms: i64) -> FeedView {
     }
 }
 
-fn items_view(s: &Snapshot, now_ms: i64) -> Vec<ItemView> {
+fn items_view(s: &Snapshot, now: Timestamp) -> Vec<ItemView> {
     let listed: BTreeSet<&str> = s.recent.iter().map(|i| i.id.as_str()).collect();
     s.recent
         .iter()
@@ -819,7 +820,7 @@ fn items_view(s: &Snapshot, now_ms: i64) -> Vec<ItemView> {
                 .unwrap_or_else(|| "(untitled)".into()),
             href: i.url.as_deref().and_then(safe_href),
             feed: i.feed.clone(),
-            time: relative(i.created_at, now_ms),
+            time: relative(i.created_at, now),
             time_at: utc(i.created_at),
             source: i.content_source.clone(),
             excerpt: i
@@ -852,9 +853,9 @@ const CHART_TOP: u32 = 14;
 const CHART_BOTTOM: u32 = 22;
 const BAR_GAP: u32 = 2;
 /// A labelled tick every this many hours.
-const TICK_EVERY: usize = 6;
+const TICK_EVERY: u32 = 6;
 
-fn chart(hours: &[crate::store::status::HourCount]) -> Chart {
+fn chart(hours: &[HourCount]) -> Chart {
     let max = hours
         .iter()
         .map(|h| h.new + h.duplicate)
@@ -871,7 +872,7 @@ fn chart(hours: &[crate::store::status::HourCount]) -> Chart {
         .map(|(i, h)| {
             let new_h = scale(h.new);
             let dup_h = scale(h.new + h.duplicate) - new_h;
-            let start = Utc.timestamp_millis_opt(h.start).single();
+            let start = datetime(h.start);
             let label = start.map_or_else(String::new, |s| s.format("%a %H:00").to_string());
             Bar {
                 x: i as u32 * slot,
@@ -893,13 +894,10 @@ fn chart(hours: &[crate::store::status::HourCount]) -> Chart {
         .iter()
         .enumerate()
         // Whole multiples of six hours, UTC.
-        .filter(|(_, h)| (h.start / HOUR_MS) % TICK_EVERY as i64 == 0)
+        .filter(|(_, h)| datetime(h.start).is_some_and(|t| t.hour() % TICK_EVERY == 0))
         .map(|(i, h)| Tick {
             x: i as u32 * slot,
-            label: Utc
-                .timestamp_millis_opt(h.start)
-                .single()
-                .map_or_else(String::new, |s| s.format("%H:00").to_string()),
+            label: datetime(h.start).map_or_else(String::new, |s| s.format("%H:00").to_string()),
         })
         .collect();
     Chart {
@@ -915,17 +913,19 @@ fn chart(hours: &[crate::store::status::HourCount]) -> Chart {
 
 // ---- formatting ---------------------------------------------------------------------------
 
-fn utc(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map_or_else(String::new, |t| {
-            t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-        })
+fn datetime(t: Timestamp) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(t.as_millis()).single()
+}
+
+fn utc(t: Timestamp) -> String {
+    datetime(t).map_or_else(String::new, |t| {
+        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    })
 }
 
 /// "3m ago" or "in 5m".
-fn relative(ms: i64, now_ms: i64) -> String {
-    let secs = (now_ms - ms) / 1000;
+fn relative(t: Timestamp, now: Timestamp) -> String {
+    let secs = (now.as_millis() - t.as_millis()) / 1000;
     if secs >= 0 {
         format!("{} ago", span(secs))
     } else {
@@ -1092,7 +1092,15 @@ mod tests {
             .map(|i| (format!("feed-{i:03}"), vec!["even".to_string()]))
             .collect();
         let counts = Counts::default();
-        let view = |q: &str| feeds_view(&tags, &feeds, &Params::parse(q), 0, &counts);
+        let view = |q: &str| {
+            feeds_view(
+                &tags,
+                &feeds,
+                &Params::parse(q),
+                Timestamp::from_millis(0),
+                &counts,
+            )
+        };
 
         let all = view("");
         assert_eq!(
@@ -1122,10 +1130,11 @@ mod tests {
 
     #[test]
     fn chart_stacks_duplicates_on_new_items() {
-        let mut hours: Vec<crate::store::status::HourCount> = (0..CHART_HOURS as i64)
-            .map(|i| crate::store::status::HourCount {
-                start: i * HOUR_MS,
-                ..Default::default()
+        let mut hours: Vec<HourCount> = (0..CHART_HOURS as i64)
+            .map(|i| HourCount {
+                start: Timestamp::from_millis(i * 3_600_000),
+                new: 0,
+                duplicate: 0,
             })
             .collect();
         hours[47].new = 2;

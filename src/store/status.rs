@@ -1,19 +1,16 @@
-//! What the status page reads, on a read-only connection of its own: the page never queues
-//! behind the writer thread, and in WAL mode a reader never blocks the writer either.
+//! What the status page reads, through the store's [`Reader`] (the read-only connection):
+//! the page never queues behind the writer thread, and in WAL mode it never blocks it either.
 //!
 //! Every figure of one page comes from one read transaction, so the header, the chart and
 //! the tables agree with each other. Each query is served by an index (`items_created`,
 //! `outbox_pending`, `outbox_due`, `events_item`); none scans the items or the delivered history.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use rusqlite::{Connection, OptionalExtension, params};
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use super::{PollStatus, Reader, StoreError, Timestamp};
 
-use super::{BUSY_TIMEOUT, PAGE_CACHE_KIB, StoreError};
-
-/// The chart's buckets: one per hour.
-pub const HOUR_MS: i64 = 3_600_000;
+/// The chart's buckets: one per hour, in milliseconds (the unit of the stored times).
+const HOUR_MS: i64 = 3_600_000;
 
 /// How a feed's last poll went, as the page groups feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,12 +26,12 @@ pub enum FeedHealth {
 }
 
 impl FeedHealth {
-    fn from_status(status: Option<&str>) -> FeedHealth {
+    fn from_status(status: Option<PollStatus>) -> FeedHealth {
         match status {
             None => FeedHealth::New,
-            Some("error") => FeedHealth::Failing,
-            Some("gone") => FeedHealth::Gone,
-            Some(_) => FeedHealth::Ok,
+            Some(PollStatus::Error) => FeedHealth::Failing,
+            Some(PollStatus::Gone) => FeedHealth::Gone,
+            Some(PollStatus::Ok | PollStatus::NotModified) => FeedHealth::Ok,
         }
     }
 
@@ -56,8 +53,8 @@ pub struct FeedRow {
     pub title: Option<String>,
     pub health: FeedHealth,
     pub http_status: Option<u16>,
-    pub last_poll_at: Option<i64>,
-    pub next_poll_at: Option<i64>,
+    pub last_poll_at: Option<Timestamp>,
+    pub next_poll_at: Option<Timestamp>,
     /// Why the next poll is when it is.
     pub schedule_reason: Option<String>,
     pub errors_in_row: u32,
@@ -67,10 +64,10 @@ pub struct FeedRow {
 }
 
 /// Items stored in one hour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HourCount {
-    /// The hour's start (ms since the epoch).
-    pub start: i64,
+    /// The hour's start.
+    pub start: Timestamp,
     /// Items that were a story of their own.
     pub new: i64,
     /// Items recognised as a story already stored.
@@ -92,8 +89,8 @@ pub struct RecentItem {
     pub feed: String,
     pub title: Option<String>,
     pub url: Option<String>,
-    pub created_at: i64,
-    pub published_at: Option<i64>,
+    pub created_at: Timestamp,
+    pub published_at: Option<Timestamp>,
     /// `article` or `feed`.
     pub content_source: Option<String>,
     /// The body of the item's first event (the §5 payload), when it still has one.
@@ -108,11 +105,11 @@ pub struct SinkRow {
     pub name: String,
     pub pending: i64,
     pub dead: i64,
-    pub oldest_pending_at: Option<i64>,
+    pub oldest_pending_at: Option<Timestamp>,
     /// Pending rows that failed at least once and wait for their next attempt.
     pub retrying: i64,
     /// When the earliest of those is tried again.
-    pub next_retry_at: Option<i64>,
+    pub next_retry_at: Option<Timestamp>,
     /// The most recent error of a row still retrying.
     pub last_error: Option<String>,
 }
@@ -124,7 +121,7 @@ pub struct DeadLetter {
     pub attempts: u32,
     pub last_status: Option<u16>,
     pub last_error: Option<String>,
-    pub dead_at: Option<i64>,
+    pub dead_at: Option<Timestamp>,
 }
 
 /// What one page is made of.
@@ -144,9 +141,9 @@ pub struct Snapshot {
 /// What to read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotQuery {
-    pub now: i64,
+    pub now: Timestamp,
     /// Start of the current day (UTC), for "items today".
-    pub today_start: i64,
+    pub today_start: Timestamp,
     pub hours: usize,
     pub recent: usize,
     /// The configured sinks, so a sink that never had a row still shows.
@@ -155,41 +152,10 @@ pub struct SnapshotQuery {
     pub dead_per_sink: usize,
 }
 
-/// A read-only connection for the status page; cheap to clone.
-#[derive(Clone)]
-pub struct StatusReader {
-    /// One connection: page views are rare, and one reader at a time keeps memory flat.
-    conn: Arc<Mutex<Connection>>,
-}
-
-impl StatusReader {
-    /// Opens the database the daemon writes, read-only.
-    pub fn open(path: &Path) -> Result<StatusReader, StoreError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
-        Ok(StatusReader {
-            conn: Arc::new(Mutex::new(conn)),
-        })
-    }
-
-    /// Reads one page's figures off the async runtime.
-    pub async fn snapshot(&self, q: SnapshotQuery) -> Result<Snapshot, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            // A poisoned lock only means an earlier read panicked; the connection is fine.
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            read_snapshot(&mut conn, &q)
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+impl Reader {
+    /// Reads one status page's figures, in one read transaction.
+    pub async fn status_snapshot(&self, q: SnapshotQuery) -> Result<Snapshot, StoreError> {
+        self.call(move |conn| read_snapshot(conn, &q)).await
     }
 }
 
@@ -227,14 +193,14 @@ fn feeds(conn: &Connection) -> Result<Vec<FeedRow>, StoreError> {
          FROM feeds WHERE active = 1 ORDER BY name",
     )?;
     let rows = stmt.query_map([], |r| {
-        let status: Option<String> = r.get(3)?;
+        let status: Option<PollStatus> = r.get(3)?;
         let items: f64 = r.get(10)?;
         let hours: f64 = r.get(11)?;
         Ok(FeedRow {
             name: r.get(0)?,
             url: r.get(1)?,
             title: r.get(2)?,
-            health: FeedHealth::from_status(status.as_deref()),
+            health: FeedHealth::from_status(status),
             http_status: r.get(4)?,
             last_poll_at: r.get(5)?,
             next_poll_at: r.get(6)?,
@@ -247,13 +213,14 @@ fn feeds(conn: &Connection) -> Result<Vec<FeedRow>, StoreError> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-fn hours(conn: &Connection, now: i64, count: usize) -> Result<Vec<HourCount>, StoreError> {
-    let current = now.div_euclid(HOUR_MS) * HOUR_MS;
+fn hours(conn: &Connection, now: Timestamp, count: usize) -> Result<Vec<HourCount>, StoreError> {
+    let current = now.as_millis().div_euclid(HOUR_MS) * HOUR_MS;
     let first = current - (count as i64 - 1) * HOUR_MS;
     let mut out: Vec<HourCount> = (0..count as i64)
         .map(|i| HourCount {
-            start: first + i * HOUR_MS,
-            ..HourCount::default()
+            start: Timestamp::from_millis(first + i * HOUR_MS),
+            new: 0,
+            duplicate: 0,
         })
         .collect();
     let mut stmt = conn.prepare_cached(
