@@ -186,3 +186,12 @@ pub struct ItemView {
 pub fn read(body: &str) -> Result<View, serde_json::Error> {
     serde_json::from_str(body)
 }
+
+/// The clean text of an item's event body, for showing its first lines: the cleaned
+/// article, else the feed's summary. `None` for a feed event or a body without text.
+pub fn item_text(body: &str) -> Option<String> {
+    let item = read(body).ok()?.item?;
+    item.content_text
+        .filter(|t| !t.trim().is_empty())
+        .or(item.summary)
+}

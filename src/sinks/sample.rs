@@ -49,6 +49,7 @@ pub fn sample_body(feed: &config::Feed) -> String {
         content_html: None,
         categories: vec!["sample".into()],
         image: None,
+        enclosures: Vec::new(),
     };
     let content = Content {
         source: ContentSource::Feed,
