@@ -181,7 +181,7 @@ fn bench(c: &mut Criterion) {
                     word_count: content.word_count,
                 });
                 if matches!(
-                    feed_rules.decide(black_box(&view), now),
+                    feed_rules.decide_after_early(black_box(&view), now),
                     feedwire::rules::Verdict::Pass { .. }
                 ) {
                     passed += 1;

@@ -391,11 +391,16 @@ pub fn prepare(
         },
     ) in items.into_iter().enumerate()
     {
-        // Rules that need the article decide now; the early ones are decided again, cheaply.
+        // Rules that need the article decide now.
         let (not_sent, routes) = match not_sent {
             Some(reason) => (Some(reason), BTreeSet::new()),
             None if rules.is_empty() => (None, BTreeSet::new()),
-            None => match rules.decide(&rule_view(&item, Some(&content)), now) {
+            // Every new item went through `early_verdict` in `contents`; updates did not.
+            None => match if update_of.is_none() {
+                rules.decide_after_early(&rule_view(&item, Some(&content)), now)
+            } else {
+                rules.decide(&rule_view(&item, Some(&content)), now)
+            } {
                 Verdict::Drop(rule) => (Some(format!("{NOT_SENT_RULE}{rule}")), BTreeSet::new()),
                 Verdict::Pass { routes } => (None, routes),
             },

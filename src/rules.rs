@@ -427,13 +427,23 @@ impl FeedRules {
 
     /// The whole decision, with the article's fields when the item has them.
     pub fn decide(&self, item: &ItemView<'_>, now: DateTime<Utc>) -> Verdict {
+        self.decide_inner(item, now, false)
+    }
+
+    /// The decision for an item that [`FeedRules::early`] let through: the drop rules on
+    /// feed fields are known not to match and are not evaluated again.
+    pub fn decide_after_early(&self, item: &ItemView<'_>, now: DateTime<Utc>) -> Verdict {
+        self.decide_inner(item, now, true)
+    }
+
+    fn decide_inner(&self, item: &ItemView<'_>, now: DateTime<Utc>, after_early: bool) -> Verdict {
         let mut first_keep: Option<&Rule> = None;
         let mut kept = false;
         let mut routes = BTreeSet::new();
         for rule in &self.rules {
             match &rule.action {
                 Action::Drop => {
-                    if rule.matches(item, now) {
+                    if (rule.needs_article || !after_early) && rule.matches(item, now) {
                         return Verdict::Drop(rule.name.clone());
                     }
                 }
@@ -581,6 +591,10 @@ mod tests {
             word_count: 10,
         });
         assert_eq!(feed.decide(&item, now()), Verdict::Drop("short".into()));
+        assert_eq!(
+            feed.decide_after_early(&item, now()),
+            Verdict::Drop("short".into())
+        );
         item.article = Some(ArticleView {
             content: "text",
             language: Some("fr"),

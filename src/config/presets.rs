@@ -211,3 +211,83 @@ pub(super) fn template(t: &Table<'_>, content_type: &str) -> Option<TemplateSour
     }
     Some(source.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use crate::config::{ConfigError, SinkKind, parse};
+    use crate::sinks::presets::Preset;
+
+    fn problems(text: &str) -> Vec<(String, String)> {
+        match parse(text, Path::new("t.toml"), &BTreeMap::new()) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.into_iter().map(|p| (p.path, p.message)).collect()
+            }
+            Ok(_) => Vec::new(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn presets_need_their_keys_and_keep_secrets_out_of_the_file() {
+        let p = problems(
+            "[sinks.d]\ntype = \"discord\"\nurl = \"https://discord.com/api/webhooks/1/x\"\n\
+             [sinks.t]\ntype = \"telegram\"\ntoken_env = \"T\"\nchat_id = \"general\"\n\
+             [sinks.m]\ntype = \"matrix\"\nhomeserver = \"https://m.example\"\nroom = \"#alias:m.example\"\ntoken_env = \"M\"\n\
+             [sinks.n]\ntype = \"ntfy\"\nchat_id = 1\n",
+        );
+        let paths: Vec<&str> = p.iter().map(|(k, _)| k.as_str()).collect();
+        for expected in [
+            "sinks.d.url",
+            "sinks.d.url_env",
+            "sinks.t.chat_id",
+            "sinks.m.room",
+            "sinks.n.url",
+            "sinks.n.chat_id",
+        ] {
+            assert!(paths.contains(&expected), "{expected} missing from {p:?}");
+        }
+    }
+
+    #[test]
+    fn presets_and_templates_are_read() {
+        let text = "[sinks.t]\ntype = \"telegram\"\ntoken_env = \"T\"\nchat_id = -100123\n\
+                    [sinks.h]\ntype = \"webhook\"\nurl = \"https://example.com/h\"\n\
+                    template = \"{{ item.title }}\"\ncontent_type = \"text/plain\"\n\
+                    headers = { X-Key = { env = \"K\" } }\n";
+        let c = parse(text, Path::new("t.toml"), &BTreeMap::new()).expect("valid");
+        let SinkKind::Preset(p) = &c.sinks["t"].kind else {
+            panic!("a preset");
+        };
+        assert!(matches!(&p.preset, Preset::Telegram { chat_id, .. } if chat_id == "-100123"));
+        assert_eq!(p.concurrency, 1);
+        let SinkKind::Webhook(w) = &c.sinks["h"].kind else {
+            panic!("a webhook");
+        };
+        assert_eq!(w.content_type, "text/plain");
+        assert_eq!(w.headers.len(), 1);
+        assert!(w.template.is_some());
+        let bad = problems(
+            "[sinks.h]\ntype = \"webhook\"\nurl = \"https://example.com/h\"\ntemplate = \"{% if %}\"\n",
+        );
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(bad[0].0, "sinks.h.template");
+    }
+
+    #[test]
+    fn sinks_select_feeds_by_tag() {
+        let text = "[sinks.all]\ntype = \"log\"\n[sinks.fr]\ntype = \"log\"\npath = \"fr.jsonl\"\ntags = [\"fr\"]\n\
+                    [[feeds]]\nurl = \"https://a.example/f\"\nname = \"a\"\ntags = [\"fr\"]\n\
+                    [[feeds]]\nurl = \"https://b.example/f\"\nname = \"b\"\n";
+        let c = parse(text, Path::new("t.toml"), &BTreeMap::new()).expect("valid");
+        assert_eq!(c.feeds[0].sinks, ["all", "fr"]);
+        assert_eq!(c.feeds[1].sinks, ["all"]);
+        let p = problems(
+            "[sinks.fr]\ntype = \"log\"\ntags = [\"fr\"]\n[[feeds]]\nurl = \"https://b.example/f\"\nsinks = [\"fr\"]\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, "feeds[0].sinks");
+    }
+}

@@ -107,18 +107,15 @@ impl Template {
 
     /// Renders the template over one event's JSON body.
     pub fn render(&self, payload: &str) -> Result<String, TemplateError> {
-        let value: serde_json::Value =
+        // Straight into the engine's values: no intermediate JSON tree.
+        let value: Value =
             serde_json::from_str(payload).map_err(|e| TemplateError::Payload(e.to_string()))?;
-        self.render_value(&value)
-    }
-
-    pub fn render_value(&self, payload: &serde_json::Value) -> Result<String, TemplateError> {
         let template = self
             .env
             .get_template(TEMPLATE_NAME)
             .map_err(|e| TemplateError::Render(describe(&e)))?;
         let body = template
-            .render(Value::from_serialize(payload))
+            .render(value)
             .map_err(|e| TemplateError::Render(describe(&e)))?;
         if body.trim().is_empty() {
             return Err(TemplateError::Empty);
