@@ -154,9 +154,14 @@ pub async fn run(
         Mode::Forever => {
             let heartbeat = Arc::new(AtomicI64::new(Timestamp::now().as_millis()));
             stages.spawn(prune_periodically(ctx.clone(), stop_polling.clone()));
-            if let Some(addr) = config.daemon.listen {
-                serve(&stages, addr, &store, &metrics, &heartbeat, &stop_polling);
-            }
+            serve(
+                &stages,
+                &config,
+                &store,
+                &metrics,
+                &heartbeat,
+                &stop_polling,
+            )?;
             stages.spawn(supervise(
                 store.reader(),
                 ctx.clone(),
@@ -323,17 +328,21 @@ async fn wait_for_deliveries(
 /// Serves `/metrics`, health and the status page on `addr` until `stop`.
 fn serve(
     stages: &TaskTracker,
-    addr: std::net::SocketAddr,
+    config: &Config,
     store: &Store,
     metrics: &Arc<Metrics>,
     heartbeat: &Arc<AtomicI64>,
     stop: &CancellationToken,
-) {
+) -> anyhow::Result<()> {
+    let Some(addr) = config.daemon.listen else {
+        return Ok(());
+    };
     let endpoint = Endpoint {
         store: store.clone(),
         reader: store.reader(),
         metrics: metrics.clone(),
         heartbeat: heartbeat.clone(),
+        page: crate::server::status::StatusPage::new(config, store.reader())?,
     };
     let server = tokio::spawn(crate::server::serve(addr, endpoint, stop.clone()));
     stages.spawn(async move {
@@ -345,6 +354,7 @@ fn serve(
             Ok(Ok(())) => {}
         }
     });
+    Ok(())
 }
 
 /// Tells the service manager the daemon is ready, then keeps its STATUS line current and

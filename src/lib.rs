@@ -10,6 +10,7 @@
 //!   rules that follow from it.
 //! - [`fetch`]: the one HTTP client (conditional GET, body caps, per-host limits and pauses).
 //! - [`parse`]: feed bytes to items with their identity; pure.
+//! - [`rules`]: filter and routing rules (drop, keep, route); pure.
 //! - [`ingest`]: a poll's new items processed and stored in one transaction.
 //! - [`process`]: what ingest does to items: content, fingerprint, payloads.
 //! - [`extract`]: page HTML to a clean article; pure.
@@ -30,6 +31,7 @@ pub mod scheduler;
 pub mod poll;
 pub mod fetch;
 pub mod parse;
+pub mod rules;
 pub mod ingest;
 pub mod process;
 pub mod extract;

@@ -18,7 +18,7 @@ use crate::config::{self, Config};
 use crate::fetch::{FetchError, Fetched, Validators};
 use crate::ingest::Batch;
 use crate::model::{EventType, FeedItem, Timestamp};
-use crate::parse::parse_feed;
+use crate::parse::{Headers, parse_response};
 use crate::process;
 use crate::scheduler::{self, FeedState, Why};
 use crate::store::{FeedEvent, PollRecord, PollStatus};
@@ -349,7 +349,13 @@ pub async fn poll(ctx: &Shared, config: &Config, state: &FeedState) -> PollOutco
     let (url, identity, status) = (body.url.clone(), state.identity(), body.status);
     let parsed = ctx
         .blocking
-        .run(move || parse_feed(&body.bytes, &url, identity).map(|p| (p, body)))
+        .run(move || {
+            let headers = Headers {
+                content_type: body.content_type.as_deref(),
+                content_location: body.content_location.as_deref(),
+            };
+            parse_response(&body.bytes, headers, &url, identity).map(|p| (p, body))
+        })
         .await;
     let (parsed, body) = match parsed {
         Ok(Ok(done)) => done,
@@ -600,6 +606,7 @@ mod tests {
                     content_html: None,
                     categories: vec![],
                     image: None,
+                    enclosures: vec![],
                 })
                 .collect(),
             updates: vec![],

@@ -266,6 +266,12 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
             problems.push(format!("sinks.{name}: {e}"));
         }
     }
+    if let Err(e) = feedwire::server::status::token(&config) {
+        problems.push(e.to_string());
+    }
+    if let Some(warning) = feedwire::server::status::exposure_warning(&config) {
+        eprintln!("warning: {warning}");
+    }
     if !problems.is_empty() {
         return Err(Failure::usage(format!(
             "config file {} has {} problem{}\n  {}",

@@ -11,6 +11,7 @@
 mod ingest;
 mod read;
 mod schema;
+pub mod status;
 
 pub use read::{DeliveryReport, FeedCounts, FeedReport, ItemReport, Reader, SinkBacklog};
 
