@@ -25,7 +25,7 @@ use crate::fetch::{ClientSettings, FetchError, Fetched, HttpClient, Validators};
 use crate::model::EventType;
 use crate::model::FeedItem;
 use crate::outbox::{RetryPolicy, Worker};
-use crate::parse::{Identity, parse_feed};
+use crate::parse::{Headers, Identity, parse_response};
 use crate::process::{self, Prepared};
 use crate::scheduler::{self, Queue, Rate, Why};
 use crate::server::Endpoint;
@@ -739,7 +739,11 @@ async fn poll(
             }
             let identity = job.identity;
             let parsed = tokio::task::spawn_blocking(move || {
-                parse_feed(&body.bytes, &url, identity).map(|p| (p, body))
+                let headers = Headers {
+                    content_type: body.content_type.as_deref(),
+                    content_location: body.content_location.as_deref(),
+                };
+                parse_response(&body.bytes, headers, &url, identity).map(|p| (p, body))
             })
             .await
             .map_err(|e| format!("parser crashed: {e}"));
