@@ -540,6 +540,20 @@ impl Store {
         .await
     }
 
+    /// Records polls that produced no items to store (304, error, nothing new), in one
+    /// transaction: a tick's worth of unchanged feeds costs one commit, not one each.
+    pub async fn record_polls(&self, polls: Vec<(i64, PollRecord)>) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            for (feed_id, poll) in &polls {
+                write_poll(&tx, *feed_id, poll)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records a poll that produced no items to store (304, error, nothing new).
     pub async fn record_poll(&self, feed_id: i64, poll: PollRecord) -> Result<(), StoreError> {
         self.call(move |conn| {
