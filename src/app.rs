@@ -171,7 +171,6 @@ pub async fn run(
                 .collect(),
         )
         .await?;
-    store.prepare_dedup(config.dedup.max_distance).await?;
     // Claims of a previous process that died are void; its rows are delivered again.
     store.release_all_claims().await?;
     let http = HttpClient::new(&ClientSettings {
@@ -1035,7 +1034,6 @@ async fn storer(
             items: r.prepared.items,
             dedup: DedupSettings {
                 near_duplicates: ctx.config.dedup.near_duplicates,
-                max_distance: ctx.config.dedup.max_distance,
                 window_ms: ctx.config.dedup.window.as_millis() as i64,
             },
             render: r.prepared.render,

@@ -88,7 +88,6 @@ pub struct Article {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dedup {
     pub near_duplicates: bool,
-    pub max_distance: u32,
     pub window: Duration,
     pub retention: Duration,
 }
@@ -399,6 +398,7 @@ struct RawArticle {
 #[serde(default)]
 struct RawDedup {
     near_duplicates: Leaf,
+    /// Replaced by measured thresholds; read only to tell an old config what changed.
     max_distance: Leaf,
     window: Leaf,
     retention: Leaf,
@@ -845,9 +845,17 @@ impl Validator {
     }
 
     fn dedup(&mut self, r: &RawDedup) -> Dedup {
+        if r.max_distance.is_some() {
+            self.problem(
+                "dedup.max_distance",
+                "is no longer a setting: near-duplicates are now found by shingle overlap at \
+                 thresholds measured on a labelled corpus (see the README, Deduplication); \
+                 remove the line, `near_duplicates = false` turns them off"
+                    .into(),
+            );
+        }
         Dedup {
             near_duplicates: self.boolean("dedup.near_duplicates", &r.near_duplicates, true),
-            max_distance: self.integer("dedup.max_distance", &r.max_distance, 3, 0, 15) as u32,
             window: self.duration("dedup.window", &r.window, "30d"),
             retention: self.duration("dedup.retention", &r.retention, "180d"),
         }
@@ -1165,7 +1173,7 @@ mod tests {
         assert_eq!(c.poll.interval, Duration::from_secs(15 * 60));
         assert_eq!(c.poll.max_feed_size, 10 * 1024 * 1024);
         assert_eq!(c.daemon.per_host_connections, 2);
-        assert_eq!(c.dedup.max_distance, 3);
+        assert!(c.dedup.near_duplicates);
         assert_eq!(c.poll.backfill, Backfill::All);
     }
 

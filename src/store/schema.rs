@@ -148,6 +148,23 @@ const MIGRATIONS: &[&str] = &[
     -- Counting what waits (once, metrics, STATUS=) without reading delivered history.
     CREATE INDEX outbox_pending ON outbox(sink, created_at) WHERE state = 'pending';
     "#,
+    // 7: near-duplicates by shingle sketch: the SimHash and its bands give way to a
+    // bottom-k sketch per item (verification) and its LSH band keys (candidate search).
+    // Items stored before keep their URL keys and content hash; they have no sketch, so
+    // only items stored from now on are found as near-duplicates.
+    r#"
+    DROP TABLE simhash_bands;
+    DELETE FROM meta WHERE key = 'bands_max_distance';
+    ALTER TABLE items DROP COLUMN simhash;
+    ALTER TABLE items ADD COLUMN sketch BLOB;
+    -- One row per band of each item's sketch; `key` names the band and its bins' minima.
+    CREATE TABLE story_bands (
+        key             INTEGER NOT NULL,
+        item            INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (key, item)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes.
