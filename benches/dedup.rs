@@ -1,4 +1,4 @@
-//! Throughput of the per-item dedup work: SimHash of a ~500-word article and
+//! Throughput of the per-item dedup work: the sketch and bands of a ~500-word article and
 //! canonicalisation of feed links.
 
 use std::hint::black_box;

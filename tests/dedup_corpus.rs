@@ -820,6 +820,21 @@ fn merge_decision_on_corpus() {
     println!(
         "decision at the defaults: precision {precision:.3} recall {recall:.3} (tp {tp} fp {fp} fn {fneg} tn {tn}) by reason {reasons:?}"
     );
+    let before_tp: u32 = by_kind
+        .iter()
+        .filter(|(k, _)| k.starts_with("same"))
+        .map(|(_, t)| t.merged_before)
+        .sum();
+    let before_fp: u32 = by_kind
+        .iter()
+        .filter(|(k, _)| k.starts_with("different"))
+        .map(|(_, t)| t.merged_before)
+        .sum();
+    println!(
+        "the SimHash rule it replaced (max_distance 3): precision {:.3} recall {:.3}",
+        f64::from(before_tp) / f64::from((before_tp + before_fp).max(1)),
+        f64::from(before_tp) / f64::from((tp + fneg).max(1))
+    );
     println!("per kind of pair: merged now / merged by the SimHash rule (max_distance 3) / pairs");
     for (kind, t) in &by_kind {
         println!(
