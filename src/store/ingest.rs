@@ -229,10 +229,7 @@ fn nearest(
 ) -> Result<Option<String>, StoreError> {
     let mut candidates: Vec<i64> = Vec::new();
     {
-        let mut stmt = tx.prepare_cached(
-            "SELECT item FROM story_bands WHERE key = ?1 AND created_at >= ?2
-             ORDER BY item DESC LIMIT ?3",
-        )?;
+        let mut stmt = tx.prepare_cached(BAND_ROWS)?;
         for key in bands {
             let rows = stmt.query_map(params![key, since, MAX_BAND_CANDIDATES], |r| {
                 r.get::<_, i64>(0)
@@ -246,8 +243,7 @@ fn nearest(
         }
     }
     let mut best: Option<(f64, String)> = None;
-    let mut stmt =
-        tx.prepare_cached("SELECT id, sketch FROM items WHERE rowid = ?1 AND id != ?2")?;
+    let mut stmt = tx.prepare_cached(CANDIDATE_SKETCH)?;
     for item in candidates {
         let row: Option<(String, Option<Vec<u8>>)> = stmt
             .query_row(params![item, own_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -266,6 +262,13 @@ fn nearest(
     }
     Ok(best.map(|(_, id)| id))
 }
+
+/// The items under one band key inside the window, newest first.
+const BAND_ROWS: &str = "SELECT item FROM story_bands WHERE key = ?1 AND created_at >= ?2
+     ORDER BY item DESC LIMIT ?3";
+
+/// A candidate's id and stored sketch.
+const CANDIDATE_SKETCH: &str = "SELECT id, sketch FROM items WHERE rowid = ?1 AND id != ?2";
 
 /// Rows read per band in one lookup. Items share a band by chance only rarely (see
 /// `crate::dedup::LSH_ROWS`); a band holding more than this is a story told many times
@@ -318,4 +321,32 @@ fn add_to_indexes(
 
 fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The near-duplicate lookup is two index searches, never a scan: SQLite's plan for
+    /// each statement searches by key.
+    #[test]
+    fn near_lookup_is_indexed() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        super::super::schema::migrate(&mut conn).expect("schema");
+        for sql in [BAND_ROWS, CANDIDATE_SKETCH] {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let args = rusqlite::params_from_iter(1..=stmt.parameter_count() as i64);
+            let plan: Vec<String> = stmt
+                .query_map(args, |r| r.get::<_, String>(3))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            assert!(
+                plan.iter().all(|step| step.starts_with("SEARCH")),
+                "{sql}: {plan:?}"
+            );
+        }
+    }
 }

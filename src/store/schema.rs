@@ -207,7 +207,7 @@ mod tests {
         }
         tx.execute_batch(
             "INSERT INTO feeds (id, name, url) VALUES (1, 'f', 'http://f/');
-             INSERT INTO items (id, feed_id, key, emitted, created_at) VALUES ('i1', 1, 'guid:1', 1, 0);
+             INSERT INTO items (id, feed_id, key, simhash, emitted, created_at) VALUES ('i1', 1, 'guid:1', 7, 1, 0);
              INSERT INTO events (id, item_id, type, body, created_at) VALUES ('e1', 'i1', 'item.new', '{}', 0);
              INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at) VALUES ('e1', 's', 'msg_1', 0, 0);",
         )
@@ -225,6 +225,9 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM events WHERE item_id = 'i1'"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
         assert_eq!(count("PRAGMA user_version"), VERSION);
+        // 7: the SimHash gives way to a sketch; items stored before have none.
+        assert_eq!(count("SELECT COUNT(*) FROM items WHERE sketch IS NULL"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM story_bands"), 0);
         // Feed events need no item now.
         conn.execute("INSERT INTO events (id, feed_id, type, body, created_at) VALUES ('e2', 1, 'feed.failing', '{}', 0)", [])
             .expect("feed event");
