@@ -40,7 +40,10 @@ pub const SKETCH_SHINGLE_WORDS: usize = 3;
 pub const MIN_SKETCH_WORDS: usize = 60;
 
 /// Shingle values kept per item for the verification: 4 bytes each, so a sketch is at
-/// most about half a KiB. Most news items (up to about this many words) are kept whole.
+/// most about half a KiB; texts of up to about this many words are kept whole. Measured
+/// on the corpus: with 64 values the sampling noise narrows the gap between the lowest
+/// same-story containment (0.77) and the highest different-story one (0.66) to a few
+/// hundredths on the same-story side of [`MIN_CONTAINMENT`]; with 128 it is 0.82 / 0.69.
 pub const SKETCH_SIZE: usize = 128;
 
 /// Bands of the LSH index: one indexed row per band per item.
