@@ -81,6 +81,8 @@ pub struct Daemon {
     pub listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// The environment variable holding the status page's token, when the page asks for one.
+    pub status_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -208,7 +208,13 @@ pub(super) fn find_duplicate(
         }
     }
     if let (true, Some((sketch, bands))) = (settings.near_duplicates, &fp.sketch)
-        && let Some(id) = nearest(tx, own_id, sketch, bands, now - settings.window_ms)?
+        && let Some(id) = nearest(
+            tx,
+            own_id,
+            sketch,
+            bands,
+            now - settings.window.as_millis() as i64,
+        )?
     {
         return resolve(tx, &id, DuplicateReason::Near);
     }
