@@ -115,7 +115,6 @@ pub async fn run(
     let config = Arc::new(config);
     let store = Store::open(&config.database_path())?;
     let feeds = feed_states(&store, &config).await?;
-    store.prepare_dedup(config.dedup.max_distance).await?;
     // Claims of a previous process that died are void; its rows are delivered again. Only
     // here, before any worker of this process runs.
     store.release_all_claims().await?;
