@@ -8,6 +8,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
+use crate::app::Shared;
+use crate::blocking::{Blocking, Crashed};
 use crate::config::{Backfill, Config, Feed};
 use crate::dedup::{Fingerprint, dedup_key, resolve_page_canonical};
 use crate::extract::{self, html_to_text};
@@ -15,8 +17,12 @@ use crate::fetch::HttpClient;
 use crate::model::{Content, ContentSource, EventType, FeedItem};
 use crate::rules::{ArticleView, Early, FeedRules, ItemView, Verdict};
 use crate::sinks::payload::{self, EventInput};
-use crate::store::{NewItem, Render, Store};
-use crate::telemetry::{Metrics, OutcomeLabel};
+use crate::store::{NewItem, Render};
+use crate::telemetry::OutcomeLabel;
+
+/// Articles of one batch fetched and cleaned at the same time (the per-host limits of the
+/// client apply on top).
+pub const ARTICLES_AT_ONCE: usize = 8;
 
 /// A page with fewer words than this is not taken as the article (a paywall, a script-only
 /// page, a consent wall); the feed's own content is sent instead.
@@ -168,15 +174,14 @@ pub fn feed_content(item: &FeedItem, error: Option<String>) -> Content {
 
 /// Gives each item its content: the cleaned article when the feed fetches articles and the
 /// page yields enough text, else the feed's own. Items whose link is already known (a
-/// duplicate by URL) are not fetched. The order of `items` is kept.
+/// duplicate by URL) are not fetched. The order of `items` is kept. An item whose work
+/// crashed fails the whole batch, so that no entry is lost while the feed moves on.
 pub async fn contents(
     config: &Config,
-    http: &HttpClient,
-    store: &Store,
-    metrics: &Arc<Metrics>,
+    ctx: &Shared,
     feed: &Feed,
     items: Vec<FeedItem>,
-) -> Vec<Processed> {
+) -> Result<Vec<Processed>, Crashed> {
     let rules = config.rules.for_feed(&feed.name, &feed.tags);
     let now = Utc::now();
     // Items the feed fields already rule out are stored as seen without fetching a page.
@@ -185,15 +190,16 @@ pub async fn contents(
         .map(|item| early_verdict(feed, &rules, item, now))
         .collect();
     if !feed.fetch_article || verdicts.iter().all(Option::is_some) {
-        return items
+        return Ok(items
             .into_iter()
             .zip(verdicts)
             .map(|(item, not_sent)| Processed {
                 not_sent,
                 ..plain(item, None)
             })
-            .collect();
+            .collect());
     }
+    let (store, metrics) = (&ctx.store, &ctx.metrics);
     let keys: Vec<String> = items
         .iter()
         .filter_map(|i| i.url.as_ref())
@@ -206,6 +212,7 @@ pub async fn contents(
             HashSet::new()
         }
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(ARTICLES_AT_ONCE));
     let mut tasks = JoinSet::new();
     let mut out: Vec<Option<Processed>> = Vec::with_capacity(items.len());
     for (index, (item, not_sent)) in items.into_iter().zip(verdicts).enumerate() {
@@ -225,13 +232,19 @@ pub async fn contents(
             out[index] = Some(plain(item, None));
             continue;
         }
-        let http = http.clone();
+        let (http, blocking) = (ctx.http.clone(), ctx.blocking.clone());
         let (timeout, max) = (config.article.timeout, config.article.max_page_size);
         let name = feed.name.clone();
         let metrics = metrics.clone();
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the article semaphore is never closed");
         tasks.spawn(async move {
+            let _permit = permit;
             let started = std::time::Instant::now();
-            let processed = article(&http, &name, item, timeout, max).await;
+            let processed = article(&http, &blocking, &name, item, timeout, max).await;
             metrics
                 .extraction_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -247,13 +260,13 @@ pub async fn contents(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, processed)) = joined
-            && let Some(slot) = out.get_mut(index)
-        {
-            *slot = Some(processed);
-        }
+        let (index, processed) = joined.map_err(|e| Crashed::from_join(&e))?;
+        out[index] = Some(processed);
     }
-    out.into_iter().flatten().collect()
+    Ok(out
+        .into_iter()
+        .map(|p| p.expect("every item is processed or the batch failed"))
+        .collect())
 }
 
 fn plain(item: FeedItem, error: Option<String>) -> Processed {
@@ -270,6 +283,7 @@ fn plain(item: FeedItem, error: Option<String>) -> Processed {
 /// Fetches and cleans one item's page; on any failure the feed's content, with the reason.
 async fn article(
     http: &HttpClient,
+    blocking: &Blocking,
     feed: &str,
     item: FeedItem,
     timeout: std::time::Duration,
@@ -300,11 +314,12 @@ async fn article(
     }
     // Parsing is CPU work: off the async reactor.
     let page_url = body.url.clone();
-    let cleaned = tokio::task::spawn_blocking(move || {
-        let (html, _, _) = extract::decode(&body.bytes, body.content_type.as_deref());
-        extract::extract(&html, Some(&page_url))
-    })
-    .await;
+    let cleaned = blocking
+        .run(move || {
+            let (html, _, _) = extract::decode(&body.bytes, body.content_type.as_deref());
+            extract::extract(&html, Some(&page_url))
+        })
+        .await;
     let art = match cleaned {
         Ok(a) => a,
         Err(e) => return plain(item, Some(format!("extraction failed: {e}"))),
@@ -436,9 +451,9 @@ pub fn prepare(
     }
     let created: DateTime<Utc> = Utc::now();
     let render: Render = Box::new(move |index, kind, duplicate_of| {
-        let Some(r) = kept.get(index) else {
-            return String::new();
-        };
+        let r = kept
+            .get(index)
+            .expect("the store renders only items of this batch");
         payload::render(&EventInput {
             kind,
             item_id: &r.id,
