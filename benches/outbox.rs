@@ -156,6 +156,7 @@ impl Bench {
             }),
             store: store.clone(),
             policy: RetryPolicy::forever(),
+            probe_interval: feedwire::outbox::DEFAULT_PROBE_INTERVAL,
             wake: wake.clone(),
             metrics: Arc::new(feedwire::telemetry::Metrics::new()),
         };

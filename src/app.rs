@@ -214,6 +214,7 @@ pub async fn run(
             sink: sink_impl,
             store: store.clone(),
             policy,
+            probe_interval: sink.probe_interval,
             wake,
             metrics: metrics.clone(),
         };

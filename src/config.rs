@@ -98,6 +98,8 @@ pub struct Sink {
     pub name: String,
     pub kind: SinkKind,
     pub events: Vec<EventType>,
+    /// The longest wait between two probes while the sink is paused (its receiver down).
+    pub probe_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -419,6 +421,7 @@ struct RawSink {
     max_age: Leaf,
     concurrency: Leaf,
     retry_schedule: Leaf,
+    probe_interval: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -862,6 +865,7 @@ impl Validator {
             );
         }
         let events = self.events(&at("events"), &r.events);
+        let probe_interval = self.duration(&at("probe_interval"), &r.probe_interval, "30s");
         let kind = self.string(&at("type"), &r.kind);
         let log_only: [(&str, &Leaf); 1] = [("path", &r.path)];
         let webhook_only: [(&str, &Leaf); 8] = [
@@ -964,6 +968,7 @@ impl Validator {
             name: name.to_string(),
             kind: sink_kind,
             events,
+            probe_interval,
         })
     }
 

@@ -748,22 +748,39 @@ async fn print_items(store: &Store, args: ItemsArgs) -> Result<u8, Failure> {
 
 async fn print_deliveries(store: &Store, args: DeliveriesArgs) -> Result<u8, Failure> {
     let backlog = store.backlog().await?;
+    let states = store.sink_statuses().await?;
     println!(
-        "{:<20} {:>9} {:>10} {:>6} {:<14}",
-        "SINK", "PENDING", "DELIVERED", "DEAD", "OLDEST PENDING"
+        "{:<20} {:>9} {:>10} {:>6} {:<14} {:<8}",
+        "SINK", "PENDING", "DELIVERED", "DEAD", "OLDEST PENDING", "STATE"
     );
     for b in backlog
         .iter()
         .filter(|b| args.sink.as_ref().is_none_or(|s| s == &b.sink))
     {
+        let state = states.iter().find(|s| s.sink == b.sink);
         println!(
-            "{:<20} {:>9} {:>10} {:>6} {:<14}",
+            "{:<20} {:>9} {:>10} {:>6} {:<14} {:<8}",
             b.sink,
             b.pending,
             b.delivered,
             b.dead,
-            when(b.oldest_pending_at)
+            when(b.oldest_pending_at),
+            state.map_or("up", |s| s.state.as_str())
         );
+        if let Some(s) = state.filter(|s| s.state != feedwire::store::SinkState::Up) {
+            let since = s.since.map(|t| format!(" since {}", when(Some(t))));
+            let until = s
+                .until
+                .filter(|_| s.state == feedwire::store::SinkState::Paused)
+                .map(|t| format!(", next probe {}", when(Some(t))));
+            println!(
+                "    {}{}{}: {}",
+                s.state.as_str(),
+                since.unwrap_or_default(),
+                until.unwrap_or_default(),
+                s.reason.as_deref().unwrap_or("no reason recorded")
+            );
+        }
     }
     let rows = store.deliveries_report(args.sink, args.dead, 100).await?;
     if !rows.is_empty() {

@@ -148,6 +148,25 @@ const MIGRATIONS: &[&str] = &[
     -- Counting what waits (once, metrics, STATUS=) without reading delivered history.
     CREATE INDEX outbox_pending ON outbox(sink, created_at) WHERE state = 'pending';
     "#,
+    // 7: allocated to the deduplication change; empty until it lands, so that the numbers
+    // of the changes developed alongside it stay fixed.
+    "",
+    // 8: delivery that tells a failed delivery from a receiver that is down. `outage` marks
+    // a row whose last failure was the receiver's (due again at once when it answers);
+    // `last_attempt_at` is when it was last tried. `sink_state` is each sink's health, as
+    // `feedwire deliveries` shows it: up, failing, or paused with why and until when.
+    r#"
+    ALTER TABLE outbox ADD COLUMN outage INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN last_attempt_at INTEGER;
+    CREATE TABLE sink_state (
+        sink            TEXT PRIMARY KEY,
+        state           TEXT NOT NULL,
+        reason          TEXT,
+        since           INTEGER,
+        until           INTEGER,
+        updated_at      INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.
