@@ -647,3 +647,20 @@ fn a_410_pauses_the_sink_keeps_its_rows_and_a_restart_delivers_them() {
     let (row, text) = deliveries(&setup, "hook");
     assert_eq!(row, ["0", "6", "0", "up"], "{text}");
 }
+
+#[test]
+fn probe_interval_is_checked_like_every_duration() {
+    let feed = feed_with(1);
+    let setup = Setup::new(&hook_config(
+        &feed,
+        &[("hook", "http://127.0.0.1:9/hook".into())],
+        "probe_interval = \"0s\"",
+    ));
+    let out = run_with_secret(&setup, &["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sinks.hook.probe_interval") && err.contains("more than zero"),
+        "{err}"
+    );
+}
