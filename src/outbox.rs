@@ -65,7 +65,7 @@ pub const DOWN_AFTER: u32 = 3;
 pub const FIRST_PROBE: Duration = Duration::from_secs(1);
 
 /// `probe_interval` when the config does not say.
-pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_PROBE_INTERVAL: Duration = crate::config::defaults::SINK_PROBE_INTERVAL;
 
 /// When and how often a sink retries an event.
 #[derive(Debug, Clone, PartialEq)]
