@@ -261,7 +261,8 @@ pub enum Attempt {
 pub enum SinkState {
     /// Deliveries succeed (or fail one by one, on their own merits).
     Up,
-    /// Everything tried lately failed, but not yet enough to call the receiver down.
+    /// Failures pointing at the receiver (no answer, 5xx), not yet enough in a row to call
+    /// it down.
     Failing,
     /// The receiver is down or gone: one probe at a time until it answers.
     Paused,
@@ -276,6 +277,8 @@ impl SinkState {
         }
     }
 
+    /// Only this code writes the column; a value it does not know (from a newer version)
+    /// reads as up, which at worst sends one round before the worker judges again.
     fn parse(s: &str) -> SinkState {
         match s {
             "paused" => SinkState::Paused,

@@ -226,6 +226,12 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM outbox"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM events WHERE item_id = 'i1'"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+        // Delivery health (8): old rows are not held by an outage; no sink has a state yet.
+        assert_eq!(
+            count("SELECT COUNT(*) FROM outbox WHERE outage = 0 AND last_attempt_at IS NULL"),
+            1
+        );
+        assert_eq!(count("SELECT COUNT(*) FROM sink_state"), 0);
         assert_eq!(count("PRAGMA user_version"), VERSION);
         // Feed events need no item now.
         conn.execute("INSERT INTO events (id, feed_id, type, body, created_at) VALUES ('e2', 1, 'feed.failing', '{}', 0)", [])
