@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::sinks::{BrokerFault, Fault, Outgoing, Sink, SinkError};
-use crate::store::{Attempt, Delivery, SinkState, SinkStatus, Store, now_ms};
+use crate::store::{Attempt, Delivery, SinkState, SinkStatus, Store, Timestamp};
 use crate::telemetry::Metrics;
 
 /// Delay before retry number n (1-based), after the Standard Webhooks schedule: seconds,
@@ -129,11 +129,11 @@ pub struct Verdict {
 pub struct RowFacts {
     /// The row's own attempts before this one.
     pub attempts: u32,
-    /// The event's creation (ms); `max_age` counts from it.
-    pub created_at: i64,
+    /// The event's creation; `max_age` counts from it.
+    pub created_at: Timestamp,
     /// When the row was due on its own schedule; later than `now` for an early probe.
-    pub next_attempt_at: i64,
-    pub now: i64,
+    pub next_attempt_at: Timestamp,
+    pub now: Timestamp,
 }
 
 /// How a sink's report reads: what it says about the receiver, and whether the same request
@@ -151,6 +151,7 @@ pub fn classify(err: &SinkError) -> (Signal, bool) {
         Fault::Broker(BrokerFault::Rejected | BrokerFault::Denied) => (Signal::Answered, false),
         Fault::Broker(BrokerFault::NoDestination) => (Signal::Gone, true),
         Fault::Transport(_) => (Signal::Down, true),
+        Fault::Unsendable => (Signal::Neutral, false),
     }
 }
 
@@ -181,9 +182,9 @@ pub fn decide(err: &SinkError, row: &RowFacts, policy: &RetryPolicy) -> Verdict 
             Some(d) => d.min(MAX_RETRY_AFTER),
             None => policy.delay(attempts),
         };
-        let at = row.now + delay.as_millis() as i64;
+        let at = row.now.after(delay);
         match policy.max_age {
-            Some(max_age) if at - row.created_at > max_age.as_millis() as i64 => {
+            Some(max_age) if at.since(row.created_at) > max_age => {
                 let age = humantime::format_duration(max_age);
                 Attempt::Dead {
                     status,
@@ -210,11 +211,11 @@ pub struct Health {
     /// Failures pointing at the receiver since the last answer on the merits.
     streak: u32,
     /// When the receiver started failing (kept through a pause, for the report).
-    pub since: Option<i64>,
+    pub since: Option<Timestamp>,
     /// The error that made it failing or paused.
     pub reason: Option<String>,
     /// Paused: when the next probe goes out.
-    pub until: Option<i64>,
+    pub until: Option<Timestamp>,
     /// Paused: the wait that led to `until`; doubled after each failed probe.
     probe_wait: Duration,
     /// The longest wait between two probes (`probe_interval`).
@@ -240,7 +241,7 @@ impl Health {
 
     /// The health a new worker starts with: a sink that was paused (before a restart or a
     /// reload) stays paused and probes at once; anything else starts up.
-    pub fn restored(saved: Option<&SinkStatus>, probe_cap: Duration, now: i64) -> Health {
+    pub fn restored(saved: Option<&SinkStatus>, probe_cap: Duration, now: Timestamp) -> Health {
         let mut h = Health::new(probe_cap);
         if let Some(s) = saved.filter(|s| s.state == SinkState::Paused) {
             h.state = SinkState::Paused;
@@ -252,7 +253,7 @@ impl Health {
     }
 
     /// What the sink's status record says now.
-    pub fn status(&self, sink: &str, now: i64) -> SinkStatus {
+    pub fn status(&self, sink: &str, now: Timestamp) -> SinkStatus {
         SinkStatus {
             sink: sink.to_string(),
             state: self.state,
@@ -265,7 +266,7 @@ impl Health {
 
     /// After a round of normal deliveries: each attempt's signal, with its error. Returns
     /// whether the state changed.
-    pub fn after_round(&mut self, seen: &[(Signal, Option<&str>)], now: i64) -> bool {
+    pub fn after_round(&mut self, seen: &[(Signal, Option<&str>)], now: Timestamp) -> bool {
         let before = self.state;
         if let Some((_, error)) = seen.iter().find(|(s, _)| *s == Signal::Gone) {
             self.pause_gone(error.unwrap_or("gone"), now);
@@ -291,7 +292,7 @@ impl Health {
                 self.state = SinkState::Paused;
                 self.gone = false;
                 self.probe_wait = FIRST_PROBE.min(self.probe_cap);
-                self.until = Some(now + self.probe_wait.as_millis() as i64);
+                self.until = Some(now.after(self.probe_wait));
             } else {
                 self.state = SinkState::Failing;
             }
@@ -302,7 +303,7 @@ impl Health {
     /// After a probe: answered (even with a refusal or a request to call back later), the
     /// sink is up again; still down, the next probe waits twice as long, up to the cap.
     /// Returns whether the sink resumed.
-    pub fn after_probe(&mut self, signal: Signal, error: Option<&str>, now: i64) -> bool {
+    pub fn after_probe(&mut self, signal: Signal, error: Option<&str>, now: Timestamp) -> bool {
         match signal {
             Signal::Delivered | Signal::Answered | Signal::Neutral => {
                 self.up();
@@ -314,7 +315,7 @@ impl Health {
             }
             Signal::Down => {
                 self.probe_wait = (self.probe_wait * 2).min(self.probe_cap);
-                self.until = Some(now + self.probe_wait.as_millis() as i64);
+                self.until = Some(now.after(self.probe_wait));
                 if let Some(e) = error {
                     self.reason = Some(e.to_string());
                 }
@@ -333,38 +334,38 @@ impl Health {
         self.gone = false;
     }
 
-    fn pause_gone(&mut self, error: &str, now: i64) {
+    fn pause_gone(&mut self, error: &str, now: Timestamp) {
         self.state = SinkState::Paused;
         self.gone = true;
         self.since.get_or_insert(now);
         self.reason = Some(error.to_string());
-        self.until = Some(now + GONE_PAUSE.as_millis() as i64);
+        self.until = Some(now.after(GONE_PAUSE));
     }
 }
 
-/// Milliseconds since the Unix epoch that move with tokio's clock, so that
-/// `tokio::time::pause()` drives the worker's schedule in tests, and never behind the wall
-/// clock (which the rows' times are written in).
+/// The worker's time: it moves with tokio's clock, so that `tokio::time::pause()` drives
+/// the worker's schedule in tests, and is never behind the wall clock (which the rows'
+/// times are written in).
 #[derive(Debug, Clone, Copy)]
 struct Clock {
-    wall: i64,
+    wall: Timestamp,
     start: tokio::time::Instant,
 }
 
 impl Clock {
     fn start() -> Clock {
         Clock {
-            wall: now_ms(),
+            wall: Timestamp::now(),
             start: tokio::time::Instant::now(),
         }
     }
 
-    fn now(&self) -> i64 {
-        (self.wall + self.start.elapsed().as_millis() as i64).max(now_ms())
+    fn now(&self) -> Timestamp {
+        self.wall.after(self.start.elapsed()).max(Timestamp::now())
     }
 
-    fn until(&self, at: i64) -> Duration {
-        Duration::from_millis((at - self.now()).max(0) as u64)
+    fn until(&self, at: Timestamp) -> Duration {
+        self.now().until(at)
     }
 }
 
@@ -384,7 +385,7 @@ pub struct Worker {
 impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let clock = Clock::start();
-        let saved = match self.store.sink_statuses().await {
+        let saved = match self.store.reader().sink_statuses().await {
             Ok(all) => all.into_iter().find(|s| s.sink == self.name),
             Err(e) => {
                 tracing::warn!(sink = %self.name, error = %e, "cannot read the sink's state; starting as up");
@@ -399,7 +400,7 @@ impl Worker {
         self.publish(&health, &clock).await;
         while !shutdown.is_cancelled() {
             if health.state == SinkState::Paused {
-                let wait = clock.until(health.until.unwrap_or(0));
+                let wait = clock.until(health.until.unwrap_or_default());
                 if !wait.is_zero() {
                     pause(wait, &shutdown).await;
                     continue;
@@ -494,7 +495,7 @@ impl Worker {
                 " (older than max_age {} while the sink was paused)",
                 humantime::format_duration(max_age)
             );
-            let before = clock.now() - max_age.as_millis() as i64;
+            let before = clock.now().before(max_age);
             match self.store.expire(&self.name, before, why, suffix).await {
                 Ok(0) => {}
                 Ok(n) => {
@@ -556,7 +557,12 @@ impl Worker {
 
     /// What an attempt's result means for its row and for the sink (logged and counted here;
     /// stored by the caller).
-    fn attempt(&self, d: &Delivery, result: Result<(), SinkError>, now: i64) -> (Attempt, Signal) {
+    fn attempt(
+        &self,
+        d: &Delivery,
+        result: Result<(), SinkError>,
+        now: Timestamp,
+    ) -> (Attempt, Signal) {
         let (attempt, signal) = match result {
             Ok(()) => {
                 tracing::debug!(sink = %self.name, event = %d.event_id, "delivered");
@@ -576,7 +582,7 @@ impl Worker {
                         tracing::error!(sink = %self.name, event = %d.event_id, error = %error, elapsed_ms, "delivery dead-lettered")
                     }
                     Attempt::Retry { at, error, .. } => {
-                        let wait = Duration::from_secs(((at - now).max(0) / 1000) as u64);
+                        let wait = Duration::from_secs(now.until(*at).as_secs());
                         tracing::warn!(sink = %self.name, event = %d.event_id, error = %error, elapsed_ms,
                             retry_in = %humantime::format_duration(wait), "delivery failed");
                     }
@@ -602,7 +608,7 @@ impl Worker {
         let reason = health.reason.as_deref().unwrap_or("");
         match health.state {
             SinkState::Paused => {
-                let next = clock.until(health.until.unwrap_or(0));
+                let next = clock.until(health.until.unwrap_or_default());
                 if health.gone {
                     tracing::error!(sink = %self.name, reason, pause = %humantime::format_duration(GONE_PAUSE),
                         "receiver answered 410 Gone: the sink is paused; fix its url and restart or reload");

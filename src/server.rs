@@ -14,7 +14,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, now_ms};
+use crate::store::{PollStatus, Reader, Store, Timestamp};
 use crate::telemetry::{Metrics, SinkLabel};
 
 /// How long the database may take to answer `/readyz`.
@@ -25,7 +25,10 @@ pub const HEARTBEAT_STALE: Duration = Duration::from_secs(15);
 
 #[derive(Clone)]
 pub struct Endpoint {
+    /// For `/readyz`: the writer must answer.
     pub store: Store,
+    /// For everything shown: the read-only connection, never queued behind writes.
+    pub reader: Reader,
     pub metrics: Arc<Metrics>,
     /// Last time the scheduler loop ran (ms since the epoch).
     pub heartbeat: Arc<AtomicI64>,
@@ -51,8 +54,8 @@ pub async fn serve(
 }
 
 async fn readyz(State(e): State<Endpoint>) -> Response {
-    let ticking =
-        now_ms() - e.heartbeat.load(Ordering::Relaxed) < HEARTBEAT_STALE.as_millis() as i64;
+    let ticking = Timestamp::now().as_millis() - e.heartbeat.load(Ordering::Relaxed)
+        < HEARTBEAT_STALE.as_millis() as i64;
     let store = matches!(
         tokio::time::timeout(READY_TIMEOUT, e.store.ping()).await,
         Ok(Ok(()))
@@ -74,8 +77,8 @@ async fn readyz(State(e): State<Endpoint>) -> Response {
 
 async fn metrics(State(e): State<Endpoint>) -> Response {
     // Gauges are read from the store now, so they are never stale.
-    if let Ok(Ok(backlog)) = tokio::time::timeout(READY_TIMEOUT, e.store.backlog()).await {
-        let now = now_ms();
+    if let Ok(Ok(backlog)) = tokio::time::timeout(READY_TIMEOUT, e.reader.backlog()).await {
+        let now = Timestamp::now();
         for b in backlog {
             let label = SinkLabel { sink: b.sink };
             e.metrics
@@ -84,22 +87,16 @@ async fn metrics(State(e): State<Endpoint>) -> Response {
                 .set(b.pending);
             let age = b
                 .oldest_pending_at
-                .map_or(0.0, |t| (now - t).max(0) as f64 / 1000.0);
+                .map_or(0.0, |t| now.since(t).as_secs_f64());
             e.metrics
                 .outbox_oldest_seconds
                 .get_or_create(&label)
                 .set(age);
         }
     }
-    if let Ok(Ok(feeds)) = tokio::time::timeout(READY_TIMEOUT, e.store.feeds_report()).await {
-        let active: Vec<_> = feeds.iter().filter(|f| f.active).collect();
-        e.metrics.feeds.set(active.len() as i64);
-        e.metrics.feeds_in_error.set(
-            active
-                .iter()
-                .filter(|f| f.last_status.as_deref() == Some("error"))
-                .count() as i64,
-        );
+    if let Ok(Ok(counts)) = tokio::time::timeout(READY_TIMEOUT, e.reader.feed_counts()).await {
+        e.metrics.feeds.set(counts.active);
+        e.metrics.feeds_in_error.set(counts.in_error);
     }
     (
         [(
@@ -115,9 +112,9 @@ fn esc(s: &str) -> String {
     ammonia::clean_text(s)
 }
 
-fn ago(ms: Option<i64>) -> String {
-    let Some(ms) = ms else { return "–".into() };
-    let secs = (now_ms() - ms) / 1000;
+fn ago(t: Option<Timestamp>) -> String {
+    let Some(t) = t else { return "–".into() };
+    let secs = (Timestamp::now().as_millis() - t.as_millis()) / 1000;
     if secs >= 0 {
         format!("{}s ago", secs)
     } else {
@@ -126,8 +123,8 @@ fn ago(ms: Option<i64>) -> String {
 }
 
 async fn status_page(State(e): State<Endpoint>) -> Response {
-    let feeds = e.store.feeds_report().await.unwrap_or_default();
-    let backlog = e.store.backlog().await.unwrap_or_default();
+    let feeds = e.reader.feeds_report().await.unwrap_or_default();
+    let backlog = e.reader.backlog().await.unwrap_or_default();
     let mut html = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>feedwire</title><style>\
          body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\
@@ -136,7 +133,7 @@ async fn status_page(State(e): State<Endpoint>) -> Response {
          <th>HTTP</th><th>errors in a row</th><th>last poll</th><th>next poll</th><th>items</th></tr>",
     );
     for f in feeds.iter().filter(|f| f.active) {
-        let status = f.last_status.as_deref().unwrap_or("never polled");
+        let status = f.last_status.map_or("never polled", PollStatus::as_str);
         html.push_str(&format!(
             "<tr><td title=\"{}\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&f.url),

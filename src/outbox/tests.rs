@@ -10,6 +10,10 @@ use crate::store::{DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, Po
 
 const SEC: i64 = 1000;
 
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
 fn policy() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 15,
@@ -43,8 +47,9 @@ fn row_of(v: &Verdict, now: i64) -> (Row, bool) {
     match &v.row {
         Attempt::Retry { at, outage, .. } => {
             let step = RETRY_SCHEDULE[0].as_millis() as i64;
-            if (at - now) % SEC == 0 && !(step / 2..=step).contains(&(at - now)) {
-                (Row::RetryIn((at - now) / SEC), *outage)
+            let d = at.as_millis() - now;
+            if d % SEC == 0 && !(step / 2..=step).contains(&d) {
+                (Row::RetryIn(d / SEC), *outage)
             } else {
                 (Row::RetryOnSchedule, *outage)
             }
@@ -204,9 +209,9 @@ fn each_fault_has_one_meaning() {
     for (i, (fault, ra, attempts, due, row, outage, signal)) in cases.iter().enumerate() {
         let facts = RowFacts {
             attempts: *attempts,
-            created_at: 0,
-            next_attempt_at: *due,
-            now,
+            created_at: ts(0),
+            next_attempt_at: ts(*due),
+            now: ts(now),
         };
         let v = decide(&err(*fault, *ra), &facts, &policy());
         assert_eq!(v.signal, *signal, "case {i}: {fault:?}");
@@ -222,16 +227,16 @@ fn each_fault_has_one_meaning() {
 fn retry_after_is_capped_and_max_age_ends_retries_with_the_last_error() {
     let facts = |now| RowFacts {
         attempts: 1,
-        created_at: 0,
-        next_attempt_at: 0,
-        now,
+        created_at: ts(0),
+        next_attempt_at: ts(0),
+        now: ts(now),
     };
     let v = decide(
         &err(Fault::Status(503), Some(1 << 30)),
         &facts(0),
         &policy(),
     );
-    assert!(matches!(v.row, Attempt::Retry { at, .. } if at == MAX_RETRY_AFTER.as_millis() as i64));
+    assert!(matches!(v.row, Attempt::Retry { at, .. } if at == ts(0).after(MAX_RETRY_AFTER)));
     let three_days = 72 * 3600 * SEC;
     let v = decide(
         &err(Fault::Status(500), None),
@@ -296,7 +301,7 @@ fn health_tells_a_failed_delivery_from_a_receiver_that_is_down() {
         for round in rounds.iter() {
             let seen: Vec<(Signal, Option<&str>)> =
                 round.iter().map(|s| (*s, Some("no answer"))).collect();
-            h.after_round(&seen, 0);
+            h.after_round(&seen, ts(0));
         }
         assert_eq!(h.state, *expected, "case {i}: {rounds:?}");
     }
@@ -305,19 +310,23 @@ fn health_tells_a_failed_delivery_from_a_receiver_that_is_down() {
 #[test]
 fn probes_back_off_to_the_cap_and_an_answer_resumes() {
     let mut h = Health::new(Duration::from_secs(8));
-    h.after_round(&[(Signal::Down, Some("refused")); 4], 0);
+    h.after_round(&[(Signal::Down, Some("refused")); 4], ts(0));
     assert_eq!(h.state, SinkState::Paused);
     assert!(!h.gone);
-    let mut now = 0;
+    let mut now = ts(0);
     let mut waits = Vec::new();
     for _ in 0..6 {
         let until = h.until.expect("a paused sink knows its next probe");
-        waits.push((until - now) / SEC);
+        waits.push(now.until(until).as_secs());
         now = until;
         assert!(!h.after_probe(Signal::Down, Some("refused"), now));
     }
     assert_eq!(waits, [1, 2, 4, 8, 8, 8]);
-    assert_eq!(h.since, Some(0), "the outage started at the first failure");
+    assert_eq!(
+        h.since,
+        Some(ts(0)),
+        "the outage started at the first failure"
+    );
     assert!(
         h.after_probe(Signal::Neutral, None, now),
         "a 503 with Retry-After is an answer"
@@ -326,9 +335,9 @@ fn probes_back_off_to_the_cap_and_an_answer_resumes() {
     assert_eq!(h.until, None);
 
     let mut h = Health::new(Duration::from_secs(8));
-    h.after_round(&[(Signal::Gone, Some("receiver answered HTTP 410"))], 0);
+    h.after_round(&[(Signal::Gone, Some("receiver answered HTTP 410"))], ts(0));
     assert!(h.gone && h.state == SinkState::Paused);
-    assert_eq!(h.until, Some(GONE_PAUSE.as_millis() as i64));
+    assert_eq!(h.until, Some(ts(0).after(GONE_PAUSE)));
     assert_eq!(h.reason.as_deref(), Some("receiver answered HTTP 410"));
 }
 
@@ -338,19 +347,19 @@ fn a_paused_sink_stays_paused_across_a_restart_and_probes_at_once() {
         sink: "hook".into(),
         state: SinkState::Paused,
         reason: Some("cannot reach".into()),
-        since: Some(5),
-        until: Some(1_000_000),
-        updated_at: 6,
+        since: Some(ts(5)),
+        until: Some(ts(1_000_000)),
+        updated_at: ts(6),
     };
-    let h = Health::restored(Some(&saved), DEFAULT_PROBE_INTERVAL, 77);
+    let h = Health::restored(Some(&saved), DEFAULT_PROBE_INTERVAL, ts(77));
     assert_eq!(h.state, SinkState::Paused);
-    assert_eq!((h.since, h.until), (Some(5), Some(77)));
+    assert_eq!((h.since, h.until), (Some(ts(5)), Some(ts(77))));
     let failing = SinkStatus {
         state: SinkState::Failing,
         ..saved
     };
     assert_eq!(
-        Health::restored(Some(&failing), DEFAULT_PROBE_INTERVAL, 77).state,
+        Health::restored(Some(&failing), DEFAULT_PROBE_INTERVAL, ts(77)).state,
         SinkState::Up
     );
 }
@@ -458,7 +467,7 @@ async fn store_with(n: usize) -> (tempfile::TempDir, Store) {
         }])
         .await
         .expect("sync feeds");
-    let now = now_ms();
+    let now = Timestamp::now();
     let items = (0..n)
         .map(|k| NewItem {
             id: ulid::Ulid::new().to_string(),
@@ -487,7 +496,7 @@ async fn store_with(n: usize) -> (tempfile::TempDir, Store) {
                 http_status: Some(200),
                 error: None,
                 errors_in_row: 0,
-                next_poll_at: now + 60_000,
+                next_poll_at: now.after(Duration::from_secs(60)),
                 etag: None,
                 last_modified: None,
                 title: None,
@@ -500,7 +509,7 @@ async fn store_with(n: usize) -> (tempfile::TempDir, Store) {
             dedup: DedupSettings {
                 near_duplicates: false,
                 max_distance: 3,
-                window_ms: 0,
+                window: Duration::ZERO,
             },
             render: Box::new(|i, _, _| format!("{{\"n\":{i}}}")),
         })
@@ -591,7 +600,7 @@ async fn a_receiver_that_is_down_gets_one_probe_at_a_time_then_everything_at_onc
         "everything held by the outage is due at once: {catch_up:?}"
     );
     assert_eq!(*sink.delivered.lock().expect("lock"), 10);
-    let states = store.sink_statuses().await.expect("states");
+    let states = store.reader().sink_statuses().await.expect("states");
     assert_eq!(states[0].state, SinkState::Up);
 }
 
@@ -653,6 +662,7 @@ async fn early_probes_do_not_count_as_the_rows_attempts() {
     stop.cancel();
     let elapsed = sink.calls().last().expect("calls").0;
     let pending = store
+        .reader()
         .deliveries_report(Some("hook".into()), false, 10)
         .await
         .expect("report");

@@ -7,6 +7,8 @@
 
 pub mod log;
 pub mod payload;
+pub mod presets;
+pub mod template;
 pub mod webhook;
 
 use std::future::Future;
@@ -38,6 +40,9 @@ pub enum Fault {
     Broker(BrokerFault),
     /// No answer: the event did not reach the receiver, or its answer never came back.
     Transport(TransportKind),
+    /// The sink cannot make a request of this event at all (its body is not a payload the
+    /// sink can render): sending it again fails again, and the receiver was never asked.
+    Unsendable,
 }
 
 /// A broker's refusal, in the terms common to brokers.
@@ -68,6 +73,22 @@ pub enum TransportKind {
     Protocol,
     /// A local write failed (a full disk, a closed pipe): the log sink's "receiver".
     Io,
+}
+
+/// How a request that got no answer failed, from reqwest's error (for the sinks that speak
+/// HTTP).
+pub(crate) fn transport_kind(e: &reqwest::Error) -> TransportKind {
+    if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else if e.is_decode() {
+        TransportKind::Protocol
+    } else {
+        // Sent (or being sent) and then the connection went away: closed, reset, or an
+        // answer cut short.
+        TransportKind::Closed
+    }
 }
 
 impl SinkError {

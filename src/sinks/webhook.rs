@@ -9,7 +9,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use sha2::Sha256;
 use url::Url;
 
-use super::{DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind};
+use super::{DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind, transport_kind};
 use crate::config::{SecretSource, Webhook};
 use crate::fetch::parse_retry_after;
 
@@ -124,21 +124,6 @@ impl WebhookSink {
             elapsed: started.elapsed(),
             message,
         })
-    }
-}
-
-/// How a request that got no answer failed, from reqwest's error.
-fn transport_kind(e: &reqwest::Error) -> TransportKind {
-    if e.is_timeout() {
-        TransportKind::Timeout
-    } else if e.is_connect() {
-        TransportKind::Connect
-    } else if e.is_decode() {
-        TransportKind::Protocol
-    } else {
-        // Sent (or being sent) and then the connection went away: closed, reset, or an
-        // answer cut short.
-        TransportKind::Closed
     }
 }
 
