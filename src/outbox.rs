@@ -501,9 +501,13 @@ impl Worker {
                 Ok(n) => {
                     tracing::error!(sink = %self.name, deliveries = n, max_age = %humantime::format_duration(max_age),
                         "deliveries dead-lettered: older than max_age while the receiver was down");
-                    for _ in 0..n {
-                        self.metrics.delivery(&self.name, "dead");
-                    }
+                    self.metrics
+                        .deliveries
+                        .get_or_create(&crate::telemetry::DeliveryLabel {
+                            sink: self.name.clone(),
+                            outcome: "dead",
+                        })
+                        .inc_by(n as u64);
                 }
                 Err(e) => {
                     tracing::error!(sink = %self.name, error = %e, "cannot expire old deliveries")

@@ -524,15 +524,25 @@ fn start(
     probe_interval: Duration,
     step: Duration,
 ) -> CancellationToken {
+    let policy = RetryPolicy {
+        schedule: vec![step],
+        ..policy()
+    };
+    start_with(store, sink, probe_interval, policy)
+}
+
+fn start_with(
+    store: &Store,
+    sink: Arc<Scripted>,
+    probe_interval: Duration,
+    policy: RetryPolicy,
+) -> CancellationToken {
     let stop = CancellationToken::new();
     let worker = Worker {
         name: "hook".into(),
         sink,
         store: store.clone(),
-        policy: RetryPolicy {
-            schedule: vec![step],
-            ..policy()
-        },
+        policy,
         probe_interval,
         wake: Arc::new(Notify::new()),
         metrics: Arc::new(Metrics::new()),
@@ -675,4 +685,44 @@ async fn early_probes_do_not_count_as_the_rows_attempts() {
         "{counted} counted attempts of 150 requests in {elapsed:?}"
     );
     assert!(counted >= 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn deliveries_older_than_max_age_die_while_paused_with_the_receivers_last_error() {
+    let (_dir, store) = store_with(6).await;
+    let sink = Scripted::new(6, 4, |_, _, _| Err(refused(Duration::from_millis(1))));
+    let policy = RetryPolicy {
+        max_age: Some(Duration::from_secs(30)),
+        ..policy()
+    };
+    let stop = start_with(&store, sink.clone(), Duration::from_secs(8), policy);
+    let mut dead = 0;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let backlog = store.reader().backlog().await.expect("backlog");
+        dead = backlog[0].dead;
+        if dead == 6 {
+            break;
+        }
+    }
+    stop.cancel();
+    assert_eq!(dead, 6, "every row dead-lettered once older than max_age");
+    let calls = sink.calls();
+    assert!(
+        calls.iter().all(|(at, _)| *at < Duration::from_secs(32)),
+        "nothing sent after the rows expired: {calls:?}"
+    );
+    let report = store
+        .reader()
+        .deliveries_report(Some("hook".into()), true, 10)
+        .await
+        .expect("dead letters");
+    for r in &report {
+        let error = r.last_error.as_deref().unwrap_or("");
+        assert!(
+            error.starts_with("cannot reach the receiver")
+                && error.contains("older than max_age 30s"),
+            "{error}"
+        );
+    }
 }

@@ -946,8 +946,7 @@ fn write_attempt(conn: &Connection, outbox_id: i64, attempt: Attempt) -> Result<
         Attempt::Delivered => conn
             .prepare_cached(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, claimed_until = NULL,
-                    done_at = ?2, last_status = NULL, last_error = NULL, outage = 0,
-                    last_attempt_at = ?2 WHERE id = ?1",
+                    done_at = ?2, last_status = NULL, last_error = NULL, outage = 0 WHERE id = ?1",
             )?
             .execute(params![outbox_id, now])?,
         Attempt::Retry {
@@ -958,22 +957,21 @@ fn write_attempt(conn: &Connection, outbox_id: i64, attempt: Attempt) -> Result<
         } => conn
             .prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?2,
-                    last_status = ?3, last_error = ?4, outage = ?5, last_attempt_at = ?6 WHERE id = ?1",
+                    last_status = ?3, last_error = ?4, outage = ?5 WHERE id = ?1",
             )?
-            .execute(params![outbox_id, at, status, error, outage, now])?,
+            .execute(params![outbox_id, at, status, error, outage])?,
         Attempt::Dead { status, error } => conn
             .prepare_cached(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1, claimed_until = NULL,
-                    done_at = ?2, last_status = ?3, last_error = ?4, outage = 0,
-                    last_attempt_at = ?2 WHERE id = ?1",
+                    done_at = ?2, last_status = ?3, last_error = ?4, outage = 0 WHERE id = ?1",
             )?
             .execute(params![outbox_id, now, status, error])?,
         Attempt::Probed { status, error } => conn
             .prepare_cached(
-                "UPDATE outbox SET claimed_until = NULL, last_status = ?2, last_error = ?3, outage = 1,
-                    last_attempt_at = ?4 WHERE id = ?1",
+                "UPDATE outbox SET claimed_until = NULL, last_status = ?2, last_error = ?3, outage = 1
+                 WHERE id = ?1",
             )?
-            .execute(params![outbox_id, status, error, now])?,
+            .execute(params![outbox_id, status, error])?,
     };
     Ok(())
 }

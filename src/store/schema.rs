@@ -153,11 +153,10 @@ const MIGRATIONS: &[&str] = &[
     "",
     // 8: delivery that tells a failed delivery from a receiver that is down. `outage` marks
     // a row whose last failure was the receiver's (due again at once when it answers);
-    // `last_attempt_at` is when it was last tried. `sink_state` is each sink's health, as
-    // `feedwire deliveries` shows it: up, failing, or paused with why and until when.
+    // `sink_state` is each sink's health as `feedwire deliveries` shows it: up, failing, or
+    // paused with why and until when.
     r#"
     ALTER TABLE outbox ADD COLUMN outage INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE outbox ADD COLUMN last_attempt_at INTEGER;
     CREATE TABLE sink_state (
         sink            TEXT PRIMARY KEY,
         state           TEXT NOT NULL,
@@ -227,10 +226,7 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM events WHERE item_id = 'i1'"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
         // Delivery health (8): old rows are not held by an outage; no sink has a state yet.
-        assert_eq!(
-            count("SELECT COUNT(*) FROM outbox WHERE outage = 0 AND last_attempt_at IS NULL"),
-            1
-        );
+        assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE outage = 0"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM sink_state"), 0);
         assert_eq!(count("PRAGMA user_version"), VERSION);
         // Feed events need no item now.
