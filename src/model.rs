@@ -22,8 +22,23 @@ pub struct FeedItem {
     pub summary: Option<String>,
     /// The feed's full content (HTML) when it carries one.
     pub content_html: Option<String>,
+    /// Category terms (Atom `term`, RSS `category`, `dc:subject`, iTunes categories).
     pub categories: Vec<String>,
     pub image: Option<String>,
+    /// Media files attached to the entry (podcast episodes, videos).
+    pub enclosures: Vec<Enclosure>,
+}
+
+/// A media file attached to an entry: RSS `<enclosure>`, Atom `rel="enclosure"`, or Media
+/// RSS `<media:content>` when the standard ones are missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enclosure {
+    pub url: String,
+    pub mime_type: Option<String>,
+    /// Size in bytes, as the feed says.
+    pub length: Option<u64>,
+    /// Play time in seconds (`itunes:duration`, `media:content duration`).
+    pub duration: Option<u64>,
 }
 
 /// What makes an item unique inside its feed.

@@ -11,6 +11,7 @@
 mod ingest;
 mod read;
 mod schema;
+pub mod status;
 
 pub use read::{DeliveryReport, FeedCounts, FeedReport, ItemReport, Reader, SinkBacklog};
 
@@ -50,24 +51,21 @@ const CLAIM_LEASE_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create state directory {path}: {source}")]
+    // Each message carries its cause, kept in `cause` rather than `source` (which thiserror
+    // would also report as the source), so a printed error chain shows every cause once.
+    #[error("cannot create state directory {path}: {cause}")]
     StateDir {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: DatabaseError,
-    },
+    #[error("cannot open database {path}: {cause}")]
+    Open { path: PathBuf, cause: DatabaseError },
     #[error(
         "database schema version {found} is newer than this feedwire supports ({supported}); upgrade feedwire"
     )]
     TooNew { found: i64, supported: i64 },
     #[error("database error: {0}")]
-    Database(#[source] DatabaseError),
+    Database(DatabaseError),
     #[error("database thread has stopped")]
     Closed,
 }
@@ -108,9 +106,9 @@ impl ConnThread {
                     job(&mut conn);
                 }
             })
-            .map_err(|source| StoreError::StateDir {
+            .map_err(|cause| StoreError::StateDir {
                 path: path.to_path_buf(),
-                source,
+                cause,
             })?;
         Ok(ConnThread { jobs })
     }
@@ -200,7 +198,7 @@ pub struct FeedSpec {
 
 /// A feed's stored polling state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeedState {
+pub struct StoredFeed {
     pub id: i64,
     pub name: String,
     pub url: String,
@@ -479,9 +477,9 @@ impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it and starts the writer.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+            std::fs::create_dir_all(dir).map_err(|cause| StoreError::StateDir {
                 path: dir.to_path_buf(),
-                source,
+                cause,
             })?;
         }
         let mut conn = open_connection(path)?;
@@ -536,7 +534,7 @@ impl Store {
 
     /// Makes the feeds table match the config: new feeds added, changed URLs updated (their
     /// validators reset), feeds no longer listed marked inactive (their items are kept).
-    pub async fn sync_feeds(&self, feeds: Vec<FeedSpec>) -> Result<Vec<FeedState>, StoreError> {
+    pub async fn sync_feeds(&self, feeds: Vec<FeedSpec>) -> Result<Vec<StoredFeed>, StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
             tx.execute("UPDATE feeds SET active = 0", [])?;
@@ -559,7 +557,7 @@ impl Store {
                      FROM feeds WHERE active = 1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map([], |r| {
-                    Ok(FeedState {
+                    Ok(StoredFeed {
                         id: r.get(0)?,
                         name: r.get(1)?,
                         url: r.get(2)?,
@@ -894,9 +892,9 @@ impl Store {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+    let conn = Connection::open(path).map_err(|cause| StoreError::Open {
         path: path.to_path_buf(),
-        source: DatabaseError(source),
+        cause: DatabaseError(cause),
     })?;
     // Pragmas outside any transaction: WAL survives power loss with synchronous=NORMAL
     // losing at most the last transactions, never corrupting the file.
@@ -917,9 +915,9 @@ fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
-    .map_err(|source| StoreError::Open {
+    .map_err(|cause| StoreError::Open {
         path: path.to_path_buf(),
-        source: DatabaseError(source),
+        cause: DatabaseError(cause),
     })?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;

@@ -81,7 +81,8 @@ impl Reader {
         Reader { thread }
     }
 
-    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    /// Runs `f` on the reader's thread (`status.rs` reads through it too).
+    pub(super) async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> Result<R, StoreError> + Send + 'static,

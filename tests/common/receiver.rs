@@ -182,10 +182,24 @@ fn serve(stream: TcpStream, inner: &Inner) {
         at: arrived,
     });
     std::thread::sleep(inner.hold);
-    let status = match answer {
+    // Recorded before the answer goes out, so that a test reading the records after the
+    // daemon saw its answer finds the request there.
+    inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+    inner.records.lock().expect("lock").push(Record {
+        webhook_id,
+        body,
+        nth,
+        arrived,
+        ended: Instant::now(),
+        status: match &answer {
+            Answer::Close => None,
+            Answer::Status(code, _) => Some(*code),
+        },
+        in_flight,
+    });
+    match answer {
         Answer::Close => {
             let _ = stream.shutdown(std::net::Shutdown::Both);
-            None
         }
         Answer::Status(code, headers) => {
             let mut head =
@@ -197,17 +211,6 @@ fn serve(stream: TcpStream, inner: &Inner) {
             let mut s = &stream;
             let _ = s.write_all(head.as_bytes());
             let _ = s.flush();
-            Some(code)
         }
-    };
-    inner.in_flight.fetch_sub(1, Ordering::SeqCst);
-    inner.records.lock().expect("lock").push(Record {
-        webhook_id,
-        body,
-        nth,
-        arrived,
-        ended: Instant::now(),
-        status,
-        in_flight,
-    });
+    }
 }

@@ -1,6 +1,8 @@
 //! The HTTP endpoint on `[daemon].listen`: `/metrics` (Prometheus text), `/healthz` (the
 //! process answers), `/readyz` (store open and scheduler ticking) and a read-only status
-//! page at `/`.
+//! page at `/` (`status.rs`, its template and assets embedded from `assets/`).
+
+pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,13 +10,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{PollStatus, Reader, Store, Timestamp};
+use crate::store::{Reader, Store, Timestamp};
 use crate::telemetry::{Metrics, SinkLabel};
 
 /// How long the database may take to answer `/readyz`.
@@ -32,6 +34,8 @@ pub struct Endpoint {
     pub metrics: Arc<Metrics>,
     /// Last time the scheduler loop ran (ms since the epoch).
     pub heartbeat: Arc<AtomicI64>,
+    /// The status page, on its own read-only connection.
+    pub page: status::StatusPage,
 }
 
 /// Serves until `stop`; an address that cannot be bound is an error for the caller.
@@ -44,6 +48,7 @@ pub async fn serve(
     tracing::info!(listen = %addr, "serving /metrics, /healthz, /readyz and the status page");
     let app = Router::new()
         .route("/", get(status_page))
+        .route("/assets/{name}", get(asset))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -108,62 +113,10 @@ async fn metrics(State(e): State<Endpoint>) -> Response {
         .into_response()
 }
 
-fn esc(s: &str) -> String {
-    ammonia::clean_text(s)
+async fn status_page(State(e): State<Endpoint>, uri: Uri, headers: HeaderMap) -> Response {
+    e.page.respond(uri.query(), &headers).await
 }
 
-fn ago(t: Option<Timestamp>) -> String {
-    let Some(t) = t else { return "–".into() };
-    let secs = (Timestamp::now().as_millis() - t.as_millis()) / 1000;
-    if secs >= 0 {
-        format!("{}s ago", secs)
-    } else {
-        format!("in {}s", -secs)
-    }
-}
-
-async fn status_page(State(e): State<Endpoint>) -> Response {
-    let feeds = e.reader.feeds_report().await.unwrap_or_default();
-    let backlog = e.reader.backlog().await.unwrap_or_default();
-    let mut html = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>feedwire</title><style>\
-         body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\
-         td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}.error{color:#b00}\
-         </style></head><body><h1>feedwire</h1><h2>Feeds</h2><table><tr><th>feed</th><th>status</th>\
-         <th>HTTP</th><th>errors in a row</th><th>last poll</th><th>next poll</th><th>items</th></tr>",
-    );
-    for f in feeds.iter().filter(|f| f.active) {
-        let status = f.last_status.map_or("never polled", PollStatus::as_str);
-        html.push_str(&format!(
-            "<tr><td title=\"{}\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&f.url),
-            esc(&f.name),
-            if status == "error" { "error" } else { "" },
-            esc(status),
-            f.last_http_status.map(|s| s.to_string()).unwrap_or_default(),
-            f.errors_in_row,
-            ago(f.last_poll_at),
-            ago(f.next_poll_at),
-            f.items
-        ));
-        if let Some(err) = &f.last_error {
-            html.push_str(&format!(
-                "<tr><td></td><td colspan=\"6\" class=\"error\">{}</td></tr>",
-                esc(err)
-            ));
-        }
-    }
-    html.push_str("</table><h2>Sinks</h2><table><tr><th>sink</th><th>pending</th><th>delivered</th><th>dead</th><th>oldest pending</th></tr>");
-    for b in &backlog {
-        html.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&b.sink),
-            b.pending,
-            b.delivered,
-            b.dead,
-            ago(b.oldest_pending_at)
-        ));
-    }
-    html.push_str("</table></body></html>");
-    Html(html).into_response()
+async fn asset(Path(name): Path<String>) -> Response {
+    status::asset(&name)
 }
