@@ -129,6 +129,8 @@ pub struct Sink {
     pub name: String,
     pub kind: SinkKind,
     pub events: Vec<EventType>,
+    /// The longest wait between two probes while the sink is paused (its receiver down).
+    pub probe_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -170,6 +170,9 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
     let events = t
         .get::<Events>("events")
         .unwrap_or_else(|| vec![EventType::ItemNew]);
+    let probe_interval = t
+        .get::<Duration>("probe_interval")
+        .unwrap_or(d::SINK_PROBE_INTERVAL);
     let kind = match t.get::<Text>("type").as_deref() {
         Some("log") => {
             let path = match t.get::<Text>("path").as_deref() {
@@ -206,6 +209,7 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
         name: name.to_string(),
         kind,
         events,
+        probe_interval,
     })
 }
 
