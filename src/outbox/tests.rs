@@ -508,7 +508,6 @@ async fn store_with(n: usize) -> (tempfile::TempDir, Store) {
             items,
             dedup: DedupSettings {
                 near_duplicates: false,
-                max_distance: 3,
                 window: Duration::ZERO,
             },
             render: Box::new(|i, _, _| format!("{{\"n\":{i}}}")),
