@@ -35,6 +35,8 @@ enum Command {
     Once(OnceArgs),
     /// Fetch (for a URL) and clean one page, or clean every page of a folder
     Extract(ExtractArgs),
+    /// Parse one feed (a file or URL) and print what the daemon would emit for each entry
+    Preview(PreviewArgs),
     /// Show each feed's polling state
     Feeds(FeedsArgs),
     /// Show recent items
@@ -82,6 +84,24 @@ enum ExtractFormat {
     Text,
     Json,
     Html,
+}
+
+#[derive(Args)]
+struct PreviewArgs {
+    /// A feed file or an http(s) URL
+    target: String,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = PreviewFormat::Text)]
+    format: PreviewFormat,
+    /// Also fetch and clean each entry's article (through the address policy)
+    #[arg(long)]
+    extract: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PreviewFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -269,6 +289,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Extract(args) => extract(cli.config.as_deref(), args).await,
+        Command::Preview(args) => preview(cli.config.as_deref(), args).await,
         Command::Feeds(args) => {
             let store = open_store(cli.config.as_deref())?;
             print_feeds(&store, args.json).await
@@ -501,6 +522,27 @@ async fn extract(explicit: Option<&Path>, args: ExtractArgs) -> Result<u8, Failu
             "{}",
             extract::article_json(&article, Some((encoding.name(), rule)))
         ),
+    }
+    Ok(0)
+}
+
+/// `feedwire preview`: the config (when there is one) only for the client's settings; the
+/// state directory is not opened.
+async fn preview(explicit: Option<&Path>, args: PreviewArgs) -> Result<u8, Failure> {
+    use feedwire::preview;
+    let config = config::locate(explicit)
+        .ok()
+        .and_then(|p| config::load(&p).ok());
+    let settings = preview::Settings::from_config(config.as_ref());
+    let shown = preview::preview(&args.target, &settings, args.extract)
+        .await
+        .map_err(|e| Failure {
+            code: 1,
+            message: e.to_string(),
+        })?;
+    match args.format {
+        PreviewFormat::Text => print!("{}", preview::to_text(&shown)),
+        PreviewFormat::Json => println!("{}", preview::to_json(&shown)),
     }
     Ok(0)
 }
