@@ -32,7 +32,8 @@ use crate::server::Endpoint;
 use crate::sinks::Sink;
 use crate::sinks::log::LogSink;
 use crate::store::{
-    DedupSettings, FeedEvent, FeedSpec, IngestBatch, PollRecord, PollStatus, Store, now_ms,
+    DedupSettings, FeedEvent, FeedSpec, IngestBatch, PollRecord, PollStatus, Reader, Store,
+    Timestamp,
 };
 use crate::telemetry::{ItemLabel, Metrics};
 
@@ -50,14 +51,20 @@ const SCHEDULER_TICK: Duration = Duration::from_secs(5);
 const STATUS_EVERY: Duration = Duration::from_secs(15);
 /// How long the database may take to answer a health check.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// The next poll time of a feed that is never polled again (410 Gone).
-const NEVER: i64 = i64::MAX;
 /// Feeds of a host that asked to wait resume spread over this much after the pause.
 const HOST_PAUSE_SPREAD: Duration = Duration::from_secs(30);
 /// Batches whose articles are fetched at the same time.
 const ARTICLE_BATCHES: usize = 8;
 /// How often what retention no longer needs is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+fn now_ms() -> i64 {
+    Timestamp::now().as_millis()
+}
+
+fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
 
 /// What `run` does.
 #[derive(Debug, Clone)]
@@ -245,7 +252,7 @@ pub async fn run(
                     polls: s.polls,
                     guid_unreliable: s.guid_unreliable,
                     rate: s.rate,
-                    last_ok_at: s.last_ok_at,
+                    last_ok_at: s.last_ok_at.map(Timestamp::as_millis),
                 },
             );
         }
@@ -282,8 +289,10 @@ pub async fn run(
             if let Some(addr) = config.daemon.listen {
                 let endpoint = Endpoint {
                     store: store.clone(),
+                    reader: store.reader(),
                     metrics: metrics.clone(),
                     heartbeat: heartbeat.clone(),
+                    page: crate::server::status::StatusPage::new(&config, store.reader())?,
                 };
                 // Bound now, so a taken address is a clear error at start, not a silent absence.
                 let stop = stop_polling.clone();
@@ -297,7 +306,8 @@ pub async fn run(
                 });
             }
             stages.spawn(supervise(
-                store.clone(),
+                store.reader(),
+                config.sinks.keys().cloned().collect(),
                 heartbeat.clone(),
                 runtimes.len(),
                 stop_polling.clone(),
@@ -353,10 +363,11 @@ pub async fn run(
     }
 
     let mut pending = 0;
+    let sink_names: Vec<String> = config.sinks.keys().cloned().collect();
     if let Mode::Once { timeout, .. } = mode {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            pending = store.pending().await?;
+            pending = store.reader().pending(&sink_names).await?;
             if pending == 0 || shutdown.is_cancelled() || tokio::time::Instant::now() >= deadline {
                 break;
             }
@@ -374,7 +385,7 @@ pub async fn run(
         tracing::warn!("deliveries still in flight at shutdown stay queued for the next start");
     }
     if pending > 0 {
-        pending = store.pending().await?;
+        pending = store.reader().pending(&sink_names).await?;
     }
     Ok(Outcome { pending })
 }
@@ -401,7 +412,13 @@ impl FeedRuntime {
 
 /// Tells the service manager the daemon is ready, then keeps its STATUS line current and
 /// feeds its watchdog — only while the scheduler loop ticks and the database answers.
-async fn supervise(store: Store, heartbeat: Arc<AtomicI64>, feeds: usize, stop: CancellationToken) {
+async fn supervise(
+    reader: Reader,
+    sinks: Vec<String>,
+    heartbeat: Arc<AtomicI64>,
+    feeds: usize,
+    stop: CancellationToken,
+) {
     use crate::service::{notify, watchdog_interval};
     notify("READY=1");
     let watchdog = watchdog_interval();
@@ -409,7 +426,7 @@ async fn supervise(store: Store, heartbeat: Arc<AtomicI64>, feeds: usize, stop: 
     loop {
         let scheduler_alive =
             now_ms() - heartbeat.load(Ordering::Relaxed) < 3 * SCHEDULER_TICK.as_millis() as i64;
-        let pending = tokio::time::timeout(HEALTH_TIMEOUT, store.pending()).await;
+        let pending = tokio::time::timeout(HEALTH_TIMEOUT, reader.pending(&sinks)).await;
         match (&pending, scheduler_alive) {
             (Ok(Ok(n)), true) => {
                 if watchdog.is_some() {
@@ -470,7 +487,7 @@ async fn schedule_forever(
     // Feeds due now (never polled, or overdue after downtime) are spread out, not fired at once.
     let due_now: Vec<i64> = states
         .iter()
-        .filter(|s| s.next_poll_at.is_none_or(|t| t <= now))
+        .filter(|s| s.next_poll_at.is_none_or(|t| t.as_millis() <= now))
         .map(|s| s.id)
         .collect();
     let window = scheduler::startup_window(due_now.len(), config.poll.interval).as_millis() as i64;
@@ -479,7 +496,7 @@ async fn schedule_forever(
             continue;
         }
         let at = match s.next_poll_at {
-            Some(t) if t > now => t,
+            Some(t) if t.as_millis() > now => t.as_millis(),
             _ if window > 0 => now + rand::rng().random_range(0..window),
             _ => now,
         };
@@ -612,12 +629,12 @@ fn failed_record(
     let errors_in_row = job.errors_in_row + 1;
     let backoff = scheduler::error_backoff(errors_in_row, config.poll.max_interval);
     PollRecord {
-        at: now,
+        at: ts(now),
         status: PollStatus::Error,
         http_status,
         error: Some(error),
         errors_in_row,
-        next_poll_at: now + backoff.as_millis() as i64,
+        next_poll_at: ts(now + backoff.as_millis() as i64),
         etag: None,
         last_modified: None,
         title: None,
@@ -638,12 +655,12 @@ fn fetch_failed(config: &Config, job: &Job, now: i64, e: &FetchError) -> PollRec
         FetchError::HostPaused { until } => PollRecord {
             errors_in_row: job.errors_in_row,
             reason: Some("the host asked to wait (429/503 with Retry-After)".to_string()),
-            next_poll_at: *until + scheduler::jittered(HOST_PAUSE_SPREAD).as_millis() as i64,
+            next_poll_at: ts(*until + scheduler::jittered(HOST_PAUSE_SPREAD).as_millis() as i64),
             ..failed_record(config, job, now, None, e.to_string())
         },
         FetchError::Status { status: 410, .. } => PollRecord {
             status: PollStatus::Gone,
-            next_poll_at: NEVER,
+            next_poll_at: Timestamp::NEVER,
             reason: Some("410 Gone: not polled any more".to_string()),
             ..failed_record(
                 config,
@@ -657,8 +674,8 @@ fn fetch_failed(config: &Config, job: &Job, now: i64, e: &FetchError) -> PollRec
         FetchError::Status { status, retry_after: Some(wait) } => {
             let mut record = failed_record(config, job, now, Some(*status), e.to_string());
             let asked = now + (*wait).min(crate::fetch::MAX_HOST_PAUSE).as_millis() as i64;
-            if asked > record.next_poll_at {
-                record.next_poll_at = asked;
+            if asked > record.next_poll_at.as_millis() {
+                record.next_poll_at = ts(asked);
                 record.reason = Some(format!("HTTP {status} with Retry-After"));
             }
             record
@@ -696,12 +713,12 @@ async fn poll(
             let (next_poll_at, rate, reason) =
                 schedule_success(config, &job, now, 0, publisher_hint(fresh_for, None));
             let record = PollRecord {
-                at: now,
+                at: ts(now),
                 status: PollStatus::NotModified,
                 http_status: Some(304),
                 error: None,
                 errors_in_row: 0,
-                next_poll_at,
+                next_poll_at: ts(next_poll_at),
                 etag: validators.etag,
                 last_modified: validators.last_modified,
                 title: None,
@@ -738,12 +755,12 @@ async fn poll(
                         let (next_poll_at, rate, reason) =
                             schedule_success(config, &job, now, new, hint);
                         PollRecord {
-                            at: now,
+                            at: ts(now),
                             status: PollStatus::Ok,
                             http_status: Some(body.status),
                             error: None,
                             errors_in_row: 0,
-                            next_poll_at,
+                            next_poll_at: ts(next_poll_at),
                             etag: body.validators.etag.clone(),
                             last_modified: body.validators.last_modified.clone(),
                             title: parsed.title.clone(),
@@ -809,7 +826,7 @@ async fn poll(
             tracing::warn!(
                 feed = %feed.name, url = %feed.url, status = record.http_status,
                 error = record.error.as_deref().unwrap_or(""), errors_in_row = record.errors_in_row,
-                retry_in = %humantime::format_duration(Duration::from_secs(((record.next_poll_at - now) / 1000).max(0) as u64)),
+                retry_in = %humantime::format_duration(Duration::from_secs(((record.next_poll_at.as_millis() - now) / 1000).max(0) as u64)),
                 "poll failed"
             );
             finish(ctx, &job, record, done).await;
@@ -877,7 +894,7 @@ fn done_for(job: &Job, record: &PollRecord) -> Done {
     };
     Done {
         feed_id: job.feed_id,
-        next_poll_at: record.next_poll_at,
+        next_poll_at: record.next_poll_at.as_millis(),
         validators,
         errors_in_row: record.errors_in_row,
         guid_unreliable: false,
@@ -887,7 +904,7 @@ fn done_for(job: &Job, record: &PollRecord) -> Done {
             .and_then(|u| url::Url::parse(u).ok()),
         rate: record.rate,
         ok_at: matches!(record.status, PollStatus::Ok | PollStatus::NotModified)
-            .then_some(record.at),
+            .then_some(record.at.as_millis()),
     }
 }
 
@@ -1040,7 +1057,7 @@ async fn storer(
             dedup: DedupSettings {
                 near_duplicates: ctx.config.dedup.near_duplicates,
                 max_distance: ctx.config.dedup.max_distance,
-                window_ms: ctx.config.dedup.window.as_millis() as i64,
+                window: ctx.config.dedup.window,
             },
             render: r.prepared.render,
         };

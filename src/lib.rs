@@ -8,6 +8,7 @@
 //! - [`scheduler`]: which feed is due when (interval, start-up spread, error backoff).
 //! - [`fetch`]: the one HTTP client (conditional GET, body caps, per-host limits).
 //! - [`parse`]: feed bytes to items with their identity; pure.
+//! - [`rules`]: filter and routing rules (drop, keep, route); pure.
 //! - [`process`]: a poll's new items to storable items: content, fingerprint, payloads.
 //! - [`extract`]: page HTML to a clean article; pure.
 //! - [`dedup`]: canonical URLs and content fingerprints; pure.
@@ -26,6 +27,7 @@ pub mod model;
 pub mod scheduler;
 pub mod fetch;
 pub mod parse;
+pub mod rules;
 pub mod process;
 pub mod extract;
 pub mod dedup;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use feedwire::app::{self, Mode};
 use feedwire::config::{self, Config, ConfigError, SinkKind};
-use feedwire::store::{Store, now_ms};
+use feedwire::store::{PollStatus, Reader, Store, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -311,7 +311,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 )));
             }
             let store = Store::open(&config.database_path())?;
-            let since = args.since.map(|d| now_ms() - d.as_millis() as i64);
+            let since = args.since.map(|d| Timestamp::now().before(d));
             let n = store.redeliver(&args.sink, args.dead, since).await?;
             println!(
                 "queued {n} deliveries for sink {} again; a running daemon sends them within 30s",
@@ -333,6 +333,12 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
         {
             problems.push(format!("sinks.{name}: {e}"));
         }
+    }
+    if let Err(e) = feedwire::server::status::token(&config) {
+        problems.push(e.to_string());
+    }
+    if let Some(warning) = feedwire::server::status::exposure_warning(&config) {
+        eprintln!("warning: {warning}");
     }
     if !problems.is_empty() {
         return Err(Failure::usage(format!(
@@ -547,9 +553,10 @@ async fn preview(explicit: Option<&Path>, args: PreviewArgs) -> Result<u8, Failu
     Ok(0)
 }
 
-fn open_store(explicit: Option<&Path>) -> Result<Store, Failure> {
+/// The reports' side of the store (opening it creates and migrates the file when needed).
+fn open_store(explicit: Option<&Path>) -> Result<Reader, Failure> {
     let (_, config) = load(explicit)?;
-    Ok(Store::open(&config.database_path())?)
+    Ok(Store::open(&config.database_path())?.reader())
 }
 
 /// `feedwire run`: the pipeline until SIGTERM/SIGINT. SIGHUP re-reads the config: when it is
@@ -676,25 +683,24 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn when(ms: Option<i64>) -> String {
-    let Some(ms) = ms else { return "-".to_string() };
-    let now = now_ms();
-    let d = Duration::from_secs(((ms - now).abs() / 1000) as u64);
+fn when(t: Option<Timestamp>) -> String {
+    let Some(t) = t else { return "-".to_string() };
+    let now = Timestamp::now();
+    let d = Duration::from_secs(now.since(t).max(now.until(t)).as_secs());
     let d = humantime::format_duration(d).to_string();
     let d = d.split(' ').next().unwrap_or("0s").to_string();
-    if ms >= now {
+    if t >= now {
         format!("in {d}")
     } else {
         format!("{d} ago")
     }
 }
 
-fn rfc3339(ms: Option<i64>) -> Option<String> {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+fn rfc3339(t: Option<Timestamp>) -> Option<String> {
+    t.and_then(Timestamp::to_rfc3339)
 }
 
-async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
+async fn print_feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
     let feeds = store.feeds_report().await?;
     if json {
         let rows: Vec<serde_json::Value> = feeds
@@ -702,7 +708,7 @@ async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
             .map(|f| {
                 serde_json::json!({
                     "name": f.name, "url": f.url, "title": f.title, "active": f.active,
-                    "last_poll": rfc3339(f.last_poll_at), "status": f.last_status,
+                    "last_poll": rfc3339(f.last_poll_at), "status": f.last_status.map(PollStatus::as_str),
                     "http_status": f.last_http_status, "error": f.last_error,
                     "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at),
                     "next_poll_reason": f.schedule_reason, "items": f.items,
@@ -719,8 +725,8 @@ async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
     for f in &feeds {
         let status = if f.active {
             f.last_status
-                .clone()
-                .unwrap_or_else(|| "never polled".into())
+                .map_or("never polled", PollStatus::as_str)
+                .to_string()
         } else {
             "removed".into()
         };
@@ -733,7 +739,7 @@ async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
                 .unwrap_or_else(|| "-".into()),
             f.errors_in_row,
             when(f.last_poll_at),
-            if f.active && f.last_status.as_deref() != Some("gone") {
+            if f.active && f.last_status != Some(PollStatus::Gone) {
                 when(f.next_poll_at)
             } else {
                 "never".into()
@@ -750,7 +756,7 @@ async fn print_feeds(store: &Store, json: bool) -> Result<u8, Failure> {
     Ok(0)
 }
 
-async fn print_items(store: &Store, args: ItemsArgs) -> Result<u8, Failure> {
+async fn print_items(store: &Reader, args: ItemsArgs) -> Result<u8, Failure> {
     let items = store.items_report(args.feed, args.limit).await?;
     if args.json {
         let rows: Vec<serde_json::Value> = items
@@ -788,7 +794,7 @@ async fn print_items(store: &Store, args: ItemsArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-async fn print_deliveries(store: &Store, args: DeliveriesArgs) -> Result<u8, Failure> {
+async fn print_deliveries(store: &Reader, args: DeliveriesArgs) -> Result<u8, Failure> {
     let backlog = store.backlog().await?;
     println!(
         "{:<20} {:>9} {:>10} {:>6} {:<14}",

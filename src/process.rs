@@ -313,7 +313,7 @@ pub fn prepare(
             link: item.link.as_ref().map(|u| u.to_string()),
             guid: item.guid.clone(),
             title: item.title.clone(),
-            published_at: item.published.map(|t| t.timestamp_millis()),
+            published_at: item.published.map(crate::model::Timestamp::from_datetime),
             content_source: Some(content.source.as_str()),
             emitted: i >= skip,
             fingerprint,

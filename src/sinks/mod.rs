@@ -3,6 +3,8 @@
 
 pub mod log;
 pub mod payload;
+pub mod presets;
+pub mod template;
 pub mod webhook;
 
 use std::future::Future;
