@@ -15,6 +15,9 @@ use crate::parse::{Headers, Identity, ParseError, parse_response};
 use crate::process::{article, feed_content};
 use crate::sinks::payload::item_json;
 
+/// One feed at a time: one blocking thread is enough for its articles.
+const BLOCKING_THREADS: usize = 1;
+
 /// Without a config: the defaults of DESIGN §3.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_FEED: u64 = 10 * 1024 * 1024;
@@ -154,11 +157,13 @@ pub async fn preview(
         target: target.to_string(),
         source,
     })?;
+    let blocking = crate::blocking::Blocking::new(BLOCKING_THREADS);
     let mut entries = Vec::with_capacity(parsed.items.len());
     for item in parsed.items {
         if extract && item.link.is_some() {
             let done = article(
                 &http,
+                &blocking,
                 "preview",
                 item,
                 settings.article_timeout,

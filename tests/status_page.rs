@@ -37,7 +37,7 @@ fn get(port: u16, path: &str, headers: &str) -> Option<(u16, String, String)> {
 
 /// Three feeds (one with a hostile title, one carrying a copy of its story, one failing) and
 /// a webhook that refuses everything, served by the daemon on `port` with a token.
-fn start_daemon(port: u16) -> (Server, Setup, Child) {
+fn start_daemon(port: u16) -> (Server, Setup, Killed) {
     let server = Server::start();
     let base = server.url("");
     let mut alpha: Vec<Entry> = (1..=3).map(|n| Entry::new(n, &base)).collect();
@@ -94,6 +94,7 @@ fn start_daemon(port: u16) -> (Server, Setup, Child) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn feedwire");
+    let child = Killed(child);
     // Four items stored (one a copy of another), the three new ones dead-lettered by the hook.
     let auth = format!("Authorization: Bearer {TOKEN}\r\n");
     assert!(
@@ -163,8 +164,8 @@ fn token_is_required_and_headers_are_strict() {
     assert!(head.contains("content-type: text/javascript"), "{head}");
     assert_eq!(get(port, "/assets/nothing.js", "").map(|r| r.0), Some(404));
 
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).is_some_and(|s| s.success()));
+    signal(&child.0, "TERM");
+    assert!(wait_exit(&mut child.0, Duration::from_secs(10)).is_some_and(|s| s.success()));
 }
 
 #[test]
@@ -332,8 +333,8 @@ fn status_page_in_a_real_browser() {
     let errors = browser.errors();
     assert!(errors.is_empty(), "the page logged errors: {errors:#?}");
     drop(browser);
-    signal(&child, "TERM");
-    assert!(wait_exit(&mut child, Duration::from_secs(10)).is_some_and(|s| s.success()));
+    signal(&child.0, "TERM");
+    assert!(wait_exit(&mut child.0, Duration::from_secs(10)).is_some_and(|s| s.success()));
 }
 
 fn find_chromium() -> Option<PathBuf> {
@@ -350,7 +351,7 @@ fn find_chromium() -> Option<PathBuf> {
 
 /// Headless Chromium with one page, driven over its DevTools WebSocket.
 struct Browser {
-    child: Child,
+    _child: Killed,
     ws: tungstenite::WebSocket<TcpStream>,
     next_id: u64,
     /// The page's session; commands without one go to the browser.
@@ -361,7 +362,7 @@ struct Browser {
 
 impl Browser {
     fn launch(chromium: &Path, profile: &Path) -> Browser {
-        let mut child = Command::new(chromium)
+        let child = Command::new(chromium)
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -380,8 +381,10 @@ impl Browser {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start chromium");
+        // Killed on drop from here on, so a failing test leaves no browser behind.
+        let mut child = Killed(child);
         // Chromium prints where its DevTools endpoint listens on standard error.
-        let stderr = child.stderr.take().expect("piped stderr");
+        let stderr = child.0.stderr.take().expect("piped stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -406,7 +409,7 @@ impl Browser {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         let mut browser = Browser {
-            child,
+            _child: child,
             ws,
             next_id: 0,
             session: None,
@@ -555,10 +558,13 @@ impl Browser {
     }
 }
 
-impl Drop for Browser {
+/// A child process killed when dropped: the browser, the daemon of a failing test.
+struct Killed(Child);
+
+impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

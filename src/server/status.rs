@@ -105,18 +105,7 @@ impl StatusPage {
             return unauthorized();
         }
         let now = Utc::now();
-        let snapshot = self
-            .reader
-            .status_snapshot(SnapshotQuery {
-                now: Timestamp::from_datetime(now),
-                today_start: today_start(now),
-                hours: CHART_HOURS,
-                recent: RECENT_ITEMS,
-                sinks: self.sinks.clone(),
-                dead_per_sink: DEAD_PER_SINK,
-            })
-            .await;
-        let snapshot = match snapshot {
+        let snapshot = match self.snapshot_at(now).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "the status page cannot read the database");
@@ -154,9 +143,12 @@ impl StatusPage {
             .render(&view)
     }
 
-    /// Reads a snapshot as a page view would (public for the benchmark).
+    /// Reads a snapshot as a page view does (public for the benchmark).
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let now = Utc::now();
+        self.snapshot_at(Utc::now()).await
+    }
+
+    async fn snapshot_at(&self, now: DateTime<Utc>) -> Result<Snapshot, StoreError> {
         self.reader
             .status_snapshot(SnapshotQuery {
                 now: Timestamp::from_datetime(now),
@@ -363,7 +355,7 @@ impl Params {
                     .find(|h| h.as_str() == v)
                 }
                 "tag" if !v.is_empty() => p.tag = Some(v.to_string()),
-                "q" if !v.is_empty() => p.q = Some(v.to_lowercase()),
+                "q" if !v.is_empty() => p.q = Some(v.to_string()),
                 "sort" => {
                     let (desc, key) = match v.strip_prefix('-') {
                         Some(k) => (true, k),
@@ -664,12 +656,13 @@ fn feeds_view(
 ) -> FeedsView {
     let no_tags = Vec::new();
     let tags_of = |name: &str| all_tags.get(name).unwrap_or(&no_tags);
+    let needle = p.q.as_ref().map(|q| q.to_lowercase());
     let mut matching: Vec<&FeedRow> = feeds
         .iter()
         .filter(|f| p.state.is_none_or(|s| f.health == s))
         .filter(|f| p.tag.as_ref().is_none_or(|t| tags_of(&f.name).contains(t)))
         .filter(|f| {
-            p.q.as_ref().is_none_or(|q| {
+            needle.as_ref().is_none_or(|q| {
                 f.name.to_lowercase().contains(q)
                     || f.url.to_lowercase().contains(q)
                     || f.title
@@ -951,7 +944,11 @@ fn span(secs: i64) -> String {
     }
 }
 
-/// A URL as shown: without user name and password.
+/// Query parameters whose values are hidden in shown URLs: private feeds often carry their
+/// credentials there (`?token=…`, `?api_key=…`).
+const SECRET_PARAMS: &[&str] = &["token", "key", "secret", "pass", "auth", "sig", "session"];
+
+/// A URL as shown: without user name and password, secret-looking query values hidden.
 fn display_url(raw: &str) -> String {
     match url::Url::parse(raw) {
         Ok(mut u) => {
@@ -959,6 +956,24 @@ fn display_url(raw: &str) -> String {
                 // Both always succeed on URLs with a host, the only ones carrying userinfo.
                 let _ = u.set_username("");
                 let _ = u.set_password(None);
+            }
+            let secret = |k: &str| {
+                let k = k.to_ascii_lowercase();
+                SECRET_PARAMS.iter().any(|s| k.contains(s))
+            };
+            if u.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = u
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) {
+                            "***".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                u.query_pairs_mut().clear().extend_pairs(pairs);
             }
             u.to_string()
         }
@@ -1033,6 +1048,10 @@ mod tests {
             "error sending request for url (https://example.com/x): timed out"
         );
         assert_eq!(redact("no url here"), "no url here");
+        assert_eq!(
+            display_url("https://example.com/feed?user=me&api_key=abc123&Token=x"),
+            "https://example.com/feed?user=me&api_key=***&Token=***"
+        );
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub fn render(input: &EventInput<'_>) -> String {
         duplicate_of: input.duplicate_of,
     };
     // Serializing plain strings and numbers cannot fail; fall back to an empty object anyway.
-    serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
+    serde_json::to_string(&payload).expect("the payload is plain JSON: strings, numbers, lists")
 }
 
 fn item_part<'a>(item: &'a FeedItem, content: &'a Content) -> ItemPart<'a> {
@@ -173,7 +173,7 @@ pub fn render_feed_event(input: &FeedEventInput<'_>) -> String {
         http_status: input.http_status,
         failed_polls: input.failed_polls,
     };
-    serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
+    serde_json::to_string(&payload).expect("the payload is plain JSON: strings, numbers, lists")
 }
 
 /// What chat presets read back from an event's body: the parts a message is made of.
