@@ -225,7 +225,6 @@ impl Bench {
                     items,
                     dedup: DedupSettings {
                         near_duplicates: false,
-                        max_distance: 3,
                         window: Duration::ZERO,
                     },
                     render: Box::new(move |index, _, _| body(first + index as u64)),

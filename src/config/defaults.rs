@@ -31,7 +31,6 @@ pub const MAX_PAGE_SIZE: u64 = 5 * MIB;
 
 // [dedup]
 pub const NEAR_DUPLICATES: bool = true;
-pub const MAX_DISTANCE: u32 = 3;
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(30 * DAY);
 pub const RETENTION: Duration = Duration::from_secs(180 * DAY);
 

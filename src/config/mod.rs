@@ -120,7 +120,6 @@ pub struct Article {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dedup {
     pub near_duplicates: bool,
-    pub max_distance: u32,
     pub window: Duration,
     pub retention: Duration,
 }

@@ -339,7 +339,6 @@ pub type Render = Box<dyn Fn(usize, EventType, Option<&str>) -> String + Send>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupSettings {
     pub near_duplicates: bool,
-    pub max_distance: u32,
     /// How far back near-duplicates are searched.
     pub window: Duration,
 }
@@ -540,6 +539,20 @@ impl Store {
         .await
     }
 
+    /// Records polls that produced no items to store (304, error, nothing new), in one
+    /// transaction: a tick's worth of unchanged feeds costs one commit, not one each.
+    pub async fn record_polls(&self, polls: Vec<(i64, PollRecord)>) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            for (feed_id, poll) in &polls {
+                write_poll(&tx, *feed_id, poll)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records a poll that produced no items to store (304, error, nothing new).
     pub async fn record_poll(&self, feed_id: i64, poll: PollRecord) -> Result<(), StoreError> {
         self.call(move |conn| {
@@ -586,13 +599,6 @@ impl Store {
         .await
     }
 
-    /// Makes the SimHash bands match `max_distance` (they are only valid for the distance
-    /// they were cut for), rebuilding them from the stored fingerprints when it changed.
-    pub async fn prepare_dedup(&self, max_distance: u32) -> Result<(), StoreError> {
-        self.call(move |conn| ingest::prepare_bands(conn, max_distance))
-            .await
-    }
-
     /// Drops what retention no longer needs: bands older than `window`, event bodies of
     /// items older than `retention` whose deliveries are finished. Item rows stay (identity,
     /// URL keys, content hash), so an old item seen again is still not new.
@@ -605,7 +611,7 @@ impl Store {
             let now = now_ms();
             // A scan of the band table, once an hour: cheaper than an index every insert pays.
             let bands = conn.execute(
-                "DELETE FROM simhash_bands WHERE created_at < ?1",
+                "DELETE FROM story_bands WHERE created_at < ?1",
                 params![now - window.as_millis() as i64],
             )?;
             let events = conn.execute(
