@@ -28,6 +28,7 @@ use crate::model::Timestamp;
 use crate::poll::Finish;
 use crate::scheduler::{self, Clock, Command, FeedState, Scheduler};
 use crate::server::Endpoint;
+use crate::server::status::StatusPage;
 use crate::store::{FeedSpec, Reader, Store};
 use crate::telemetry::Metrics;
 
@@ -158,7 +159,7 @@ pub async fn run(
         Mode::Forever => {
             let heartbeat = Arc::new(AtomicI64::new(Timestamp::now().as_millis()));
             stages.spawn(prune_periodically(ctx.clone(), stop_polling.clone()));
-            serve(
+            let page = serve(
                 &stages,
                 &config,
                 &store,
@@ -192,6 +193,9 @@ pub async fn run(
                     _ = stop_polling.cancelled() => break,
                     Some(new) = reloads.recv() => {
                         reload(&ctx, &mut deliveries, &commands_tx, new).await;
+                        if let Some(page) = &page {
+                            page.reconfigure(&ctx.config());
+                        }
                     }
                 }
             }
@@ -329,7 +333,8 @@ async fn wait_for_deliveries(
     }
 }
 
-/// Serves `/metrics`, health and the status page on `addr` until `stop`.
+/// Serves `/metrics`, health and the status page on `addr` until `stop`; returns the page,
+/// for reloads.
 fn serve(
     stages: &TaskTracker,
     config: &Config,
@@ -337,16 +342,17 @@ fn serve(
     metrics: &Arc<Metrics>,
     heartbeat: &Arc<AtomicI64>,
     stop: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<StatusPage>> {
     let Some(addr) = config.daemon.listen else {
-        return Ok(());
+        return Ok(None);
     };
+    let page = StatusPage::new(config, store.reader())?;
     let endpoint = Endpoint {
         store: store.clone(),
         reader: store.reader(),
         metrics: metrics.clone(),
         heartbeat: heartbeat.clone(),
-        page: crate::server::status::StatusPage::new(config, store.reader())?,
+        page: page.clone(),
     };
     let server = tokio::spawn(crate::server::serve(addr, endpoint, stop.clone()));
     stages.spawn(async move {
@@ -358,7 +364,7 @@ fn serve(
             Ok(Ok(())) => {}
         }
     });
-    Ok(())
+    Ok(Some(page))
 }
 
 /// Tells the service manager the daemon is ready, then keeps its STATUS line current and

@@ -23,7 +23,8 @@
 //! - [`app`]: wires the stages with bounded channels, applies reloads, owns shutdown.
 //! - [`model`] holds the plain domain types; [`blocking`] runs CPU work through a bounded
 //!   queue; [`telemetry`] sets up logging; [`service`] speaks to the service manager
-//!   (sd_notify); [`opml`] reads and writes subscription lists for the command line.
+//!   (sd_notify); [`opml`] reads and writes subscription lists for the command line;
+//!   [`preview`] shows what the daemon would emit for one feed, without the state directory.
 
 pub mod config;
 pub mod model;
@@ -46,3 +47,4 @@ pub mod service;
 pub mod server;
 pub mod app;
 pub mod opml;
+pub mod preview;

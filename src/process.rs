@@ -281,7 +281,7 @@ fn plain(item: FeedItem, error: Option<String>) -> Processed {
 }
 
 /// Fetches and cleans one item's page; on any failure the feed's content, with the reason.
-async fn article(
+pub async fn article(
     http: &HttpClient,
     blocking: &Blocking,
     feed: &str,

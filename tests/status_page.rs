@@ -115,7 +115,7 @@ fn start_daemon(port: u16) -> (Server, Setup, Killed) {
 #[test]
 fn token_is_required_and_headers_are_strict() {
     let port = free_port();
-    let (_server, _setup, mut child) = start_daemon(port);
+    let (_server, setup, mut child) = start_daemon(port);
 
     let (status, head, _) = get(port, "/", "").expect("page");
     assert_eq!(status, 401, "no token: {head}");
@@ -163,6 +163,24 @@ fn token_is_required_and_headers_are_strict() {
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/javascript"), "{head}");
     assert_eq!(get(port, "/assets/nothing.js", "").map(|r| r.0), Some(404));
+
+    // A reload that adds a sink and a tag: the page shows them without a restart.
+    let config = std::fs::read_to_string(setup.config_path()).expect("config");
+    let extra = setup.path("extra.jsonl").display().to_string();
+    std::fs::write(
+        setup.config_path(),
+        config.replace("tags = [\"news\"]", "tags = [\"news\", \"reloaded\"]")
+            + &format!("\n[sinks.extra]\ntype = \"log\"\npath = {extra:?}\n"),
+    )
+    .expect("write config");
+    signal(&child.0, "HUP");
+    let auth = format!("Authorization: Bearer {TOKEN}\r\n");
+    assert!(
+        wait_until(Duration::from_secs(10), || get(port, "/", &auth)
+            .is_some_and(|(_, _, body)| body.contains("data-sink=\"extra\"")
+                && body.contains("<span class=\"tag\">reloaded</span>"))),
+        "the reloaded sink and tag are not shown"
+    );
 
     signal(&child.0, "TERM");
     assert!(wait_exit(&mut child.0, Duration::from_secs(10)).is_some_and(|s| s.success()));

@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod extract;
 pub mod opml;
+pub mod preview;
 pub mod reports;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,8 @@ pub enum Command {
     Once(OnceArgs),
     /// Fetch (for a URL) and clean one page, or clean every page of a folder
     Extract(ExtractArgs),
+    /// Parse one feed (a file or URL) and print what the daemon would emit for each entry
+    Preview(PreviewArgs),
     /// Show each feed's polling state
     Feeds(FeedsArgs),
     /// Show recent items
@@ -86,6 +89,24 @@ pub enum ExtractFormat {
     Text,
     Json,
     Html,
+}
+
+#[derive(Args)]
+pub struct PreviewArgs {
+    /// A feed file or an http(s) URL
+    pub target: String,
+    /// What to print
+    #[arg(long, value_enum, default_value_t = PreviewFormat::Text)]
+    pub format: PreviewFormat,
+    /// Also fetch and clean each entry's article (through the address policy)
+    #[arg(long)]
+    pub extract: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PreviewFormat {
+    Text,
+    Json,
 }
 
 #[derive(Args)]
@@ -233,6 +254,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Run => daemon::run(cli.config.as_deref()).await,
         Command::Once(args) => daemon::once(cli.config.as_deref(), args).await,
         Command::Extract(args) => extract::run(cli.config.as_deref(), args).await,
+        Command::Preview(args) => preview::run(cli.config.as_deref(), args).await,
         Command::Feeds(args) => {
             let store = open_store(cli.config.as_deref())?;
             reports::feeds(&store, args.json).await

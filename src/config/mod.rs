@@ -144,6 +144,8 @@ pub struct Sink {
     /// Feeds this sink takes, by name; with `tags` empty too, every feed.
     pub feeds: Vec<String>,
     pub tags: Vec<String>,
+    /// The longest wait between two probes while the sink is paused (its receiver down).
+    pub probe_interval: Duration,
 }
 
 impl Sink {

@@ -188,6 +188,9 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
         .unwrap_or_else(|| vec![EventType::ItemNew]);
     let feeds = t.get::<Strings>("feeds").unwrap_or_default();
     let tags = t.get::<Strings>("tags").unwrap_or_default();
+    let probe_interval = t
+        .get::<Duration>("probe_interval")
+        .unwrap_or(d::SINK_PROBE_INTERVAL);
     let kind = match t.get::<Text>("type").as_deref() {
         Some("log") => {
             let path = match t.get::<Text>("path").as_deref() {
@@ -231,6 +234,7 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
         events,
         feeds,
         tags,
+        probe_interval,
     })
 }
 

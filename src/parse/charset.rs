@@ -249,7 +249,9 @@ fn redecode(bytes: &[u8]) -> Decoded {
                         found = true;
                         break;
                     }
-                    rest = &rest[e.valid_up_to() + e.error_len().unwrap_or(rest.len()).max(1)..];
+                    // No error length: the input ends inside a sequence.
+                    let bad = e.error_len().unwrap_or(rest.len() - e.valid_up_to());
+                    rest = &rest[e.valid_up_to() + bad.max(1)..];
                 }
             }
         }

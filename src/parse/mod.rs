@@ -318,17 +318,16 @@ impl Entry {
                 .map(|c| c.term.trim().to_string())
                 .filter(|c| !c.is_empty())
                 .collect(),
+            // JSON Feed attachments arrive as links with a media type.
             enclosures: entry
-                .media
+                .links
                 .iter()
-                .flat_map(|m| m.content.iter().map(move |c| (m, c)))
-                .filter_map(|(m, c)| {
-                    Some(Enclosure {
-                        url: c.url.as_ref()?.to_string(),
-                        mime_type: c.content_type.as_ref().map(|t| t.to_string()),
-                        length: c.size,
-                        duration: c.duration.or(m.duration).map(|d| d.as_secs()),
-                    })
+                .filter(|l| l.media_type.is_some())
+                .map(|l| Enclosure {
+                    url: l.href.clone(),
+                    mime_type: l.media_type.clone(),
+                    length: l.length,
+                    duration: None,
                 })
                 .collect(),
             image,
@@ -393,8 +392,9 @@ fn to_item(entry: Entry, feed_url: &Url, identity: Identity) -> FeedItem {
 fn pick_link(links: &[Link]) -> Option<&str> {
     links
         .iter()
+        .filter(|l| l.media_type.is_none())
         .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
-        .or_else(|| links.first())
+        .or_else(|| links.iter().find(|l| l.media_type.is_none()))
         .map(|l| l.href.as_str())
         .filter(|h| !h.trim().is_empty())
 }

@@ -296,6 +296,18 @@ pub fn read(text: &str, base: Url) -> Doc {
 impl Builder {
     fn start(&mut self, s: &BytesStart<'_>, opens: bool) {
         let raw_name = s.name().as_ref().to_string();
+        let local_name = lower(raw_name.rsplit(':').next().unwrap_or(&raw_name));
+        // Entries never nest: an `<item>` opened inside an unclosed one starts the next.
+        if (local_name == "item" || local_name == "entry")
+            && let Some(at) = self
+                .open
+                .iter()
+                .rposition(|o| self.els[o.el].name == local_name)
+        {
+            for open in self.open.drain(at..).rev() {
+                self.scopes.truncate(self.scopes.len() - open.declared);
+            }
+        }
         let mut attrs: Vec<(String, String)> = Vec::new();
         let mut declared = 0;
         let mut attributes = s.html_attributes();
@@ -312,10 +324,7 @@ impl Builder {
             }
             attrs.push((lower(key), value));
         }
-        let (prefix, local) = match raw_name.split_once(':') {
-            Some((p, l)) => (p, l),
-            None => ("", raw_name.as_str()),
-        };
+        let prefix = raw_name.split_once(':').map_or("", |(p, _)| p);
         let uri = self
             .scopes
             .iter()
@@ -354,7 +363,7 @@ impl Builder {
         let index = self.els.len();
         self.els.push(El {
             ns,
-            name: lower(local),
+            name: local_name,
             attrs,
             children: Vec::new(),
             base,

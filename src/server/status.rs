@@ -10,7 +10,7 @@
 //! on the server, only one page of rows is rendered.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -57,12 +57,31 @@ pub struct StatusPage {
     templates: Arc<minijinja::Environment<'static>>,
     started: Instant,
     node: String,
+    /// What the page takes from the config; replaced on reload.
+    shown: Arc<RwLock<Arc<Shown>>>,
+    /// When set, the page answers only requests carrying it.
+    token: Option<Arc<str>>,
+}
+
+/// The parts of the config the page shows.
+struct Shown {
     /// Configured sinks, in name order.
     sinks: Vec<String>,
     /// Tags of each configured feed.
-    tags: Arc<HashMap<String, Vec<String>>>,
-    /// When set, the page answers only requests carrying it.
-    token: Option<Arc<str>>,
+    tags: HashMap<String, Vec<String>>,
+}
+
+impl Shown {
+    fn of(config: &Config) -> Shown {
+        Shown {
+            sinks: config.sinks.keys().cloned().collect(),
+            tags: config
+                .feeds
+                .iter()
+                .map(|f| (f.name.clone(), f.tags.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// Why the page could not be set up.
@@ -84,16 +103,21 @@ impl StatusPage {
             templates: Arc::new(env),
             started: Instant::now(),
             node: node_name(),
-            sinks: config.sinks.keys().cloned().collect(),
-            tags: Arc::new(
-                config
-                    .feeds
-                    .iter()
-                    .map(|f| (f.name.clone(), f.tags.clone()))
-                    .collect(),
-            ),
+            shown: Arc::new(RwLock::new(Arc::new(Shown::of(config)))),
             token: token.map(Arc::from),
         })
+    }
+
+    /// Shows the sinks and tags of a reloaded config (the token and address stay until the
+    /// next start, as `listen` does).
+    pub fn reconfigure(&self, config: &Config) {
+        let shown = Arc::new(Shown::of(config));
+        *self.shown.write().unwrap_or_else(|p| p.into_inner()) = shown;
+    }
+
+    fn shown(&self) -> Arc<Shown> {
+        // A poisoned lock only means a writer panicked between two whole values.
+        self.shown.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Answers `/`: 401 without the token when one is configured.
@@ -155,7 +179,7 @@ impl StatusPage {
                 today_start: today_start(now),
                 hours: CHART_HOURS,
                 recent: RECENT_ITEMS,
-                sinks: self.sinks.clone(),
+                sinks: self.shown().sinks.clone(),
                 dead_per_sink: DEAD_PER_SINK,
             })
             .await
@@ -627,7 +651,7 @@ impl View {
                 })
                 .collect(),
             chart: chart(&s.hours),
-            feeds: feeds_view(&page.tags, &s.feeds, p, now, &counts),
+            feeds: feeds_view(&page.shown().tags, &s.feeds, p, now, &counts),
             recent: items_view(s, now),
             dead: s
                 .dead

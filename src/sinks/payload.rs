@@ -43,6 +43,17 @@ struct ItemPart<'a> {
     word_count: usize,
     image: Option<&'a str>,
     categories: &'a [String],
+    enclosures: Vec<EnclosurePart<'a>>,
+}
+
+#[derive(Serialize)]
+struct EnclosurePart<'a> {
+    url: &'a str,
+    #[serde(rename = "type")]
+    mime_type: Option<&'a str>,
+    length: Option<u64>,
+    /// Seconds of play time, when the feed says (`itunes:duration`, Media RSS).
+    duration: Option<u64>,
 }
 
 /// Everything one event's body is made of.
@@ -76,28 +87,47 @@ pub fn render(input: &EventInput<'_>) -> String {
             title: input.feed_title,
             tags: &input.feed.tags,
         },
-        item: ItemPart {
-            url: item.url.as_ref().map(|u| u.as_str()),
-            link: item.link.as_ref().map(|u| u.as_str()),
-            guid: item.guid.as_deref(),
-            title: item.title.as_deref(),
-            author: content.author.as_deref().or(item.author.as_deref()),
-            published: item.published.map(rfc3339),
-            updated: item.updated.map(rfc3339),
-            summary: item.summary.as_deref(),
-            content_text: &content.text,
-            content_html: &content.html,
-            content_source: content.source.as_str(),
-            content_error: content.error.as_deref(),
-            language: content.language.as_deref(),
-            word_count: content.word_count,
-            image: content.image.as_deref().or(item.image.as_deref()),
-            categories: &item.categories,
-        },
+        item: item_part(item, content),
         duplicate_of: input.duplicate_of,
     };
     // Serializing plain strings and numbers cannot fail; fall back to an empty object anyway.
     serde_json::to_string(&payload).expect("the payload is plain JSON: strings, numbers, lists")
+}
+
+fn item_part<'a>(item: &'a FeedItem, content: &'a Content) -> ItemPart<'a> {
+    ItemPart {
+        url: item.url.as_ref().map(|u| u.as_str()),
+        link: item.link.as_ref().map(|u| u.as_str()),
+        guid: item.guid.as_deref(),
+        title: item.title.as_deref(),
+        author: content.author.as_deref().or(item.author.as_deref()),
+        published: item.published.map(rfc3339),
+        updated: item.updated.map(rfc3339),
+        summary: item.summary.as_deref(),
+        content_text: &content.text,
+        content_html: &content.html,
+        content_source: content.source.as_str(),
+        content_error: content.error.as_deref(),
+        language: content.language.as_deref(),
+        word_count: content.word_count,
+        image: content.image.as_deref().or(item.image.as_deref()),
+        categories: &item.categories,
+        enclosures: item
+            .enclosures
+            .iter()
+            .map(|e| EnclosurePart {
+                url: &e.url,
+                mime_type: e.mime_type.as_deref(),
+                length: e.length,
+                duration: e.duration,
+            })
+            .collect(),
+    }
+}
+
+/// The `item` part of the payload alone, as JSON: what `feedwire preview` shows.
+pub fn item_json(item: &FeedItem, content: &Content) -> serde_json::Value {
+    serde_json::to_value(item_part(item, content)).expect("the item part is plain JSON")
 }
 
 #[derive(Serialize)]

@@ -165,8 +165,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key, item)
     ) WITHOUT ROWID;
     "#,
-    // 8-9: numbers given to other changes in progress; they land in their own branches.
-    "",
+    // 8: delivery that tells a failed delivery from a receiver that is down. `outage` marks
+    // a row whose last failure was the receiver's (due again at once when it answers);
+    // `sink_state` is each sink's health as `feedwire deliveries` shows it: up, failing, or
+    // paused with why and until when.
+    r#"
+    ALTER TABLE outbox ADD COLUMN outage INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE sink_state (
+        sink            TEXT PRIMARY KEY,
+        state           TEXT NOT NULL,
+        reason          TEXT,
+        since           INTEGER,
+        until           INTEGER,
+        updated_at      INTEGER NOT NULL
+    );
+    "#,
+    // 9: a number given to another change in progress; it lands in its own branch.
     "",
     // 10: why an item was stored as seen but not sent: `rule:NAME` (a filter rule dropped
     // it), `max_item_age` (published too long ago) or `backfill` (beyond the first poll's N).
@@ -232,6 +246,9 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM outbox"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM events WHERE item_id = 'i1'"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+        // Delivery health (8): old rows are not held by an outage; no sink has a state yet.
+        assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE outage = 0"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM sink_state"), 0);
         assert_eq!(count("PRAGMA user_version"), VERSION);
         // 7: the SimHash gives way to a sketch; items stored before have none.
         assert_eq!(count("SELECT COUNT(*) FROM items WHERE sketch IS NULL"), 1);
