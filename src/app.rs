@@ -206,6 +206,18 @@ pub async fn run(
                     schedule: w.retry_schedule.clone(),
                 },
             ),
+            SinkKind::Nats(n) => (
+                Arc::new(
+                    crate::sinks::nats::NatsSink::new(n).with_context(|| format!("sink {name}"))?,
+                ),
+                queue_policy(&n.delivery),
+            ),
+            SinkKind::Amqp(a) => (
+                Arc::new(
+                    crate::sinks::amqp::AmqpSink::new(a).with_context(|| format!("sink {name}"))?,
+                ),
+                queue_policy(&a.delivery),
+            ),
         };
         let wake = Arc::new(Notify::new());
         wakes.insert(name.clone(), wake.clone());
@@ -1085,5 +1097,14 @@ async fn storer(
                 finish(&ctx, &r.job, failed, &done).await;
             }
         }
+    }
+}
+
+/// A queue sink retries as a webhook does.
+fn queue_policy(d: &crate::config::QueueDelivery) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: d.max_attempts,
+        max_age: Some(d.max_age),
+        schedule: d.retry_schedule.clone(),
     }
 }

@@ -13,6 +13,14 @@ use serde_json::Value;
 use url::Url;
 
 use crate::model::EventType;
+use crate::sinks::queue::Template;
+
+/// Events a queue sink has waiting for their ack at once, unless configured: a broker
+/// acknowledges in well under a millisecond, so the round trip is what limits.
+const QUEUE_CONCURRENCY: u64 = 16;
+
+/// The sink types, as messages list them.
+const SINK_TYPES: &str = "\"log\", \"webhook\", \"nats\" or \"amqp\"";
 
 /// Where the configuration is looked for when `--config` and `$FEEDWIRE_CONFIG` are absent.
 pub const DEFAULT_PATHS: &[&str] = &["config/feedwire.toml", "/etc/feedwire/feedwire.toml"];
@@ -104,6 +112,8 @@ pub struct Sink {
 pub enum SinkKind {
     Log { path: LogPath },
     Webhook(Webhook),
+    Nats(Nats),
+    Amqp(Amqp),
 }
 
 /// Where a log sink writes.
@@ -123,6 +133,57 @@ pub struct Webhook {
     pub concurrency: usize,
     /// Delays before retry 1, 2, …; the last repeats. Empty: the Standard Webhooks schedule.
     pub retry_schedule: Vec<Duration>,
+}
+
+/// A NATS JetStream sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nats {
+    /// `nats://` or `tls://`, without credentials.
+    pub url: Url,
+    pub subject: Template,
+    /// The stream the events must land in; `None`: whichever stream captures the subject.
+    pub stream: Option<String>,
+    /// Create `stream` (capturing every subject the template makes) when it is missing.
+    pub create_stream: bool,
+    /// The duplicate window of a stream feedwire creates.
+    pub duplicate_window: Duration,
+    pub auth: BrokerAuth,
+    pub delivery: QueueDelivery,
+}
+
+/// An AMQP 0-9-1 (RabbitMQ) sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amqp {
+    /// `amqp://` or `amqps://`, without credentials; the path is the virtual host.
+    pub url: Url,
+    pub exchange: String,
+    pub routing_key: Template,
+    pub auth: BrokerAuth,
+    pub delivery: QueueDelivery,
+}
+
+/// How a queue sink waits and retries: the same keys, and defaults, as a webhook's, but
+/// for `concurrency`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDelivery {
+    /// The longest wait for the broker's ack (PubAck or publisher confirm).
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub concurrency: usize,
+    pub retry_schedule: Vec<Duration>,
+}
+
+/// Who a queue sink connects as; a password or token is read from the environment or a
+/// file, never written in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrokerAuth {
+    None,
+    Password {
+        username: String,
+        password: SecretSource,
+    },
+    Token(SecretSource),
 }
 
 /// Where a webhook secret is read from; the secret itself is never in the config.
@@ -419,6 +480,17 @@ struct RawSink {
     max_age: Leaf,
     concurrency: Leaf,
     retry_schedule: Leaf,
+    subject: Leaf,
+    stream: Leaf,
+    create_stream: Leaf,
+    duplicate_window: Leaf,
+    exchange: Leaf,
+    routing_key: Leaf,
+    username: Leaf,
+    password_env: Leaf,
+    password_file: Leaf,
+    token_env: Leaf,
+    token_file: Leaf,
 }
 
 #[derive(Deserialize, Default)]
@@ -863,8 +935,9 @@ impl Validator {
         }
         let events = self.events(&at("events"), &r.events);
         let kind = self.string(&at("type"), &r.kind);
-        let log_only: [(&str, &Leaf); 1] = [("path", &r.path)];
-        let webhook_only: [(&str, &Leaf); 8] = [
+        // Every key a sink may have; each type takes some of them.
+        let keys: [(&str, &Leaf); 20] = [
+            ("path", &r.path),
             ("retry_schedule", &r.retry_schedule),
             ("url", &r.url),
             ("secret_env", &r.secret_env),
@@ -873,17 +946,66 @@ impl Validator {
             ("max_attempts", &r.max_attempts),
             ("max_age", &r.max_age),
             ("concurrency", &r.concurrency),
+            ("subject", &r.subject),
+            ("stream", &r.stream),
+            ("create_stream", &r.create_stream),
+            ("duplicate_window", &r.duplicate_window),
+            ("exchange", &r.exchange),
+            ("routing_key", &r.routing_key),
+            ("username", &r.username),
+            ("password_env", &r.password_env),
+            ("password_file", &r.password_file),
+            ("token_env", &r.token_env),
+            ("token_file", &r.token_file),
         ];
-        let reject = |v: &mut Validator, keys: &[(&str, &Leaf)], kind: &str| {
-            for (key, leaf) in keys {
-                if leaf.is_some() {
-                    v.problem(&at(key), format!("not a setting of a {kind} sink"));
-                }
-            }
+        const DELIVERY: [&str; 5] = [
+            "timeout",
+            "max_attempts",
+            "max_age",
+            "concurrency",
+            "retry_schedule",
+        ];
+        let allowed: Vec<&str> = match kind.as_deref() {
+            Some("log") => vec!["path"],
+            Some("webhook") => [&["url", "secret_env", "secret_file"][..], &DELIVERY].concat(),
+            Some("nats") => [
+                &[
+                    "url",
+                    "subject",
+                    "stream",
+                    "create_stream",
+                    "duplicate_window",
+                    "username",
+                    "password_env",
+                    "password_file",
+                    "token_env",
+                    "token_file",
+                ][..],
+                &DELIVERY,
+            ]
+            .concat(),
+            Some("amqp") => [
+                &[
+                    "url",
+                    "exchange",
+                    "routing_key",
+                    "username",
+                    "password_env",
+                    "password_file",
+                ][..],
+                &DELIVERY,
+            ]
+            .concat(),
+            _ => keys.iter().map(|(k, _)| *k).collect(),
         };
+        for (key, leaf) in &keys {
+            if leaf.is_some() && !allowed.contains(key) {
+                let kind = kind.as_deref().unwrap_or_default();
+                self.problem(&at(key), format!("not a setting of a {kind} sink"));
+            }
+        }
         let sink_kind = match kind.as_deref() {
             Some("log") => {
-                reject(self, &webhook_only, "log");
                 let path = match self.string(&at("path"), &r.path).as_deref() {
                     None | Some("-") => LogPath::Stdout,
                     Some("") => {
@@ -898,7 +1020,6 @@ impl Validator {
                 SinkKind::Log { path }
             }
             Some("webhook") => {
-                reject(self, &log_only, "webhook");
                 let url = match &r.url {
                     None => {
                         self.problem(&at("url"), "a webhook sink needs a url".into());
@@ -926,15 +1047,7 @@ impl Validator {
                 let max_age = self.duration(&at("max_age"), &r.max_age, "72h");
                 let concurrency =
                     self.integer(&at("concurrency"), &r.concurrency, 4, 1, 256) as usize;
-                let mut retry_schedule = Vec::new();
-                let steps = self
-                    .strings(&at("retry_schedule"), &r.retry_schedule)
-                    .unwrap_or_default();
-                for (i, step) in steps.iter().enumerate() {
-                    let leaf = Some(Value::String(step.clone()));
-                    let path = format!("{}[{i}]", at("retry_schedule"));
-                    retry_schedule.push(self.duration(&path, &leaf, "5s"));
-                }
+                let retry_schedule = self.retry_schedule(name, r);
                 SinkKind::Webhook(Webhook {
                     url: url?,
                     secret,
@@ -945,18 +1058,17 @@ impl Validator {
                     retry_schedule,
                 })
             }
+            Some("nats") => SinkKind::Nats(self.nats_sink(name, r)?),
+            Some("amqp") => SinkKind::Amqp(self.amqp_sink(name, r)?),
             Some(other) => {
                 self.problem(
                     &at("type"),
-                    format!("unknown sink type {other:?}; use \"log\" or \"webhook\""),
+                    format!("unknown sink type {other:?}; use {SINK_TYPES}"),
                 );
                 return None;
             }
             None => {
-                self.problem(
-                    &at("type"),
-                    "a sink needs a type: \"log\" or \"webhook\"".into(),
-                );
+                self.problem(&at("type"), format!("a sink needs a type: {SINK_TYPES}"));
                 return None;
             }
         };
@@ -965,6 +1077,227 @@ impl Validator {
             kind: sink_kind,
             events,
         })
+    }
+
+    fn nats_sink(&mut self, name: &str, r: &RawSink) -> Option<Nats> {
+        let at = |key: &str| format!("sinks.{name}.{key}");
+        let url = self.broker_url(
+            &at("url"),
+            &r.url,
+            &["nats", "tls"],
+            "nats://127.0.0.1:4222",
+        );
+        let create_stream = self.boolean(&at("create_stream"), &r.create_stream, false);
+        let subject = self.template(&at("subject"), &r.subject, "feedwire.{feed}.{type}");
+        if let Some(t) = &subject
+            && let Some(problem) = crate::sinks::nats::subject_problem(t, create_stream)
+        {
+            self.problem(&at("subject"), problem);
+        }
+        let stream = self.string(&at("stream"), &r.stream);
+        if let Some(s) = &stream
+            && (s.is_empty() || s.contains(['.', '*', '>', ' ', '\t', '/', '\\']))
+        {
+            self.problem(
+                &at("stream"),
+                format!("{s:?} is not a stream name: no dots, spaces, slashes or wildcards"),
+            );
+        }
+        if create_stream && stream.is_none() {
+            self.problem(
+                &at("create_stream"),
+                "name the stream to create with stream = \"…\"".into(),
+            );
+        }
+        let duplicate_window = self.duration(&at("duplicate_window"), &r.duplicate_window, "2m");
+        if r.duplicate_window.is_some() && !create_stream {
+            self.problem(
+                &at("duplicate_window"),
+                "applies to a stream feedwire creates (create_stream = true)".into(),
+            );
+        }
+        let auth = self.broker_auth(name, r, true);
+        let delivery = self.queue_delivery(name, r);
+        Some(Nats {
+            url: url?,
+            subject: subject?,
+            stream,
+            create_stream,
+            duplicate_window,
+            auth,
+            delivery,
+        })
+    }
+
+    fn amqp_sink(&mut self, name: &str, r: &RawSink) -> Option<Amqp> {
+        let at = |key: &str| format!("sinks.{name}.{key}");
+        let url = self.broker_url(
+            &at("url"),
+            &r.url,
+            &["amqp", "amqps"],
+            "amqp://127.0.0.1:5672/%2f",
+        );
+        let exchange = self.string(&at("exchange"), &r.exchange);
+        if exchange.is_none() {
+            self.problem(
+                &at("exchange"),
+                "an amqp sink needs an exchange (\"\" is the default exchange)".into(),
+            );
+        }
+        let routing_key =
+            self.template(&at("routing_key"), &r.routing_key, "feedwire.{feed}.{type}");
+        let auth = self.broker_auth(name, r, false);
+        let delivery = self.queue_delivery(name, r);
+        Some(Amqp {
+            url: url?,
+            exchange: exchange?,
+            routing_key: routing_key?,
+            auth,
+            delivery,
+        })
+    }
+
+    /// A broker's address: one of `schemes`, a host, and no credentials in it.
+    fn broker_url(
+        &mut self,
+        path: &str,
+        leaf: &Leaf,
+        schemes: &[&str],
+        example: &str,
+    ) -> Option<Url> {
+        let Some(s) = self.string(path, leaf) else {
+            self.problem(path, format!("a url is needed, like \"{example}\""));
+            return None;
+        };
+        match Url::parse(s.trim()) {
+            Ok(u) if !schemes.contains(&u.scheme()) || u.host().is_none() => {
+                self.problem(
+                    path,
+                    format!(
+                        "{s:?} is not a {} URL, like \"{example}\"",
+                        schemes.join(" or ")
+                    ),
+                );
+                None
+            }
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                // Not even quoted back: the URL holds a secret.
+                self.problem(
+                    path,
+                    "credentials do not go in the url: use username with password_env or password_file".into(),
+                );
+                None
+            }
+            Ok(u) => Some(u),
+            Err(e) => {
+                self.problem(path, format!("invalid URL {s:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn template(&mut self, path: &str, leaf: &Leaf, default: &str) -> Option<Template> {
+        let text = self
+            .string(path, leaf)
+            .unwrap_or_else(|| default.to_string());
+        match Template::parse(&text) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.problem(path, format!("{text:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// `username` with `password_env` or `password_file`; or (NATS) `token_env` or
+    /// `token_file`.
+    fn broker_auth(&mut self, name: &str, r: &RawSink, tokens: bool) -> BrokerAuth {
+        let at = |key: &str| format!("sinks.{name}.{key}");
+        let source = |v: &mut Validator, env: (&str, &Leaf), file: (&str, &Leaf)| {
+            let e = v.string(&at(env.0), env.1);
+            let f = v.string(&at(file.0), file.1);
+            match (e, f) {
+                (Some(_), Some(_)) => {
+                    v.problem(
+                        &at(file.0),
+                        format!("give either {} or {}, not both", env.0, file.0),
+                    );
+                    None
+                }
+                (Some(var), None) => Some(SecretSource::Env(var)),
+                (None, Some(file)) => Some(SecretSource::File(PathBuf::from(file))),
+                (None, None) => None,
+            }
+        };
+        let username = self.string(&at("username"), &r.username);
+        let password = source(
+            self,
+            ("password_env", &r.password_env),
+            ("password_file", &r.password_file),
+        );
+        let token = if tokens {
+            source(
+                self,
+                ("token_env", &r.token_env),
+                ("token_file", &r.token_file),
+            )
+        } else {
+            None
+        };
+        match (username, password, token) {
+            (Some(_), _, Some(_)) | (None, Some(_), Some(_)) => {
+                self.problem(
+                    &at("token_env"),
+                    "give a token or a username and password, not both".into(),
+                );
+                BrokerAuth::None
+            }
+            (Some(username), Some(password), None) => BrokerAuth::Password { username, password },
+            (Some(_), None, None) => {
+                self.problem(
+                    &at("username"),
+                    "a username needs password_env or password_file".into(),
+                );
+                BrokerAuth::None
+            }
+            (None, Some(_), None) => {
+                self.problem(
+                    &at("username"),
+                    "password_env and password_file need a username".into(),
+                );
+                BrokerAuth::None
+            }
+            (None, None, Some(token)) => BrokerAuth::Token(token),
+            (None, None, None) => BrokerAuth::None,
+        }
+    }
+
+    fn queue_delivery(&mut self, name: &str, r: &RawSink) -> QueueDelivery {
+        let at = |key: &str| format!("sinks.{name}.{key}");
+        QueueDelivery {
+            timeout: self.duration(&at("timeout"), &r.timeout, "10s"),
+            max_attempts: self.integer(&at("max_attempts"), &r.max_attempts, 15, 1, 1_000) as u32,
+            max_age: self.duration(&at("max_age"), &r.max_age, "72h"),
+            concurrency: self.integer(
+                &at("concurrency"),
+                &r.concurrency,
+                QUEUE_CONCURRENCY,
+                1,
+                256,
+            ) as usize,
+            retry_schedule: self.retry_schedule(name, r),
+        }
+    }
+
+    fn retry_schedule(&mut self, name: &str, r: &RawSink) -> Vec<Duration> {
+        let at = format!("sinks.{name}.retry_schedule");
+        let steps = self.strings(&at, &r.retry_schedule).unwrap_or_default();
+        let mut schedule = Vec::new();
+        for (i, step) in steps.iter().enumerate() {
+            let leaf = Some(Value::String(step.clone()));
+            schedule.push(self.duration(&format!("{at}[{i}]"), &leaf, "5s"));
+        }
+        schedule
     }
 
     fn feed(

@@ -1,8 +1,11 @@
-//! Where events go: a JSON Lines log and webhooks, behind one [`Sink`] trait; and the
-//! payload they all carry.
+//! Where events go: a JSON Lines log, webhooks and message brokers (NATS JetStream, AMQP),
+//! behind one [`Sink`] trait; and the payload they all carry.
 
+pub mod amqp;
 pub mod log;
+pub mod nats;
 pub mod payload;
+pub mod queue;
 pub mod webhook;
 
 use std::future::Future;
