@@ -243,6 +243,21 @@ fn nats_consumer_gets_every_event_exactly_once_across_a_kill_9_between_publish_a
         "every event was published again and JetStream called each a duplicate:\n{log}"
     );
     assert_eq!(messages(), ITEMS as u64, "the copies were dropped");
+    let created = rt.block_on(async {
+        let mut s = js.get_stream(&stream).await.expect("the stream exists");
+        s.info().await.expect("stream info").config.clone()
+    });
+    assert_eq!(created.subjects, vec![format!("{prefix}.>")]);
+    assert_eq!(created.duplicate_window, Duration::from_secs(120));
+    assert_eq!(
+        created.storage,
+        async_nats::jetstream::stream::StorageType::File
+    );
+    assert_eq!(
+        (created.max_bytes, created.max_messages),
+        (-1, -1),
+        "no limits"
+    );
 
     // A consumer reading the stream from the start sees each event once.
     let received = rt.block_on(async {
