@@ -1,11 +1,14 @@
 //! The only place that knows SQL: feeds, items, events and the outbox in one SQLite file,
-//! written by one thread.
+//! written by one thread. [`postgres`] holds the start of a PostgreSQL store for several
+//! daemons on one database (leases, migrations, the same-story decision); it is not
+//! selectable yet.
 //!
 //! Every method is `async` and runs on the writer thread, so blocking SQLite work never
 //! runs on the async reactor and writes never contend with each other.
 
 mod ingest;
 mod schema;
+pub mod postgres;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
