@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use feedwire::dedup::Fingerprint;
 use feedwire::store::{
-    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, now_ms,
+    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, Timestamp,
 };
 
 const BATCH: usize = 5_000;
@@ -30,7 +30,7 @@ fn settings() -> DedupSettings {
     DedupSettings {
         near_duplicates: true,
         max_distance: 3,
-        window_ms: 30 * 24 * 3600 * 1000,
+        window: Duration::from_secs(30 * 24 * 3600),
     }
 }
 
@@ -60,12 +60,12 @@ fn item(n: u64, simhash: u64) -> NewItem {
 
 fn poll() -> PollRecord {
     PollRecord {
-        at: now_ms(),
+        at: Timestamp::now(),
         status: PollStatus::Ok,
         http_status: Some(200),
         error: None,
         errors_in_row: 0,
-        next_poll_at: now_ms(),
+        next_poll_at: Timestamp::now(),
         etag: None,
         last_modified: None,
         title: None,
@@ -120,7 +120,7 @@ fn bench(c: &mut Criterion) {
         took.as_secs_f64(),
         total as f64 / took.as_secs_f64()
     );
-    let sizes = rt.block_on(store.table_sizes()).expect("sizes");
+    let sizes = rt.block_on(store.reader().table_sizes()).expect("sizes");
     for (name, bytes) in sizes
         .iter()
         .filter(|(n, _)| n.starts_with("simhash_bands") || n == "items")

@@ -24,7 +24,7 @@ use feedwire::sinks::queue::Template;
 use feedwire::sinks::webhook::WebhookSink;
 use feedwire::sinks::{DeliverFuture, Outgoing, Sink};
 use feedwire::store::{
-    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, now_ms,
+    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, Timestamp,
 };
 
 /// Events in flight per sink in every run: the queue sinks' default.
@@ -182,7 +182,7 @@ impl Bench {
                         link: Some(format!("https://example.com/a/{k}?utm_source=rss")),
                         guid: Some(format!("https://example.com/a/{k}")),
                         title: Some(format!("Story number {k} about something")),
-                        published_at: Some(now_ms()),
+                        published_at: Some(Timestamp::now()),
                         content_source: Some("feed"),
                         emitted: true,
                         fingerprint: None,
@@ -194,7 +194,7 @@ impl Bench {
                     }
                 })
                 .collect();
-            let now = now_ms();
+            let now = Timestamp::now();
             self.store
                 .ingest(IngestBatch {
                     feed_id: self.feed_id,
@@ -204,7 +204,7 @@ impl Bench {
                         http_status: Some(200),
                         error: None,
                         errors_in_row: 0,
-                        next_poll_at: now + 60_000,
+                        next_poll_at: now.after(Duration::from_secs(60)),
                         etag: None,
                         last_modified: None,
                         title: Some("Bench".into()),
@@ -217,7 +217,7 @@ impl Bench {
                     dedup: DedupSettings {
                         near_duplicates: false,
                         max_distance: 3,
-                        window_ms: 0,
+                        window: Duration::ZERO,
                     },
                     render: Box::new(move |index, _, _| body(first + index as u64)),
                 })
@@ -235,7 +235,14 @@ impl Bench {
             self.progress.notified().await;
         }
         // The last acks are on their way to the writer thread.
-        while self.store.pending().await.expect("count pending") > 0 {
+        while self
+            .store
+            .reader()
+            .pending(&[SINK.to_string()])
+            .await
+            .expect("count pending")
+            > 0
+        {
             tokio::task::yield_now().await;
         }
     }

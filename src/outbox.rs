@@ -10,7 +10,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::sinks::{Outgoing, Sink, SinkError};
-use crate::store::{Attempt, Delivery, Store, now_ms};
+use crate::store::{Attempt, Delivery, Store, Timestamp};
+
+fn now_ms() -> i64 {
+    Timestamp::now().as_millis()
+}
 use crate::telemetry::Metrics;
 
 /// Delay before retry number n (1-based), after the Standard Webhooks schedule: seconds,
@@ -100,9 +104,9 @@ pub fn decide(
                 Some(d) => (*d).min(MAX_RETRY_AFTER),
                 None => policy.delay(attempts),
             };
-            let at = now + delay.as_millis() as i64;
+            let at = Timestamp::from_millis(now + delay.as_millis() as i64);
             if let Some(max_age) = policy.max_age
-                && at - created_at > max_age.as_millis() as i64
+                && at.as_millis() - created_at > max_age.as_millis() as i64
             {
                 let age = humantime::format_duration(max_age);
                 return Attempt::Dead {
@@ -201,7 +205,8 @@ impl Worker {
                         Attempt::Delivered => any_ok = true,
                         Attempt::Retry { at, .. } => {
                             failed = true;
-                            retry_at = Some(retry_at.map_or(*at, |r| r.min(*at)));
+                            let at = at.as_millis();
+                            retry_at = Some(retry_at.map_or(at, |r| r.min(at)));
                         }
                         Attempt::Dead { .. } => failed = true,
                     }
@@ -233,13 +238,20 @@ impl Worker {
                 Attempt::Delivered
             }
             Err(err) => {
-                let attempt = decide(&err, d.attempts + 1, d.created_at, now_ms(), &self.policy);
+                let attempt = decide(
+                    &err,
+                    d.attempts + 1,
+                    d.created_at.as_millis(),
+                    now_ms(),
+                    &self.policy,
+                );
                 match &attempt {
                     Attempt::Dead { error, .. } => {
                         tracing::error!(sink = %self.name, event = %d.event_id, error = %error, "delivery dead-lettered")
                     }
                     Attempt::Retry { at, error, .. } => {
-                        let wait = Duration::from_secs(((at - now_ms()).max(0) / 1000) as u64);
+                        let wait =
+                            Duration::from_secs(((at.as_millis() - now_ms()).max(0) / 1000) as u64);
                         tracing::warn!(sink = %self.name, event = %d.event_id, error = %error,
                             retry_in = %humantime::format_duration(wait), "delivery failed");
                     }
@@ -259,7 +271,7 @@ impl Worker {
 
     async fn idle(&self, shutdown: &CancellationToken) {
         let wait = match self.store.next_due(&self.name).await {
-            Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64).min(IDLE_RECHECK),
+            Ok(Some(at)) => Timestamp::now().until(at).min(IDLE_RECHECK),
             _ => IDLE_RECHECK,
         };
         tokio::select! {
@@ -323,7 +335,7 @@ mod tests {
         ) else {
             panic!("a 503 is retried");
         };
-        assert_eq!(at, 8000);
+        assert_eq!(at.as_millis(), 8000);
         let Attempt::Retry { at, .. } = decide(
             &retryable(Some(Duration::from_secs(1 << 30))),
             1,
@@ -333,7 +345,7 @@ mod tests {
         ) else {
             panic!("a 503 is retried");
         };
-        assert_eq!(at, MAX_RETRY_AFTER.as_millis() as i64);
+        assert_eq!(at.as_millis(), MAX_RETRY_AFTER.as_millis() as i64);
     }
 
     #[test]

@@ -8,14 +8,20 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
+use crate::app::Shared;
+use crate::blocking::{Blocking, Crashed};
 use crate::config::{Backfill, Config, Feed};
 use crate::dedup::{Fingerprint, dedup_key, resolve_page_canonical};
 use crate::extract::{self, html_to_text};
 use crate::fetch::HttpClient;
 use crate::model::{Content, ContentSource, EventType, FeedItem};
 use crate::sinks::payload::{self, EventInput};
-use crate::store::{NewItem, Render, Store};
-use crate::telemetry::{Metrics, OutcomeLabel};
+use crate::store::{NewItem, Render};
+use crate::telemetry::OutcomeLabel;
+
+/// Articles of one batch fetched and cleaned at the same time (the per-host limits of the
+/// client apply on top).
+pub const ARTICLES_AT_ONCE: usize = 8;
 
 /// A page with fewer words than this is not taken as the article (a paywall, a script-only
 /// page, a consent wall); the feed's own content is sent instead.
@@ -120,18 +126,18 @@ pub fn feed_content(item: &FeedItem, error: Option<String>) -> Content {
 
 /// Gives each item its content: the cleaned article when the feed fetches articles and the
 /// page yields enough text, else the feed's own. Items whose link is already known (a
-/// duplicate by URL) are not fetched. The order of `items` is kept.
+/// duplicate by URL) are not fetched. The order of `items` is kept. An item whose work
+/// crashed fails the whole batch, so that no entry is lost while the feed moves on.
 pub async fn contents(
     config: &Config,
-    http: &HttpClient,
-    store: &Store,
-    metrics: &Arc<Metrics>,
+    ctx: &Shared,
     feed: &Feed,
     items: Vec<FeedItem>,
-) -> Vec<Processed> {
+) -> Result<Vec<Processed>, Crashed> {
     if !feed.fetch_article {
-        return items.into_iter().map(|item| plain(item, None)).collect();
+        return Ok(items.into_iter().map(|item| plain(item, None)).collect());
     }
+    let (store, metrics) = (&ctx.store, &ctx.metrics);
     let keys: Vec<String> = items
         .iter()
         .filter_map(|i| i.url.as_ref())
@@ -144,6 +150,7 @@ pub async fn contents(
             HashSet::new()
         }
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(ARTICLES_AT_ONCE));
     let mut tasks = JoinSet::new();
     let mut out: Vec<Option<Processed>> = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
@@ -156,13 +163,19 @@ pub async fn contents(
             out[index] = Some(plain(item, None));
             continue;
         }
-        let http = http.clone();
+        let (http, blocking) = (ctx.http.clone(), ctx.blocking.clone());
         let (timeout, max) = (config.article.timeout, config.article.max_page_size);
         let name = feed.name.clone();
         let metrics = metrics.clone();
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the article semaphore is never closed");
         tasks.spawn(async move {
+            let _permit = permit;
             let started = std::time::Instant::now();
-            let processed = article(&http, &name, item, timeout, max).await;
+            let processed = article(&http, &blocking, &name, item, timeout, max).await;
             metrics
                 .extraction_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -178,13 +191,13 @@ pub async fn contents(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, processed)) = joined
-            && let Some(slot) = out.get_mut(index)
-        {
-            *slot = Some(processed);
-        }
+        let (index, processed) = joined.map_err(|e| Crashed::from_join(&e))?;
+        out[index] = Some(processed);
     }
-    out.into_iter().flatten().collect()
+    Ok(out
+        .into_iter()
+        .map(|p| p.expect("every item is processed or the batch failed"))
+        .collect())
 }
 
 fn plain(item: FeedItem, error: Option<String>) -> Processed {
@@ -200,6 +213,7 @@ fn plain(item: FeedItem, error: Option<String>) -> Processed {
 /// Fetches and cleans one item's page; on any failure the feed's content, with the reason.
 async fn article(
     http: &HttpClient,
+    blocking: &Blocking,
     feed: &str,
     item: FeedItem,
     timeout: std::time::Duration,
@@ -230,11 +244,12 @@ async fn article(
     }
     // Parsing is CPU work: off the async reactor.
     let page_url = body.url.clone();
-    let cleaned = tokio::task::spawn_blocking(move || {
-        let (html, _, _) = extract::decode(&body.bytes, body.content_type.as_deref());
-        extract::extract(&html, Some(&page_url))
-    })
-    .await;
+    let cleaned = blocking
+        .run(move || {
+            let (html, _, _) = extract::decode(&body.bytes, body.content_type.as_deref());
+            extract::extract(&html, Some(&page_url))
+        })
+        .await;
     let art = match cleaned {
         Ok(a) => a,
         Err(e) => return plain(item, Some(format!("extraction failed: {e}"))),
@@ -313,7 +328,7 @@ pub fn prepare(
             link: item.link.as_ref().map(|u| u.to_string()),
             guid: item.guid.clone(),
             title: item.title.clone(),
-            published_at: item.published.map(|t| t.timestamp_millis()),
+            published_at: item.published.map(crate::model::Timestamp::from_datetime),
             content_source: Some(content.source.as_str()),
             emitted: i >= skip,
             fingerprint,
@@ -327,9 +342,9 @@ pub fn prepare(
     }
     let created: DateTime<Utc> = Utc::now();
     let render: Render = Box::new(move |index, kind, duplicate_of| {
-        let Some(r) = kept.get(index) else {
-            return String::new();
-        };
+        let r = kept
+            .get(index)
+            .expect("the store renders only items of this batch");
         payload::render(&EventInput {
             kind,
             item_id: &r.id,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use feedwire::dedup::{DuplicateReason, Fingerprint};
 use feedwire::store::postgres::{Decision, PgError, PgSettings, PgStore, StoryItem};
-use feedwire::store::{Attempt, DedupSettings, FeedSpec, now_ms};
+use feedwire::store::{Attempt, DedupSettings, FeedSpec, Timestamp};
 
 /// Short leases keep the waits short; real ones are minutes.
 const LEASE: Duration = Duration::from_millis(1500);
@@ -108,7 +108,7 @@ async fn nodes_never_hold_one_feed_at_once_and_a_dead_nodes_feeds_return_after_i
     assert!(!got_c.is_empty(), "the third node got a share");
 
     // a and b finish their polls; c dies holding its leases.
-    let later = now_ms() + 3_600_000;
+    let later = Timestamp::now().after(Duration::from_secs(3600));
     for (store, got) in [(&a, &got_a), (&b, &got_b)] {
         let leased: Vec<i64> = feed_ids(&db, got).await;
         for id in leased {
@@ -176,9 +176,13 @@ async fn a_renewed_lease_holds_and_a_lapsed_one_passes_to_another_node() {
     }
     assert_eq!(taken.len(), 1, "b takes the lapsed feed");
     assert!(!a.renew_feed(feed.id, LEASE).await.expect("renew"));
-    assert!(!a.release_feed(feed.id, now_ms()).await.expect("release"));
     assert!(
-        b.release_feed(feed.id, now_ms() + 60_000)
+        !a.release_feed(feed.id, Timestamp::now())
+            .await
+            .expect("release")
+    );
+    assert!(
+        b.release_feed(feed.id, Timestamp::now().after(Duration::from_secs(60)))
             .await
             .expect("release")
     );
@@ -339,7 +343,7 @@ async fn the_same_story_stored_by_two_nodes_at_once_is_new_once_and_a_duplicate_
     let dedup = DedupSettings {
         near_duplicates: true,
         max_distance: 3,
-        window_ms: 30 * 24 * 3_600_000,
+        window: Duration::from_secs(30 * 24 * 3600),
     };
     for round in 0..RACES {
         // Even rounds: the same text under two URLs. Odd rounds: a lightly edited copy (its

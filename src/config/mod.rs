@@ -84,6 +84,8 @@ pub struct Daemon {
     pub listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub shutdown_grace: Duration,
+    /// The environment variable holding the status page's token, when the page asks for one.
+    pub status_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,11 +256,12 @@ pub struct Problem {
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    // The message carries its cause, kept in `cause` rather than `source` (which thiserror
+    // would also report as the source), so a printed error chain shows it once.
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("no config file found: pass --config PATH, set FEEDWIRE_CONFIG, or create {}", DEFAULT_PATHS.join(" or "))]
     NotFound,
@@ -324,11 +327,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Loads the file at `path`, overridden by the `FEEDWIRE__…` variables of `env`.
 pub fn load_with_env(path: &Path, env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+    let text = std::fs::read_to_string(path).map_err(|cause| match cause.kind() {
         std::io::ErrorKind::NotFound if path.as_os_str().is_empty() => ConfigError::NotFound,
         _ => ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause,
         },
     })?;
     parse(&text, path, env)

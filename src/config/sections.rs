@@ -93,6 +93,9 @@ fn daemon(t: &Table<'_>) -> Daemon {
         shutdown_grace: t
             .get::<Duration>("shutdown_grace")
             .unwrap_or(d::SHUTDOWN_GRACE),
+        status_token_env: t
+            .get::<Text>("status_token_env")
+            .filter(|v| !v.trim().is_empty()),
     };
     t.finish();
     daemon

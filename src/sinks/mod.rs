@@ -5,7 +5,9 @@ pub mod amqp;
 pub mod log;
 pub mod nats;
 pub mod payload;
+pub mod presets;
 pub mod queue;
+pub mod template;
 pub mod webhook;
 
 use std::future::Future;

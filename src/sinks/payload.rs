@@ -97,7 +97,7 @@ pub fn render(input: &EventInput<'_>) -> String {
         duplicate_of: input.duplicate_of,
     };
     // Serializing plain strings and numbers cannot fail; fall back to an empty object anyway.
-    serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
+    serde_json::to_string(&payload).expect("the payload is plain JSON: strings, numbers, lists")
 }
 
 #[derive(Serialize)]
@@ -143,7 +143,57 @@ pub fn render_feed_event(input: &FeedEventInput<'_>) -> String {
         http_status: input.http_status,
         failed_polls: input.failed_polls,
     };
-    serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
+    serde_json::to_string(&payload).expect("the payload is plain JSON: strings, numbers, lists")
+}
+
+/// What chat presets read back from an event's body: the parts a message is made of.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct View {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub feed: FeedView,
+    /// Absent in feed events.
+    pub item: Option<ItemView>,
+    /// The last error, in `feed.failing` events.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct FeedView {
+    pub name: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct ItemView {
+    pub url: Option<String>,
+    pub link: Option<String>,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub published: Option<String>,
+    pub summary: Option<String>,
+    pub content_text: Option<String>,
+    pub image: Option<String>,
+}
+
+/// Reads an event body back (it was rendered by [`render`] or [`render_feed_event`]).
+pub fn read(body: &str) -> Result<View, serde_json::Error> {
+    serde_json::from_str(body)
+}
+
+/// The clean text of an item's event body, for showing its first lines: the cleaned
+/// article, else the feed's summary. `None` for a feed event or a body without text.
+pub fn item_text(body: &str) -> Option<String> {
+    let item = read(body).ok()?.item?;
+    item.content_text
+        .filter(|t| !t.trim().is_empty())
+        .or(item.summary)
 }
 
 /// What a queue sink needs from a body to name its subject or routing key.

@@ -115,9 +115,9 @@ pub fn read_secret(source: &SecretSource) -> Result<String, SecretError> {
             std::env::var(var).map_err(|_| SecretError::MissingEnv(var.clone()))?
         }
         SecretSource::File(path) => {
-            std::fs::read_to_string(path).map_err(|source| SecretError::File {
+            std::fs::read_to_string(path).map_err(|cause| SecretError::File {
                 path: path.display().to_string(),
-                source,
+                cause,
             })?
         }
     };

@@ -207,7 +207,7 @@ pub(super) fn find_duplicate(
         }
     }
     if let (true, Some(h)) = (settings.near_duplicates, fp.simhash) {
-        let since = now - settings.window_ms;
+        let since = now - settings.window.as_millis() as i64;
         let mut best: Option<(u32, i64)> = None;
         let mut stmt = tx.prepare_cached(
             "SELECT item, simhash FROM simhash_bands WHERE band = ?1 AND value = ?2 AND created_at >= ?3",

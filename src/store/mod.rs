@@ -1,24 +1,34 @@
 //! The only place that knows SQL: feeds, items, events and the outbox in one SQLite file,
-//! written by one thread. [`postgres`] holds the start of a PostgreSQL store for several
-//! daemons on one database (leases, migrations, the same-story decision); it is not
-//! selectable yet.
+//! written by one thread and read by another. [`postgres`] holds the start of a PostgreSQL
+//! store for several daemons on one database (leases, migrations, the same-story decision);
+//! it is not selectable yet.
 //!
-//! Every method is `async` and runs on the writer thread, so blocking SQLite work never
-//! runs on the async reactor and writes never contend with each other.
+//! This module's public items are the interface a second backend (PostgreSQL) implements:
+//! no rusqlite type appears in it, errors included; states are enums and times
+//! [`Timestamp`]s. [`Store`]'s methods run on the writer thread, so blocking SQLite work never
+//! runs on the async reactor and writes never contend with each other. Reports and metrics
+//! go through a [`Reader`] ([`Store::reader`], in `read.rs`): a read-only connection on its
+//! own thread, so a `/metrics` scrape or `feedwire feeds` never waits behind the writer.
 
 mod ingest;
+mod read;
 mod schema;
 pub mod postgres;
+pub mod status;
+
+pub use read::{DeliveryReport, FeedCounts, FeedReport, ItemReport, Reader, SinkBacklog};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dedup::Fingerprint;
 use crate::model::EventType;
+pub use crate::model::Timestamp;
 use crate::scheduler::Rate;
 
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -32,8 +42,11 @@ const STATEMENT_CACHE: usize = 64;
 /// SQLite's page cache per connection, in KiB.
 const PAGE_CACHE_KIB: i64 = 4 * 1024;
 
-/// Jobs waiting for the writer thread; callers wait when it is full.
+/// Jobs waiting for the writer (or reader) thread; callers wait when it is full.
 const WRITER_QUEUE: usize = 256;
+
+/// The reader's page cache, in KiB: reports scan, they need little cache.
+const READER_CACHE_KIB: i64 = 1024;
 
 /// How long a claimed outbox row stays invisible to other claims. Claims are cleared at
 /// start-up, so this only matters if a delivery task is lost without answering.
@@ -41,35 +54,127 @@ const CLAIM_LEASE_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create state directory {path}: {source}")]
+    // Each message carries its cause, kept in `cause` rather than `source` (which thiserror
+    // would also report as the source), so a printed error chain shows every cause once.
+    #[error("cannot create state directory {path}: {cause}")]
     StateDir {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
+    #[error("cannot open database {path}: {cause}")]
+    Open { path: PathBuf, cause: DatabaseError },
     #[error(
         "database schema version {found} is newer than this feedwire supports ({supported}); upgrade feedwire"
     )]
     TooNew { found: i64, supported: i64 },
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("database writer has stopped")]
+    Database(DatabaseError),
+    #[error("database thread has stopped")]
     Closed,
+}
+
+/// What the database engine said, without exposing the engine's own error type.
+#[derive(Debug)]
+pub struct DatabaseError(rusqlite::Error);
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DatabaseError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(DatabaseError(e))
+    }
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// One connection owned by one thread, and the queue of work for it.
+#[derive(Clone)]
+struct ConnThread {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl ConnThread {
+    fn spawn(name: &str, mut conn: Connection, path: &Path) -> Result<ConnThread, StoreError> {
+        let (jobs, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|cause| StoreError::StateDir {
+                path: path.to_path_buf(),
+                cause,
+            })?;
+        Ok(ConnThread { jobs })
+    }
+
+    /// Runs `f` on the thread and returns its result.
+    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            // The caller may have stopped waiting (a timed-out health check); nothing to do.
+            let _ = tx.send(f(conn));
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    /// Work for the writer thread, which owns the only read-write connection.
-    jobs: mpsc::Sender<Job>,
+    /// The writer thread, which owns the only read-write connection.
+    writer: ConnThread,
+    /// The read-only connection for reports and metrics.
+    reader: Reader,
+}
+
+impl ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_millis()))
+    }
+}
+
+impl FromSql for Timestamp {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        i64::column_result(value).map(Timestamp::from_millis)
+    }
+}
+
+impl ToSql for PollStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for PollStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        PollStatus::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown poll status {s:?}").into())
+        })
+    }
+}
+
+impl FromSql for DeliveryState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        DeliveryState::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown delivery state {s:?}").into())
+        })
+    }
 }
 
 /// A feed as the config names it.
@@ -81,7 +186,7 @@ pub struct FeedSpec {
 
 /// A feed's stored polling state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeedState {
+pub struct StoredFeed {
     pub id: i64,
     pub name: String,
     pub url: String,
@@ -89,12 +194,12 @@ pub struct FeedState {
     pub last_modified: Option<String>,
     pub polls: i64,
     pub errors_in_row: u32,
-    pub next_poll_at: Option<i64>,
+    pub next_poll_at: Option<Timestamp>,
     /// The feed's GUIDs were found unusable; items are identified by their links.
     pub guid_unreliable: bool,
     pub rate: Rate,
     /// The last poll that answered 200 or 304.
-    pub last_ok_at: Option<i64>,
+    pub last_ok_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +212,14 @@ pub enum PollStatus {
 }
 
 impl PollStatus {
-    fn as_str(self) -> &'static str {
+    pub const ALL: [PollStatus; 4] = [
+        PollStatus::Ok,
+        PollStatus::NotModified,
+        PollStatus::Error,
+        PollStatus::Gone,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             PollStatus::Ok => "ok",
             PollStatus::NotModified => "not-modified",
@@ -115,17 +227,56 @@ impl PollStatus {
             PollStatus::Gone => "gone",
         }
     }
+
+    pub fn parse(s: &str) -> Option<PollStatus> {
+        PollStatus::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The feed answered (200 or 304).
+    pub fn answered(self) -> bool {
+        matches!(self, PollStatus::Ok | PollStatus::NotModified)
+    }
+}
+
+/// Where an outbox row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for (another) attempt.
+    Pending,
+    Delivered,
+    /// Given up on; kept for `feedwire deliveries --dead` and redelivery.
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Dead,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
 }
 
 /// The outcome of one poll, as kept for `feedwire feeds` and the next conditional GET.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollRecord {
-    pub at: i64,
+    pub at: Timestamp,
     pub status: PollStatus,
     pub http_status: Option<u16>,
     pub error: Option<String>,
     pub errors_in_row: u32,
-    pub next_poll_at: i64,
+    pub next_poll_at: Timestamp,
     /// Validators for the next conditional GET; kept unchanged when `None` on a 304 or error.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -165,7 +316,7 @@ pub struct NewItem {
     pub link: Option<String>,
     pub guid: Option<String>,
     pub title: Option<String>,
-    pub published_at: Option<i64>,
+    pub published_at: Option<Timestamp>,
     pub content_source: Option<&'static str>,
     /// False for items remembered without being emitted (backfill limit).
     pub emitted: bool,
@@ -192,8 +343,8 @@ pub type Render = Box<dyn Fn(usize, EventType, Option<&str>) -> String + Send>;
 pub struct DedupSettings {
     pub near_duplicates: bool,
     pub max_distance: u32,
-    /// How far back near-duplicates are searched, in milliseconds.
-    pub window_ms: i64,
+    /// How far back near-duplicates are searched.
+    pub window: Duration,
 }
 
 /// Items of one poll of one feed, stored with the poll's outcome in one transaction, so a
@@ -230,7 +381,7 @@ pub struct Delivery {
     pub sink: String,
     pub body: String,
     pub attempts: u32,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 /// What became of one attempt.
@@ -238,7 +389,7 @@ pub struct Delivery {
 pub enum Attempt {
     Delivered,
     Retry {
-        at: i64,
+        at: Timestamp,
         status: Option<u16>,
         error: String,
     },
@@ -248,75 +399,18 @@ pub enum Attempt {
     },
 }
 
-/// `feedwire feeds`: one row per configured feed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeedReport {
-    pub name: String,
-    pub url: String,
-    pub title: Option<String>,
-    pub active: bool,
-    pub last_poll_at: Option<i64>,
-    pub last_status: Option<String>,
-    pub last_http_status: Option<u16>,
-    pub last_error: Option<String>,
-    pub errors_in_row: u32,
-    pub next_poll_at: Option<i64>,
-    /// Why the next poll is when it is.
-    pub schedule_reason: Option<String>,
-    pub items: i64,
-}
-
-/// `feedwire items`: recent items.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemReport {
-    pub id: String,
-    pub feed: String,
-    pub title: Option<String>,
-    pub url: Option<String>,
-    pub published_at: Option<i64>,
-    pub created_at: i64,
-    pub duplicate_of: Option<String>,
-    pub duplicate_reason: Option<String>,
-    pub emitted: bool,
-}
-
-/// `feedwire deliveries`: outbox counts per sink.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SinkBacklog {
-    pub sink: String,
-    pub pending: i64,
-    pub delivered: i64,
-    pub dead: i64,
-    pub oldest_pending_at: Option<i64>,
-}
-
-/// `feedwire deliveries --dead` and pending rows with their last error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryReport {
-    pub sink: String,
-    pub event_id: String,
-    pub webhook_id: String,
-    pub item_title: Option<String>,
-    pub state: String,
-    pub attempts: u32,
-    pub next_attempt_at: i64,
-    pub last_status: Option<u16>,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// Milliseconds since the Unix epoch, for SQL inside this module.
+fn now_ms() -> i64 {
+    Timestamp::now().as_millis()
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it and starts the writer.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+            std::fs::create_dir_all(dir).map_err(|cause| StoreError::StateDir {
                 path: dir.to_path_buf(),
-                source,
+                cause,
             })?;
         }
         let mut conn = open_connection(path)?;
@@ -325,20 +419,19 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", false)?;
         schema::migrate(&mut conn)?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        let writer = ConnThread::spawn("feedwire-store", conn, path)?;
+        // Opened after the migration, so the reader sees the current schema.
+        let reader = Reader::new(ConnThread::spawn(
+            "feedwire-reader",
+            open_read_only(path)?,
+            path,
+        )?);
+        Ok(Store { writer, reader })
+    }
 
-        let (jobs, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
-        std::thread::Builder::new()
-            .name("feedwire-store".into())
-            .spawn(move || {
-                while let Some(job) = rx.blocking_recv() {
-                    job(&mut conn);
-                }
-            })
-            .map_err(|source| StoreError::StateDir {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Store { jobs })
+    /// The read-only side: reports and metrics that never queue behind writes.
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
     }
 
     /// Runs `f` on the writer thread and returns its result.
@@ -347,12 +440,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let _ = tx.send(f(conn));
-        });
-        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.writer.call(f).await
     }
 
     /// Voids every claim: called by the daemon at start, since claims of a process that
@@ -377,7 +465,7 @@ impl Store {
 
     /// Makes the feeds table match the config: new feeds added, changed URLs updated (their
     /// validators reset), feeds no longer listed marked inactive (their items are kept).
-    pub async fn sync_feeds(&self, feeds: Vec<FeedSpec>) -> Result<Vec<FeedState>, StoreError> {
+    pub async fn sync_feeds(&self, feeds: Vec<FeedSpec>) -> Result<Vec<StoredFeed>, StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
             tx.execute("UPDATE feeds SET active = 0", [])?;
@@ -400,7 +488,7 @@ impl Store {
                      FROM feeds WHERE active = 1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map([], |r| {
-                    Ok(FeedState {
+                    Ok(StoredFeed {
                         id: r.get(0)?,
                         name: r.get(1)?,
                         url: r.get(2)?,
@@ -501,17 +589,6 @@ impl Store {
         .await
     }
 
-    /// Bytes on disk per table and index (SQLite's dbstat).
-    pub async fn table_sizes(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.call(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
     /// Makes the SimHash bands match `max_distance` (they are only valid for the distance
     /// they were cut for), rebuilding them from the stored fingerprints when it changed.
     pub async fn prepare_dedup(&self, max_distance: u32) -> Result<(), StoreError> {
@@ -608,7 +685,7 @@ impl Store {
     }
 
     /// When the next pending row of `sink` is due (unclaimed), if any.
-    pub async fn next_due(&self, sink: &str) -> Result<Option<i64>, StoreError> {
+    pub async fn next_due(&self, sink: &str) -> Result<Option<Timestamp>, StoreError> {
         let sink = sink.to_string();
         self.call(move |conn| {
             Ok(conn
@@ -616,7 +693,7 @@ impl Store {
                     "SELECT MIN(next_attempt_at) FROM outbox
                      WHERE sink = ?1 AND state = 'pending' AND claimed_until IS NULL",
                     params![sink],
-                    |r| r.get::<_, Option<i64>>(0),
+                    |r| r.get::<_, Option<Timestamp>>(0),
                 )
                 .optional()?
                 .flatten())
@@ -624,25 +701,13 @@ impl Store {
         .await
     }
 
-    /// Rows waiting for delivery, all sinks together.
-    pub async fn pending(&self) -> Result<i64, StoreError> {
-        self.call(|conn| {
-            Ok(conn.query_row(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
-        .await
-    }
-
-    /// Queues rows of `sink` again: dead ones, or every row created since `since` (ms).
+    /// Queues rows of `sink` again: dead ones, or every row created since `since`.
     /// They keep their `webhook_id`. Returns how many rows were queued.
     pub async fn redeliver(
         &self,
         sink: &str,
         dead_only: bool,
-        since: Option<i64>,
+        since: Option<Timestamp>,
     ) -> Result<usize, StoreError> {
         let sink = sink.to_string();
         self.call(move |conn| {
@@ -657,136 +722,19 @@ impl Store {
                 conn.execute(
                     "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2, claimed_until = NULL,
                         done_at = NULL WHERE sink = ?1 AND created_at >= ?3",
-                    params![sink, now, since.unwrap_or(0)],
+                    params![sink, now, since.unwrap_or_default()],
                 )?
             };
             Ok(n)
         })
         .await
     }
-
-    pub async fn feeds_report(&self) -> Result<Vec<FeedReport>, StoreError> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT f.name, f.url, f.title, f.active, f.last_poll_at, f.last_status, f.last_http_status,
-                        f.last_error, f.errors_in_row, f.next_poll_at,
-                        (SELECT COUNT(*) FROM items i WHERE i.feed_id = f.id), f.schedule_reason
-                 FROM feeds f ORDER BY f.active DESC, f.name",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(FeedReport {
-                    name: r.get(0)?,
-                    url: r.get(1)?,
-                    title: r.get(2)?,
-                    active: r.get(3)?,
-                    last_poll_at: r.get(4)?,
-                    last_status: r.get(5)?,
-                    last_http_status: r.get(6)?,
-                    last_error: r.get(7)?,
-                    errors_in_row: r.get(8)?,
-                    next_poll_at: r.get(9)?,
-                    items: r.get(10)?,
-                    schedule_reason: r.get(11)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    pub async fn items_report(
-        &self,
-        feed: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<ItemReport>, StoreError> {
-        self.call(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT i.id, f.name, i.title, i.url, i.published_at, i.created_at, i.duplicate_of,
-                        i.duplicate_reason, i.emitted
-                 FROM items i JOIN feeds f ON f.id = i.feed_id
-                 WHERE (?1 IS NULL OR f.name = ?1)
-                 ORDER BY i.created_at DESC, i.id DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![feed, limit as i64], |r| {
-                Ok(ItemReport {
-                    id: r.get(0)?,
-                    feed: r.get(1)?,
-                    title: r.get(2)?,
-                    url: r.get(3)?,
-                    published_at: r.get(4)?,
-                    created_at: r.get(5)?,
-                    duplicate_of: r.get(6)?,
-                    duplicate_reason: r.get(7)?,
-                    emitted: r.get(8)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    pub async fn backlog(&self) -> Result<Vec<SinkBacklog>, StoreError> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT sink,
-                        SUM(state = 'pending'), SUM(state = 'delivered'), SUM(state = 'dead'),
-                        MIN(CASE WHEN state = 'pending' THEN created_at END)
-                 FROM outbox GROUP BY sink ORDER BY sink",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(SinkBacklog {
-                    sink: r.get(0)?,
-                    pending: r.get(1)?,
-                    delivered: r.get(2)?,
-                    dead: r.get(3)?,
-                    oldest_pending_at: r.get(4)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    /// Pending (or with `dead`, dead-lettered) rows with their last error.
-    pub async fn deliveries_report(
-        &self,
-        sink: Option<String>,
-        dead: bool,
-        limit: usize,
-    ) -> Result<Vec<DeliveryReport>, StoreError> {
-        self.call(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT o.sink, o.event_id, o.webhook_id, COALESCE(i.title, e.type), o.state, o.attempts, o.next_attempt_at,
-                        o.last_status, o.last_error, o.created_at
-                 FROM outbox o JOIN events e ON e.id = o.event_id LEFT JOIN items i ON i.id = e.item_id
-                 WHERE o.state = ?1 AND (?2 IS NULL OR o.sink = ?2)
-                 ORDER BY o.id LIMIT ?3",
-            )?;
-            let state = if dead { "dead" } else { "pending" };
-            let rows = stmt.query_map(params![state, sink, limit as i64], |r| {
-                Ok(DeliveryReport {
-                    sink: r.get(0)?,
-                    event_id: r.get(1)?,
-                    webhook_id: r.get(2)?,
-                    item_title: r.get(3)?,
-                    state: r.get(4)?,
-                    attempts: r.get(5)?,
-                    next_attempt_at: r.get(6)?,
-                    last_status: r.get(7)?,
-                    last_error: r.get(8)?,
-                    created_at: r.get(9)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+    let conn = Connection::open(path).map_err(|cause| StoreError::Open {
         path: path.to_path_buf(),
-        source,
+        cause: DatabaseError(cause),
     })?;
     // Pragmas outside any transaction: WAL survives power loss with synchronous=NORMAL
     // losing at most the last transactions, never corrupting the file.
@@ -797,6 +745,22 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // Pages kept in memory (negative = KiB): enough for the hot part of the band index.
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+    Ok(conn)
+}
+
+/// A read-only connection to the same file, for [`Reader`].
+fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|cause| StoreError::Open {
+        path: path.to_path_buf(),
+        cause: DatabaseError(cause),
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     Ok(conn)
 }
 
@@ -834,7 +798,7 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
             event.kind,
             &event.body,
             &event.sinks,
-            poll.at,
+            poll.at.as_millis(),
         )?;
     }
     // Cached: it runs once per poll, and parsing the statement each time was a third of the

@@ -17,8 +17,9 @@ use tokio_postgres::NoTls;
 
 use sha2::{Digest, Sha256};
 
-use super::{Attempt, DedupSettings, Delivery, FeedSpec, now_ms};
+use super::{Attempt, DedupSettings, Delivery, FeedSpec};
 use crate::dedup::{DuplicateReason, Fingerprint, hamming, simhash_bands};
+use crate::model::Timestamp;
 
 /// The newest schema this code knows; a database at a newer one is refused.
 pub const SCHEMA_VERSION: i32 = 2;
@@ -147,8 +148,8 @@ pub struct LeasedFeed {
     pub id: i64,
     pub name: String,
     pub url: String,
-    /// The lease's end, unix ms; renew before it while the poll runs.
-    pub lease_until: i64,
+    /// The lease's end; renew before it while the poll runs.
+    pub lease_until: Timestamp,
 }
 
 /// How the stored feed list compares with this node's config, after [`PgStore::sync_feeds`].
@@ -320,7 +321,7 @@ impl PgStore {
                 id: r.get(0),
                 name: r.get(1),
                 url: r.get(2),
-                lease_until: r.get(3),
+                lease_until: Timestamp::from_millis(r.get(3)),
             })
             .collect())
     }
@@ -341,14 +342,14 @@ impl PgStore {
 
     /// Ends this node's lease with the poll's record: the feed is next due at
     /// `next_poll_at`. `false` when the lease had passed to another node.
-    pub async fn release_feed(&self, id: i64, next_poll_at: i64) -> Result<bool, PgError> {
+    pub async fn release_feed(&self, id: i64, next_poll_at: Timestamp) -> Result<bool, PgError> {
         let client = self.pool.get().await?;
         let n = client
             .execute(
                 "UPDATE feeds SET lease_owner = NULL, lease_until = NULL, next_poll_at = $3,
                         last_poll_at = $4, polled_by = $2
                  WHERE id = $1 AND lease_owner = $2",
-                &[&id, &self.node, &next_poll_at, &now_ms()],
+                &[&id, &self.node, &next_poll_at.as_millis(), &now_ms()],
             )
             .await?;
         Ok(n == 1)
@@ -420,7 +421,7 @@ impl PgStore {
                 sink: sink.to_string(),
                 body: r.get(3),
                 attempts: r.get::<_, i32>(4) as u32,
-                created_at: r.get(5),
+                created_at: Timestamp::from_millis(r.get(5)),
             })
             .collect())
     }
@@ -448,7 +449,13 @@ impl PgStore {
                                 last_status = $4, last_error = $5,
                                 claimed_by = NULL, claimed_until = NULL
                          WHERE id = $1 AND claimed_by = $2",
-                        &[&outbox_id, &self.node, at, &status.map(i32::from), error],
+                        &[
+                            &outbox_id,
+                            &self.node,
+                            &at.as_millis(),
+                            &status.map(i32::from),
+                            error,
+                        ],
                     )
                     .await?
             }
@@ -551,7 +558,7 @@ impl PgStore {
             && let Some(h) = fp.simhash
             && !bands.is_empty()
         {
-            let since = now - dedup.window_ms;
+            let since = now - dedup.window.as_millis() as i64;
             let near = tx
                 .prepare(
                     "SELECT item_id, simhash FROM simhash_bands
@@ -663,4 +670,9 @@ fn lock_key(parts: &[&str]) -> i64 {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Columns hold unix milliseconds, as the SQLite store's do.
+fn now_ms() -> i64 {
+    Timestamp::now().as_millis()
 }
