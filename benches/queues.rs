@@ -59,9 +59,12 @@ fn body(n: u64) -> String {
     .to_string()
 }
 
-/// A receiver on 127.0.0.1 that reads the body and answers 200 at once, on its own thread.
-fn start_receiver() -> String {
+/// A receiver on 127.0.0.1 that reads the body and answers at once, on its own thread: 200,
+/// or with `fail_every = Some(n)`, 503 with `Retry-After: 0` to every n-th request (a receiver
+/// under load that sheds some requests and asks for them again right away).
+fn start_receiver(fail_every: Option<u64>) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
+    let requests = Arc::new(AtomicU64::new(0));
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -75,8 +78,19 @@ fn start_receiver() -> String {
                 .expect("send address");
             let app = axum::Router::new().route(
                 "/hook",
-                axum::routing::post(|_body: axum::body::Bytes| async {
-                    axum::http::StatusCode::OK
+                axum::routing::post(move |_body: axum::body::Bytes| {
+                    let n = requests.fetch_add(1, Ordering::Relaxed) + 1;
+                    async move {
+                        use axum::response::IntoResponse;
+                        match fail_every {
+                            Some(every) if n.is_multiple_of(every) => (
+                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                [(axum::http::header::RETRY_AFTER, "0")],
+                            )
+                                .into_response(),
+                            _ => axum::http::StatusCode::OK.into_response(),
+                        }
+                    }
                 }),
             );
             axum::serve(listener, app).await.expect("serve");
@@ -109,7 +123,6 @@ impl Sink for Counting {
         self.inner.concurrency()
     }
 }
-
 /// A database with one feed, a running delivery worker for one sink, and the counters to
 /// know when a run is over.
 struct Bench {
@@ -147,6 +160,7 @@ impl Bench {
             }),
             store: store.clone(),
             policy: RetryPolicy::forever(),
+            probe_interval: feedwire::outbox::DEFAULT_PROBE_INTERVAL,
             wake: wake.clone(),
             metrics: Arc::new(feedwire::telemetry::Metrics::new()),
         };
@@ -216,7 +230,6 @@ impl Bench {
                     items,
                     dedup: DedupSettings {
                         near_duplicates: false,
-                        max_distance: 3,
                         window: Duration::ZERO,
                     },
                     render: Box::new(move |index, _, _| body(first + index as u64)),
@@ -301,7 +314,7 @@ fn measure(c: &mut Criterion, rt: &Runtime, name: &str, sink: Arc<dyn Sink>) {
 
 fn webhook(c: &mut Criterion) {
     let rt = runtime();
-    let url = start_receiver();
+    let url = start_receiver(None);
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("secret");
     std::fs::write(&secret, SECRET).expect("write secret");

@@ -115,7 +115,6 @@ fn setup(rt: &Runtime) -> (tempfile::TempDir, StatusPage) {
                         items,
                         dedup: DedupSettings {
                             near_duplicates: false,
-                            max_distance: 3,
                             window: Duration::ZERO,
                         },
                         render: Box::new(move |n, _, _| body(feed, n)),

@@ -115,7 +115,6 @@ pub async fn run(
     let config = Arc::new(config);
     let store = Store::open(&config.database_path())?;
     let feeds = feed_states(&store, &config).await?;
-    store.prepare_dedup(config.dedup.max_distance).await?;
     // Claims of a previous process that died are void; its rows are delivered again. Only
     // here, before any worker of this process runs.
     store.release_all_claims().await?;
@@ -136,7 +135,11 @@ pub async fn run(
     // Unbounded on purpose: each feed has at most one poll in flight, so this holds at most
     // one message per feed, and the scheduler must never block the stages that report to it.
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<FeedState>();
-    let finish = Finish { scheduler: done_tx };
+    let (records_tx, records_rx) = mpsc::channel(crate::poll::RECORD_QUEUE);
+    let finish = Finish {
+        scheduler: done_tx,
+        records: records_tx,
+    };
 
     let stages = TaskTracker::new();
     // Stops taking new work; what is in flight finishes.
@@ -149,6 +152,7 @@ pub async fn run(
         stop_polling.clone(),
     ));
     stages.spawn(crate::ingest::run(ctx.clone(), batch_rx, finish));
+    stages.spawn(crate::poll::write_records(ctx.clone(), records_rx));
 
     match &mode {
         Mode::Forever => {

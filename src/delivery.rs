@@ -145,6 +145,7 @@ impl Deliveries {
             sink: sink_impl,
             store: self.store.clone(),
             policy,
+            probe_interval: sink.probe_interval,
             wake: wake.clone(),
             metrics: self.metrics.clone(),
         };

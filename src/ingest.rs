@@ -163,7 +163,6 @@ async fn store_batches(ctx: Arc<Shared>, mut ready: mpsc::Receiver<Ready>, finis
             items: prepared.items,
             dedup: DedupSettings {
                 near_duplicates: config.dedup.near_duplicates,
-                max_distance: config.dedup.max_distance,
                 window: config.dedup.window,
             },
             render: prepared.render,

@@ -457,33 +457,55 @@ fn log(ctx: &Shared, state: &FeedState, errors_before: u32, record: &PollRecord)
     }
 }
 
+/// Poll records waiting to be written; pollers wait when it is full.
+pub const RECORD_QUEUE: usize = 1024;
+
+/// Records written in one transaction at most.
+pub const RECORD_BATCH: usize = 1024;
+
 /// Where finished polls go: their record to the store, the feed back to the scheduler.
 #[derive(Clone)]
 pub struct Finish {
     pub scheduler: mpsc::UnboundedSender<FeedState>,
+    /// Records of polls without items, written in batches by [`write_records`].
+    pub records: mpsc::Sender<(i64, PollRecord)>,
+}
+
+/// Writes the records of polls without items: whatever arrived, one transaction per
+/// [`scheduler::TICK`] at most, then wakes the sinks of their feed events. Ends when every
+/// [`Finish`] is dropped, after writing what it holds.
+pub async fn write_records(ctx: Arc<Shared>, mut records: mpsc::Receiver<(i64, PollRecord)>) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while records.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let wake: Vec<String> = batch
+            .iter()
+            .filter_map(|(_, r)| r.event.as_ref())
+            .flat_map(|e| e.sinks.iter().cloned())
+            .collect();
+        let n = batch.len();
+        let polls = std::mem::replace(&mut batch, Vec::with_capacity(RECORD_BATCH));
+        if let Err(e) = ctx.store.record_polls(polls).await {
+            // The feeds are polled again on schedule; only their last status is not kept.
+            tracing::error!(polls = n, error = %e, "cannot record polls");
+        }
+        ctx.wakes.wake(&wake);
+        tokio::time::sleep(scheduler::TICK).await;
+    }
 }
 
 impl Finish {
-    /// Records a poll that has no items to store, wakes the sinks of its feed event, and
-    /// gives the feed back to the scheduler.
+    /// Queues the record of a poll that has no items to store (its feed event's sinks are
+    /// woken once it is written), and gives the feed back to the scheduler.
     pub async fn record(&self, ctx: &Shared, mut state: FeedState, mut record: PollRecord) {
         let errors_before = state.errors_in_row;
         log(ctx, &state, errors_before, &record);
         record.event = feed_event(&ctx.config(), &state, errors_before, &record);
-        let wake: Vec<String> = record
-            .event
-            .as_ref()
-            .map(|e| e.sinks.clone())
-            .unwrap_or_default();
         apply(&mut state, &record);
         let id = state.id;
-        let name = state.feed.name.clone();
         // The scheduler is gone only at shutdown.
         let _ = self.scheduler.send(state);
-        if let Err(e) = ctx.store.record_poll(id, record).await {
-            tracing::error!(feed = %name, error = %e, "cannot record a poll");
-        }
-        ctx.wakes.wake(&wake);
+        // The writer is gone only at shutdown; the feed is polled again next time.
+        let _ = self.records.send((id, record)).await;
     }
 }
 

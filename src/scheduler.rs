@@ -261,6 +261,9 @@ impl FeedState {
 /// due by then, instead of one per feed.
 pub const TICK: Duration = Duration::from_millis(100);
 
+/// Finished polls taken back in one wake-up at most.
+const RETURN_BATCH: usize = 256;
+
 /// Farther than any wake-up the loop needs to compute.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
@@ -434,6 +437,7 @@ impl Scheduler {
         stop: CancellationToken,
     ) {
         let mut ready = Vec::new();
+        let mut returned = Vec::with_capacity(RETURN_BATCH);
         // The first release is not held back by a tick.
         let start = tokio::time::Instant::now();
         let mut last_release = start.checked_sub(TICK).unwrap_or(start);
@@ -448,7 +452,15 @@ impl Scheduler {
                 .min(now + HEARTBEAT_EVERY);
             tokio::select! {
                 _ = stop.cancelled() => return,
-                Some(state) = done.recv() => self.returned(state),
+                n = done.recv_many(&mut returned, RETURN_BATCH) => {
+                    if n == 0 {
+                        // Every stage that reports back is gone: shutting down.
+                        return;
+                    }
+                    for state in returned.drain(..) {
+                        self.returned(state);
+                    }
+                }
                 Some(command) = commands.recv() => match command {
                     Command::Reconfigure { feeds } => self.reconfigure(feeds),
                 },

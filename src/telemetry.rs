@@ -72,6 +72,16 @@ pub struct SinkLabel {
     pub sink: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkStateLabel {
+    pub sink: String,
+    /// One of [`SINK_STATES`].
+    pub state: &'static str,
+}
+
+/// The values of `feedwire_sink_state`'s `state` label: each sink has 1 on one of them.
+pub const SINK_STATES: [&str; 3] = ["up", "failing", "paused"];
+
 /// Every metric the daemon exports, by name, in one place (prefix `feedwire_`, base units,
 /// counters end in `_total`; no URL labels). Counters live as long as the process, across
 /// reloads; gauges are read from the store when scraped.
@@ -91,6 +101,8 @@ pub struct Metrics {
     pub outbox_pending: Family<SinkLabel, Gauge>,
     /// `feedwire_outbox_oldest_pending_age_seconds{sink}`
     pub outbox_oldest_seconds: Family<SinkLabel, Gauge<f64, AtomicU64>>,
+    /// `feedwire_sink_state{sink, state="up|failing|paused"}`: 1 for the sink's state, else 0.
+    pub sink_state: Family<SinkStateLabel, Gauge>,
     /// `feedwire_feeds_in_error`
     pub feeds_in_error: Gauge,
     /// `feedwire_feeds`
@@ -146,6 +158,12 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             outbox_oldest_seconds.clone(),
         );
+        let sink_state = Family::<SinkStateLabel, Gauge>::default();
+        registry.register(
+            "sink_state",
+            "Each sink's delivery state: 1 on up, failing or paused",
+            sink_state.clone(),
+        );
         let feeds_in_error = Gauge::default();
         registry.register(
             "feeds_in_error",
@@ -171,6 +189,7 @@ impl Metrics {
             deliveries,
             outbox_pending,
             outbox_oldest_seconds,
+            sink_state,
             feeds_in_error,
             feeds,
         }
@@ -186,6 +205,18 @@ impl Metrics {
 
     pub fn poll(&self, outcome: &'static str) {
         self.polls.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Sets `feedwire_sink_state` for `sink`: 1 on `state`, 0 on the others.
+    pub fn sink_state(&self, sink: &str, state: &str) {
+        for s in SINK_STATES {
+            self.sink_state
+                .get_or_create(&SinkStateLabel {
+                    sink: sink.to_string(),
+                    state: s,
+                })
+                .set(i64::from(s == state));
+        }
     }
 
     pub fn delivery(&self, sink: &str, outcome: &'static str) {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use feedwire::store::{PollStatus, Reader, Timestamp};
+use feedwire::store::{PollStatus, Reader, SinkState, Timestamp};
 
 use super::{DeliveriesArgs, Failure, ItemsArgs};
 
@@ -120,22 +120,40 @@ pub async fn items(store: &Reader, args: ItemsArgs) -> Result<u8, Failure> {
 
 pub async fn deliveries(store: &Reader, args: DeliveriesArgs) -> Result<u8, Failure> {
     let backlog = store.backlog().await?;
+    let states = store.sink_statuses().await?;
     println!(
-        "{:<20} {:>9} {:>10} {:>6} {:<14}",
-        "SINK", "PENDING", "DELIVERED", "DEAD", "OLDEST PENDING"
+        "{:<20} {:>9} {:>10} {:>6} {:<14} {:<8}",
+        "SINK", "PENDING", "DELIVERED", "DEAD", "OLDEST PENDING", "STATE"
     );
     for b in backlog
         .iter()
         .filter(|b| args.sink.as_ref().is_none_or(|s| s == &b.sink))
     {
+        let state = states.iter().find(|s| s.sink == b.sink);
         println!(
-            "{:<20} {:>9} {:>10} {:>6} {:<14}",
+            "{:<20} {:>9} {:>10} {:>6} {:<14} {:<8}",
             b.sink,
             b.pending,
             b.delivered,
             b.dead,
-            when(b.oldest_pending_at)
+            when(b.oldest_pending_at),
+            state.map_or("up", |s| s.state.as_str())
         );
+        // A sink that is not up says why, and when its next probe goes out.
+        if let Some(s) = state.filter(|s| s.state != SinkState::Up) {
+            let since = s.since.map(|t| format!(" since {}", when(Some(t))));
+            let until = s
+                .until
+                .filter(|_| s.state == SinkState::Paused)
+                .map(|t| format!(", next probe {}", when(Some(t))));
+            println!(
+                "    {}{}{}: {}",
+                s.state.as_str(),
+                since.unwrap_or_default(),
+                until.unwrap_or_default(),
+                s.reason.as_deref().unwrap_or("no reason recorded")
+            );
+        }
     }
     let rows = store.deliveries_report(args.sink, args.dead, 100).await?;
     if !rows.is_empty() {

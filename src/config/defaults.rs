@@ -31,9 +31,12 @@ pub const MAX_PAGE_SIZE: u64 = 5 * MIB;
 
 // [dedup]
 pub const NEAR_DUPLICATES: bool = true;
-pub const MAX_DISTANCE: u32 = 3;
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(30 * DAY);
 pub const RETENTION: Duration = Duration::from_secs(180 * DAY);
+
+// [sinks.NAME], every type
+/// The longest wait between two probes while a sink's receiver is down.
+pub const SINK_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 
 // [sinks.NAME] with type = "webhook"
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);

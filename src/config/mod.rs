@@ -123,7 +123,6 @@ pub struct Article {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dedup {
     pub near_duplicates: bool,
-    pub max_distance: u32,
     pub window: Duration,
     pub retention: Duration,
 }
@@ -133,6 +132,8 @@ pub struct Sink {
     pub name: String,
     pub kind: SinkKind,
     pub events: Vec<EventType>,
+    /// The longest wait between two probes while the sink is paused (its receiver down).
+    pub probe_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -139,14 +139,20 @@ fn article(t: &Table<'_>) -> Article {
     article
 }
 
+/// What an old config with the SimHash distance is told.
+const MAX_DISTANCE_GONE: &str = "is no longer a setting: near-duplicates are now found by \
+    shingle overlap at thresholds measured on a labelled corpus (see the README, \
+    Deduplication); remove the line, `near_duplicates = false` turns them off";
+
 fn dedup(t: &Table<'_>) -> Dedup {
+    // Read (so it is not also called unknown) only to say what replaced it.
+    if t.value("max_distance").is_some() {
+        t.problem("max_distance", MAX_DISTANCE_GONE);
+    }
     let dedup = Dedup {
         near_duplicates: t
             .get::<Flag>("near_duplicates")
             .unwrap_or(d::NEAR_DUPLICATES),
-        max_distance: t
-            .get::<Int<0, 15>>("max_distance")
-            .map_or(d::MAX_DISTANCE, |n| n as u32),
         window: t.get::<Duration>("window").unwrap_or(d::DEDUP_WINDOW),
         retention: t.get::<Duration>("retention").unwrap_or(d::RETENTION),
     };
@@ -164,6 +170,9 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
     let events = t
         .get::<Events>("events")
         .unwrap_or_else(|| vec![EventType::ItemNew]);
+    let probe_interval = t
+        .get::<Duration>("probe_interval")
+        .unwrap_or(d::SINK_PROBE_INTERVAL);
     let kind = match t.get::<Text>("type").as_deref() {
         Some("log") => {
             let path = match t.get::<Text>("path").as_deref() {
@@ -210,6 +219,7 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
         name: name.to_string(),
         kind,
         events,
+        probe_interval,
     })
 }
 

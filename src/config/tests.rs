@@ -18,7 +18,7 @@ fn defaults_fill_an_empty_file() {
     assert_eq!(c.poll.interval, Duration::from_secs(15 * 60));
     assert_eq!(c.poll.max_feed_size, 10 * 1024 * 1024);
     assert_eq!(c.daemon.per_host_connections, 2);
-    assert_eq!(c.dedup.max_distance, 3);
+    assert!(c.dedup.near_duplicates);
     assert_eq!(c.poll.backfill, Backfill::All);
 }
 

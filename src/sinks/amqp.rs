@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use super::payload::route_of;
 use super::queue::read_secret;
 use super::webhook::SecretError;
-use super::{DeliverFuture, Outgoing, Sink, SinkError};
+use super::{BrokerFault, DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind};
 use crate::config::{Amqp, BrokerAuth};
 
 /// AMQP `delivery_mode` 2: the broker writes the message to disk (in a durable queue).
@@ -69,15 +69,27 @@ impl AmqpSink {
         let properties = ConnectionProperties::default().with_connection_name(CLIENT_NAME.into());
         let conn = lapin::Connect::connect(self.uri.clone(), properties)
             .await
-            .map_err(|e| retryable(format!("cannot reach {url}: {e}")))?;
-        let channel = conn
-            .create_channel()
-            .await
-            .map_err(|e| retryable(format!("cannot open a channel on {url}: {e}")))?;
+            .map_err(|e| {
+                failure(
+                    Fault::Transport(TransportKind::Connect),
+                    format!("cannot reach {url}: {e}"),
+                )
+            })?;
+        let channel = conn.create_channel().await.map_err(|e| {
+            failure(
+                Fault::Transport(TransportKind::Protocol),
+                format!("cannot open a channel on {url}: {e}"),
+            )
+        })?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(|e| retryable(format!("{url} refused publisher confirms: {e}")))?;
+            .map_err(|e| {
+                failure(
+                    Fault::Transport(TransportKind::Protocol),
+                    format!("{url} refused publisher confirms: {e}"),
+                )
+            })?;
         *guard = Some((conn, channel.clone()));
         Ok(channel)
     }
@@ -91,9 +103,11 @@ impl AmqpSink {
     }
 
     async fn publish(&self, event: Outgoing<'_>) -> Result<(), SinkError> {
-        let route = route_of(event.body).ok_or_else(|| SinkError::Permanent {
-            status: None,
-            message: "the event body is not a feedwire payload".into(),
+        let route = route_of(event.body).ok_or_else(|| {
+            failure(
+                Fault::Unsendable,
+                "the event body is not a feedwire payload".into(),
+            )
         })?;
         let key = self.config.routing_key.render(&route);
         let exchange = &self.config.exchange;
@@ -121,36 +135,59 @@ impl AmqpSink {
             Ok(pending) => pending.await,
             Err(e) => Err(e),
         };
-        let failure = match confirmation {
+        let failure_kind: (Fault, String) = match confirmation {
             Ok(Confirmation::Ack(None)) => return Ok(()),
             Ok(Confirmation::Ack(Some(returned))) => {
-                return Err(retryable(format!(
-                    "exchange {exchange:?} routes {key:?} to no queue: {} {}",
-                    returned.reply_code, returned.reply_text
-                )));
+                return Err(failure(
+                    Fault::Broker(BrokerFault::NoDestination),
+                    format!(
+                        "exchange {exchange:?} routes {key:?} to no queue: {} {}",
+                        returned.reply_code, returned.reply_text
+                    ),
+                ));
             }
-            Ok(Confirmation::Nack(_)) => format!("the broker refused the message for {key:?}"),
-            Ok(Confirmation::NotRequested) => "the broker did not confirm the message".into(),
-            Err(e) => format!("cannot publish to exchange {exchange:?}: {e}"),
+            Ok(Confirmation::Nack(_)) => (
+                Fault::Broker(BrokerFault::Busy),
+                format!("the broker refused the message for {key:?}"),
+            ),
+            Ok(Confirmation::NotRequested) => (
+                Fault::Transport(TransportKind::Protocol),
+                "the broker did not confirm the message".into(),
+            ),
+            // A closed channel: a missing exchange (404) closes it too, hence reconnecting.
+            Err(e) => (
+                Fault::Transport(TransportKind::Closed),
+                format!("cannot publish to exchange {exchange:?}: {e}"),
+            ),
         };
         self.reset().await;
-        Err(retryable(failure))
+        Err(failure(failure_kind.0, failure_kind.1))
     }
 }
 
 impl Sink for AmqpSink {
     fn deliver<'a>(&'a self, event: Outgoing<'a>) -> DeliverFuture<'a> {
         Box::pin(async move {
-            match tokio::time::timeout(self.config.delivery.timeout, self.publish(event)).await {
-                Ok(result) => result,
-                Err(_) => {
-                    self.reset().await;
-                    Err(retryable(format!(
-                        "no confirm within {}",
-                        humantime::format_duration(self.config.delivery.timeout)
-                    )))
-                }
-            }
+            let started = std::time::Instant::now();
+            let result =
+                match tokio::time::timeout(self.config.delivery.timeout, self.publish(event)).await
+                {
+                    Ok(result) => result,
+                    Err(_) => {
+                        self.reset().await;
+                        Err(failure(
+                            Fault::Transport(TransportKind::Timeout),
+                            format!(
+                                "no confirm within {}",
+                                humantime::format_duration(self.config.delivery.timeout)
+                            ),
+                        ))
+                    }
+                };
+            result.map_err(|mut e| {
+                e.elapsed = started.elapsed();
+                e
+            })
         })
     }
 
@@ -159,10 +196,12 @@ impl Sink for AmqpSink {
     }
 }
 
-fn retryable(message: String) -> SinkError {
-    SinkError::Retryable {
-        status: None,
-        message,
+fn failure(fault: Fault, message: String) -> SinkError {
+    SinkError {
+        fault,
         retry_after: None,
+        // Set by `deliver`, which knows when the attempt began.
+        elapsed: std::time::Duration::ZERO,
+        message,
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use super::payload::route_of;
 use super::queue::{Template, read_secret};
 use super::webhook::SecretError;
-use super::{DeliverFuture, Outgoing, Sink, SinkError};
+use super::{BrokerFault, DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind};
 use crate::config::{BrokerAuth, Nats};
 
 /// The name feedwire gives its connections, as the server's monitoring lists them.
@@ -62,10 +62,12 @@ impl NatsSink {
         .name(CLIENT_NAME)
         .connection_timeout(self.config.delivery.timeout);
         let url = self.config.url.as_str();
-        let client = options
-            .connect(url)
-            .await
-            .map_err(|e| retryable(format!("cannot reach {url}: {e}")))?;
+        let client = options.connect(url).await.map_err(|e| {
+            failure(
+                Fault::Transport(TransportKind::Connect),
+                format!("cannot reach {url}: {e}"),
+            )
+        })?;
         let mut ctx = jetstream::new(client);
         ctx.set_timeout(self.config.delivery.timeout);
         if let (Some(name), true) = (&self.config.stream, self.config.create_stream) {
@@ -77,16 +79,23 @@ impl NatsSink {
                 ..Default::default()
             })
             .await
-            .map_err(|e| retryable(format!("cannot create stream {name}: {e}")))?;
+            .map_err(|e| {
+                failure(
+                    Fault::Broker(BrokerFault::NoDestination),
+                    format!("cannot create stream {name}: {e}"),
+                )
+            })?;
         }
         *guard = Some(ctx.clone());
         Ok(ctx)
     }
 
     async fn publish(&self, event: Outgoing<'_>) -> Result<(), SinkError> {
-        let route = route_of(event.body).ok_or_else(|| SinkError::Permanent {
-            status: None,
-            message: "the event body is not a feedwire payload".into(),
+        let route = route_of(event.body).ok_or_else(|| {
+            failure(
+                Fault::Unsendable,
+                "the event body is not a feedwire payload".into(),
+            )
         })?;
         let subject = self.config.subject.render(&route);
         let ctx = self.context().await?;
@@ -115,13 +124,23 @@ impl Sink for NatsSink {
         Box::pin(async move {
             // The ack wait has the same timeout; this one also bounds the connect and a
             // publish waiting for room in the client's buffer.
-            match tokio::time::timeout(self.config.delivery.timeout, self.publish(event)).await {
-                Ok(result) => result,
-                Err(_) => Err(retryable(format!(
-                    "no PubAck within {}",
-                    humantime::format_duration(self.config.delivery.timeout)
-                ))),
-            }
+            let started = std::time::Instant::now();
+            let result =
+                match tokio::time::timeout(self.config.delivery.timeout, self.publish(event)).await
+                {
+                    Ok(result) => result,
+                    Err(_) => Err(failure(
+                        Fault::Transport(TransportKind::Timeout),
+                        format!(
+                            "no PubAck within {}",
+                            humantime::format_duration(self.config.delivery.timeout)
+                        ),
+                    )),
+                };
+            result.map_err(|mut e| {
+                e.elapsed = started.elapsed();
+                e
+            })
         })
     }
 
@@ -170,22 +189,27 @@ pub fn subject_problem(subject: &Template, create_stream: bool) -> Option<String
 }
 
 fn publish_error(subject: &str, kind: PublishErrorKind, error: &str) -> SinkError {
-    match kind {
-        // The same message can never fit.
-        PublishErrorKind::MaxPayloadExceeded => SinkError::Permanent {
-            status: None,
-            message: format!("cannot publish to {subject}: {error}"),
-        },
-        // No stream yet, a server away, an ack that did not come: all may pass.
-        _ => retryable(format!("cannot publish to {subject}: {error}")),
-    }
+    let fault = match kind {
+        // The same message can never fit, nor meet a failed expectation.
+        PublishErrorKind::MaxPayloadExceeded
+        | PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::WrongLastSequence => Fault::Broker(BrokerFault::Rejected),
+        PublishErrorKind::StreamNotFound => Fault::Broker(BrokerFault::NoDestination),
+        PublishErrorKind::TimedOut => Fault::Transport(TransportKind::Timeout),
+        PublishErrorKind::BrokenPipe => Fault::Transport(TransportKind::Closed),
+        // Too many acks outstanding, or the server's error answer: may pass.
+        _ => Fault::Broker(BrokerFault::Busy),
+    };
+    failure(fault, format!("cannot publish to {subject}: {error}"))
 }
 
-fn retryable(message: String) -> SinkError {
-    SinkError::Retryable {
-        status: None,
-        message,
+fn failure(fault: Fault, message: String) -> SinkError {
+    SinkError {
+        fault,
         retry_after: None,
+        // Set by `deliver`, which knows when the attempt began.
+        elapsed: std::time::Duration::ZERO,
+        message,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The webhook sink: a signed POST of the payload (Standard Webhooks headers).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -9,10 +9,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use sha2::Sha256;
 use url::Url;
 
-use super::{DeliverFuture, Outgoing, Sink, SinkError};
+use super::{DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind, transport_kind};
 use crate::config::{SecretSource, Webhook};
 use crate::fetch::parse_retry_after;
-use crate::outbox::status_is_retryable;
 
 /// At most this much of a receiver's answer is read (for the error message).
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
@@ -67,12 +66,14 @@ impl WebhookSink {
         })
     }
 
-    async fn post(&self, event: Outgoing<'_>) -> Result<(), SinkError> {
+    async fn post(&self, event: Outgoing<'_>, started: Instant) -> Result<(), SinkError> {
         let timestamp = chrono::Utc::now().timestamp();
         let mut request = self
             .client
             .post(self.url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", event.webhook_id)
+            .header("webhook-timestamp", timestamp.to_string())
             .body(event.body.to_string());
         if !self.keys.is_empty() {
             let signatures: Vec<String> = self
@@ -80,19 +81,13 @@ impl WebhookSink {
                 .iter()
                 .map(|k| sign(k, event.webhook_id, timestamp, event.body.as_bytes()))
                 .collect();
-            request = request
-                .header("webhook-id", event.webhook_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signatures.join(" "));
-        } else {
-            request = request
-                .header("webhook-id", event.webhook_id)
-                .header("webhook-timestamp", timestamp.to_string());
+            request = request.header("webhook-signature", signatures.join(" "));
         }
-        let mut response = request.send().await.map_err(|e| SinkError::Retryable {
-            status: None,
-            message: format!("cannot reach {}: {}", self.url, error_chain(&e)),
+        let mut response = request.send().await.map_err(|e| SinkError {
+            fault: Fault::Transport(transport_kind(&e)),
             retry_after: None,
+            elapsed: started.elapsed(),
+            message: format!("cannot reach {}: {}", self.url, error_chain(&e)),
         })?;
         let status = response.status().as_u16();
         let retry_after = response
@@ -120,33 +115,30 @@ impl WebhookSink {
         } else {
             format!("receiver answered HTTP {status}: {snippet}")
         };
-        if status_is_retryable(status) {
-            Err(SinkError::Retryable {
-                status: Some(status),
-                message,
-                retry_after,
-            })
-        } else {
-            Err(SinkError::Permanent {
-                status: Some(status),
-                message,
-            })
-        }
+        Err(SinkError {
+            fault: Fault::Status(status),
+            retry_after,
+            elapsed: started.elapsed(),
+            message,
+        })
     }
 }
 
 impl Sink for WebhookSink {
     fn deliver<'a>(&'a self, event: Outgoing<'a>) -> DeliverFuture<'a> {
         Box::pin(async move {
-            match tokio::time::timeout(self.timeout, self.post(event)).await {
+            let started = Instant::now();
+            match tokio::time::timeout(self.timeout, self.post(event, started)).await {
                 Ok(result) => result,
-                Err(_) => Err(SinkError::Retryable {
-                    status: None,
+                Err(_) => Err(SinkError {
+                    fault: Fault::Transport(TransportKind::Timeout),
+                    retry_after: None,
+                    elapsed: started.elapsed(),
                     message: format!(
-                        "no answer within {}",
+                        "no answer from {} within {}",
+                        self.url,
                         humantime::format_duration(self.timeout)
                     ),
-                    retry_after: None,
                 }),
             }
         })

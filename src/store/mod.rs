@@ -168,6 +168,21 @@ impl FromSql for PollStatus {
     }
 }
 
+impl ToSql for SinkState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for SinkState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        SinkState::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown sink state {s:?}").into())
+        })
+    }
+}
+
 impl FromSql for DeliveryState {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         let s = value.as_str()?;
@@ -342,7 +357,6 @@ pub type Render = Box<dyn Fn(usize, EventType, Option<&str>) -> String + Send>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupSettings {
     pub near_duplicates: bool,
-    pub max_distance: u32,
     /// How far back near-duplicates are searched.
     pub window: Duration,
 }
@@ -382,6 +396,8 @@ pub struct Delivery {
     pub body: String,
     pub attempts: u32,
     pub created_at: Timestamp,
+    /// When the row is due on its own schedule (a probe may be sent before).
+    pub next_attempt_at: Timestamp,
 }
 
 /// What became of one attempt.
@@ -392,11 +408,66 @@ pub enum Attempt {
         at: Timestamp,
         status: Option<u16>,
         error: String,
+        /// The failure was the receiver's (down, gone), not this delivery's: the row is due
+        /// again at once when the receiver answers ([`Store::resume_sink`]).
+        outage: bool,
     },
     Dead {
         status: Option<u16>,
         error: String,
     },
+    /// A probe sent ahead of the row's own time found the receiver still down: not one of
+    /// the row's own attempts, so its count and its time stay; only the last error changes.
+    Probed {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+/// A sink's health, as the delivery worker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkState {
+    /// Deliveries succeed (or fail one by one, on their own merits).
+    Up,
+    /// Failures pointing at the receiver (no answer, 5xx), not yet enough in a row to call
+    /// it down.
+    Failing,
+    /// The receiver is down or gone: one probe at a time until it answers.
+    Paused,
+}
+
+impl SinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkState::Up => "up",
+            SinkState::Failing => "failing",
+            SinkState::Paused => "paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SinkState> {
+        match s {
+            "up" => Some(SinkState::Up),
+            "failing" => Some(SinkState::Failing),
+            "paused" => Some(SinkState::Paused),
+            _ => None,
+        }
+    }
+}
+
+/// A sink's recorded health: written by its delivery worker when it changes, read by
+/// `feedwire deliveries` and by the next worker after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkStatus {
+    pub sink: String,
+    pub state: SinkState,
+    /// Why it is failing or paused: the error that decided it.
+    pub reason: Option<String>,
+    /// When the receiver started failing.
+    pub since: Option<Timestamp>,
+    /// Paused: when the next probe goes out.
+    pub until: Option<Timestamp>,
+    pub updated_at: Timestamp,
 }
 
 /// Milliseconds since the Unix epoch, for SQL inside this module.
@@ -543,6 +614,20 @@ impl Store {
         .await
     }
 
+    /// Records polls that produced no items to store (304, error, nothing new), in one
+    /// transaction: a tick's worth of unchanged feeds costs one commit, not one each.
+    pub async fn record_polls(&self, polls: Vec<(i64, PollRecord)>) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            for (feed_id, poll) in &polls {
+                write_poll(&tx, *feed_id, poll)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records a poll that produced no items to store (304, error, nothing new).
     pub async fn record_poll(&self, feed_id: i64, poll: PollRecord) -> Result<(), StoreError> {
         self.call(move |conn| {
@@ -589,13 +674,6 @@ impl Store {
         .await
     }
 
-    /// Makes the SimHash bands match `max_distance` (they are only valid for the distance
-    /// they were cut for), rebuilding them from the stored fingerprints when it changed.
-    pub async fn prepare_dedup(&self, max_distance: u32) -> Result<(), StoreError> {
-        self.call(move |conn| ingest::prepare_bands(conn, max_distance))
-            .await
-    }
-
     /// Drops what retention no longer needs: bands older than `window`, event bodies of
     /// items older than `retention` whose deliveries are finished. Item rows stay (identity,
     /// URL keys, content hash), so an old item seen again is still not new.
@@ -608,7 +686,7 @@ impl Store {
             let now = now_ms();
             // A scan of the band table, once an hour: cheaper than an index every insert pays.
             let bands = conn.execute(
-                "DELETE FROM simhash_bands WHERE created_at < ?1",
+                "DELETE FROM story_bands WHERE created_at < ?1",
                 params![now - window.as_millis() as i64],
             )?;
             let events = conn.execute(
@@ -623,30 +701,31 @@ impl Store {
 
     /// Claims up to `limit` due rows of `sink`, oldest first.
     pub async fn claim(&self, sink: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.claim_due(sink, limit, Timestamp::now()).await
+    }
+
+    /// Claims up to `limit` rows of `sink` due at `now`, oldest first.
+    pub async fn claim_due(
+        &self,
+        sink: &str,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<Delivery>, StoreError> {
         let sink = sink.to_string();
         self.call(move |conn| {
-            let now = now_ms();
+            let now = now.as_millis();
             let tx = conn.transaction()?;
             let mut out = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT o.id, o.event_id, o.webhook_id, e.body, o.attempts, e.created_at
+                    "SELECT o.id, o.event_id, o.webhook_id, e.body, o.attempts, e.created_at, o.next_attempt_at
                      FROM outbox o JOIN events e ON e.id = o.event_id
                      WHERE o.sink = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
                        AND (o.claimed_until IS NULL OR o.claimed_until < ?2)
                      ORDER BY o.next_attempt_at, o.id LIMIT ?3",
                 )?;
-                let rows = stmt.query_map(params![sink, now, limit as i64], |r| {
-                    Ok(Delivery {
-                        outbox_id: r.get(0)?,
-                        event_id: r.get(1)?,
-                        webhook_id: r.get(2)?,
-                        sink: sink.clone(),
-                        body: r.get(3)?,
-                        attempts: r.get(4)?,
-                        created_at: r.get(5)?,
-                    })
-                })?;
+                let rows =
+                    stmt.query_map(params![sink, now, limit as i64], |r| delivery(r, &sink))?;
                 for row in rows {
                     out.push(row?);
                 }
@@ -697,6 +776,96 @@ impl Store {
                 )
                 .optional()?
                 .flatten())
+        })
+        .await
+    }
+
+    /// Claims the probe of a paused sink: the row due first among those that already failed
+    /// (it may not be due yet), else the oldest fresh row; `None` when nothing waits.
+    pub async fn claim_probe(
+        &self,
+        sink: &str,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let sink = sink.to_string();
+        self.call(move |conn| {
+            let now = now.as_millis();
+            let tx = conn.transaction()?;
+            let found = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT o.id, o.event_id, o.webhook_id, e.body, o.attempts, e.created_at, o.next_attempt_at
+                     FROM outbox o JOIN events e ON e.id = o.event_id
+                     WHERE o.sink = ?1 AND o.state = 'pending'
+                       AND (o.claimed_until IS NULL OR o.claimed_until < ?2)
+                     ORDER BY o.attempts = 0, o.next_attempt_at, o.id LIMIT 1",
+                )?;
+                stmt.query_row(params![sink, now], |r| delivery(r, &sink))
+                    .optional()?
+            };
+            if let Some(d) = &found {
+                tx.prepare_cached("UPDATE outbox SET claimed_until = ?2 WHERE id = ?1")?
+                    .execute(params![d.outbox_id, now + CLAIM_LEASE_MS])?;
+            }
+            tx.commit()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    /// The receiver answers again: every row of `sink` that waited only because of the
+    /// outage is due now. Returns how many.
+    pub async fn resume_sink(&self, sink: &str, now: Timestamp) -> Result<usize, StoreError> {
+        let sink = sink.to_string();
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "UPDATE outbox SET next_attempt_at = MIN(next_attempt_at, ?2), outage = 0
+                 WHERE sink = ?1 AND state = 'pending' AND outage = 1",
+                params![sink, now],
+            )?)
+        })
+        .await
+    }
+
+    /// Dead-letters the pending rows of `sink` created before `created_before`: their
+    /// `max_age` passed while the sink was paused. Each keeps its last error, or gets `why`.
+    pub async fn expire(
+        &self,
+        sink: &str,
+        created_before: Timestamp,
+        why: String,
+        suffix: String,
+    ) -> Result<usize, StoreError> {
+        let sink = sink.to_string();
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "UPDATE outbox SET state = 'dead', done_at = ?3, claimed_until = NULL, outage = 0,
+                    last_error = COALESCE(last_error, ?4) || ?5
+                 WHERE sink = ?1 AND state = 'pending' AND created_at < ?2
+                   AND (claimed_until IS NULL OR claimed_until < ?3)",
+                params![sink, created_before, now_ms(), why, suffix],
+            )?)
+        })
+        .await
+    }
+
+    /// Records a sink's health.
+    pub async fn set_sink_status(&self, status: SinkStatus) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO sink_state (sink, state, reason, since, until, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(sink) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                    since = excluded.since, until = excluded.until, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                status.sink,
+                status.state,
+                status.reason,
+                status.since,
+                status.until,
+                status.updated_at
+            ])?;
+            Ok(())
         })
         .await
     }
@@ -764,27 +933,52 @@ fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// An outbox row as [`Store::claim`] and [`Store::claim_probe`] select it.
+fn delivery(r: &rusqlite::Row<'_>, sink: &str) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        outbox_id: r.get(0)?,
+        event_id: r.get(1)?,
+        webhook_id: r.get(2)?,
+        sink: sink.to_string(),
+        body: r.get(3)?,
+        attempts: r.get(4)?,
+        created_at: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+    })
+}
+
 fn write_attempt(conn: &Connection, outbox_id: i64, attempt: Attempt) -> Result<(), StoreError> {
     let now = now_ms();
     match attempt {
         Attempt::Delivered => conn
             .prepare_cached(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, claimed_until = NULL,
-                    done_at = ?2, last_status = NULL, last_error = NULL WHERE id = ?1",
+                    done_at = ?2, last_status = NULL, last_error = NULL, outage = 0 WHERE id = ?1",
             )?
             .execute(params![outbox_id, now])?,
-        Attempt::Retry { at, status, error } => conn
+        Attempt::Retry {
+            at,
+            status,
+            error,
+            outage,
+        } => conn
             .prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?2,
-                    last_status = ?3, last_error = ?4 WHERE id = ?1",
+                    last_status = ?3, last_error = ?4, outage = ?5 WHERE id = ?1",
             )?
-            .execute(params![outbox_id, at, status, error])?,
+            .execute(params![outbox_id, at, status, error, outage])?,
         Attempt::Dead { status, error } => conn
             .prepare_cached(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1, claimed_until = NULL,
-                    done_at = ?2, last_status = ?3, last_error = ?4 WHERE id = ?1",
+                    done_at = ?2, last_status = ?3, last_error = ?4, outage = 0 WHERE id = ?1",
             )?
             .execute(params![outbox_id, now, status, error])?,
+        Attempt::Probed { status, error } => conn
+            .prepare_cached(
+                "UPDATE outbox SET claimed_until = NULL, last_status = ?2, last_error = ?3, outage = 1
+                 WHERE id = ?1",
+            )?
+            .execute(params![outbox_id, status, error])?,
     };
     Ok(())
 }

@@ -18,7 +18,7 @@ use tokio_postgres::NoTls;
 use sha2::{Digest, Sha256};
 
 use super::{Attempt, DedupSettings, Delivery, FeedSpec};
-use crate::dedup::{DuplicateReason, Fingerprint, hamming, simhash_bands};
+use crate::dedup::{DuplicateReason, Fingerprint};
 use crate::model::Timestamp;
 
 /// The newest schema this code knows; a database at a newer one is refused.
@@ -70,7 +70,6 @@ const MIGRATIONS: &[&str] = &[
         feed_id       BIGINT NOT NULL REFERENCES feeds (id),
         key           TEXT NOT NULL,
         content_hash  BYTEA,
-        simhash       BIGINT,
         duplicate_of  TEXT REFERENCES items (id),
         created_at    BIGINT NOT NULL,
         UNIQUE (feed_id, key)
@@ -80,14 +79,7 @@ const MIGRATIONS: &[&str] = &[
         key      TEXT PRIMARY KEY,
         item_id  TEXT NOT NULL REFERENCES items (id)
     );
-    CREATE TABLE simhash_bands (
-        band        SMALLINT NOT NULL,
-        value       BIGINT NOT NULL,
-        item_id     TEXT NOT NULL REFERENCES items (id),
-        simhash     BIGINT NOT NULL,
-        created_at  BIGINT NOT NULL
-    );
-    CREATE INDEX simhash_bands_lookup ON simhash_bands (band, value, created_at);",
+",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -405,8 +397,9 @@ impl PgStore {
                          ORDER BY next_attempt_at, id
                          LIMIT $5
                          FOR UPDATE SKIP LOCKED)
-                     RETURNING id, event_id, webhook_id, attempts)
-                 SELECT c.id, c.event_id, c.webhook_id, e.body, c.attempts, e.created_at
+                     RETURNING id, event_id, webhook_id, attempts, next_attempt_at)
+                 SELECT c.id, c.event_id, c.webhook_id, e.body, c.attempts, e.created_at,
+                        c.next_attempt_at
                  FROM claimed c JOIN events e ON e.id = c.event_id
                  ORDER BY c.id",
                 &[&self.node, &until, &sink, &now, &(limit as i64)],
@@ -422,6 +415,7 @@ impl PgStore {
                 body: r.get(3),
                 attempts: r.get::<_, i32>(4) as u32,
                 created_at: Timestamp::from_millis(r.get(5)),
+                next_attempt_at: Timestamp::from_millis(r.get(6)),
             })
             .collect())
     }
@@ -442,7 +436,9 @@ impl PgStore {
                     )
                     .await?
             }
-            Attempt::Retry { at, status, error } => {
+            Attempt::Retry {
+                at, status, error, ..
+            } => {
                 client
                     .execute(
                         "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $3,
@@ -456,6 +452,17 @@ impl PgStore {
                             &status.map(i32::from),
                             error,
                         ],
+                    )
+                    .await?
+            }
+            // A probe ahead of the row's time: its count and time stay, the error changes.
+            Attempt::Probed { status, error } => {
+                client
+                    .execute(
+                        "UPDATE outbox SET last_status = $3, last_error = $4,
+                                claimed_by = NULL, claimed_until = NULL
+                         WHERE id = $1 AND claimed_by = $2",
+                        &[&outbox_id, &self.node, &status.map(i32::from), error],
                     )
                     .await?
             }
@@ -475,26 +482,23 @@ impl PgStore {
     }
 
     /// Stores one item of a feed and decides, exactly across nodes, whether it is new, a
-    /// duplicate of a stored story, or already known in that feed.
+    /// duplicate of a stored story (by URL key or exact content), or already known in that
+    /// feed. `_dedup` is taken for the near-copy rule to come.
     ///
     /// Two nodes holding copies of one story must not both find nothing and both insert.
-    /// Every key the decision reads (each URL key, the content hash, each SimHash band) is
-    /// locked first (`pg_advisory_xact_lock`, in one global order, so two transactions
-    /// cannot deadlock). Copies of a story share at least one key — near copies within
-    /// `max_distance` bits share a band by the pigeonhole rule the bands are cut by — so
-    /// the second transaction waits for the first, then reads its committed row.
+    /// Every key the decision reads (each URL key, the content hash) is locked first
+    /// (`pg_advisory_xact_lock`, in one global order, so two transactions cannot deadlock).
+    /// Copies of a story share at least one key, so the second transaction waits for the
+    /// first, then reads its committed row. Near copies (the sketch's LSH bands) are not
+    /// decided here yet; their band values would be locked the same way.
     pub async fn ingest_item(
         &self,
         item: &StoryItem,
-        dedup: &DedupSettings,
+        _dedup: &DedupSettings,
     ) -> Result<Decision, PgError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let fp = &item.fingerprint;
-        let bands = match (dedup.near_duplicates, fp.simhash) {
-            (true, Some(h)) => simhash_bands(h, dedup.max_distance),
-            _ => Vec::new(),
-        };
         let mut locks: Vec<i64> = fp
             .url_keys
             .iter()
@@ -503,11 +507,6 @@ impl PgStore {
                 fp.content_hash
                     .iter()
                     .map(|h| lock_key(&["content", &hex(h)])),
-            )
-            .chain(
-                bands
-                    .iter()
-                    .map(|(b, v)| lock_key(&["band", &b.to_string(), &v.to_string()])),
             )
             .collect();
         locks.sort_unstable();
@@ -519,12 +518,11 @@ impl PgStore {
 
         let now = now_ms();
         let content = fp.content_hash.map(|h| h.to_vec());
-        let simhash = fp.simhash.map(|h| h as i64);
         let inserted = tx
             .execute(
-                "INSERT INTO items (id, feed_id, key, content_hash, simhash, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (feed_id, key) DO NOTHING",
-                &[&item.id, &item.feed_id, &item.key, &content, &simhash, &now],
+                "INSERT INTO items (id, feed_id, key, content_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (feed_id, key) DO NOTHING",
+                &[&item.id, &item.feed_id, &item.key, &content, &now],
             )
             .await?;
         if inserted == 0 {
@@ -554,31 +552,6 @@ impl PgStore {
                 .await?;
             found = row.map(|r| (r.get(0), DuplicateReason::Content));
         }
-        if found.is_none()
-            && let Some(h) = fp.simhash
-            && !bands.is_empty()
-        {
-            let since = now - dedup.window.as_millis() as i64;
-            let near = tx
-                .prepare(
-                    "SELECT item_id, simhash FROM simhash_bands
-                     WHERE band = $1 AND value = $2 AND created_at >= $3",
-                )
-                .await?;
-            let mut best: Option<(u32, String)> = None;
-            for (band, value) in &bands {
-                for row in tx
-                    .query(&near, &[&i16::from(*band), &(*value as i64), &since])
-                    .await?
-                {
-                    let d = hamming(h, row.get::<_, i64>(1) as u64);
-                    if d <= dedup.max_distance && best.as_ref().is_none_or(|(bd, _)| d < *bd) {
-                        best = Some((d, row.get(0)));
-                    }
-                }
-            }
-            found = best.map(|(_, id)| (id, DuplicateReason::Near));
-        }
         // A duplicate points at the story's first item.
         let decision = match found {
             Some((id, reason)) => {
@@ -604,21 +577,6 @@ impl PgStore {
             .await?;
         for key in &fp.url_keys {
             tx.execute(&add_key, &[key, &item.id]).await?;
-        }
-        if let Some(h) = simhash {
-            let add_band = tx
-                .prepare(
-                    "INSERT INTO simhash_bands (band, value, item_id, simhash, created_at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .await?;
-            for (band, value) in &bands {
-                tx.execute(
-                    &add_band,
-                    &[&i16::from(*band), &(*value as i64), &item.id, &h, &now],
-                )
-                .await?;
-            }
         }
         tx.commit().await?;
         Ok(decision)

@@ -4,7 +4,7 @@
 
 use rusqlite::params;
 
-use super::{ConnThread, DeliveryState, PollStatus, StoreError, Timestamp};
+use super::{ConnThread, DeliveryState, PollStatus, SinkStatus, StoreError, Timestamp};
 
 /// A handle to the read-only connection; cheap to clone.
 #[derive(Clone)]
@@ -216,6 +216,27 @@ impl Reader {
                     delivered: r.get(2)?,
                     dead: r.get(3)?,
                     oldest_pending_at: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Every sink's recorded health (up, failing, paused with why and until when), by name.
+    pub async fn sink_statuses(&self) -> Result<Vec<SinkStatus>, StoreError> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT sink, state, reason, since, until, updated_at FROM sink_state ORDER BY sink",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(SinkStatus {
+                    sink: r.get(0)?,
+                    state: r.get(1)?,
+                    reason: r.get(2)?,
+                    since: r.get(3)?,
+                    until: r.get(4)?,
+                    updated_at: r.get(5)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

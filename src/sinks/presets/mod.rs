@@ -17,10 +17,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use url::Url;
 
 use super::payload::{self, View};
-use super::{DeliverFuture, Outgoing, Sink, SinkError};
+use super::{DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind, transport_kind};
 use crate::config::SecretSource;
 use crate::fetch::parse_retry_after;
-use crate::outbox::status_is_retryable;
 
 /// At most this much of a service's answer is read.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -416,8 +415,10 @@ impl PresetSink {
     /// The requests for one event, in the order they are tried: a later one only when the
     /// one before was refused (a Telegram photo the service cannot fetch).
     pub fn requests(&self, event: &Outgoing<'_>) -> Result<Vec<Request>, SinkError> {
-        let view = payload::read(event.body).map_err(|e| SinkError::Permanent {
-            status: None,
+        let view = payload::read(event.body).map_err(|e| SinkError {
+            fault: Fault::Unsendable,
+            retry_after: None,
+            elapsed: Duration::ZERO,
             message: format!("the event body is not a payload: {e}"),
         })?;
         let message = Message::from_view(&view);
@@ -460,10 +461,12 @@ impl PresetSink {
             .send()
             .await
             // The URL may hold the secret (a webhook URL, a bot token): never shown.
-            .map_err(|e| SinkError::Retryable {
-                status: None,
-                message: format!("cannot reach {service}: {}", error_chain(e.without_url())),
+            .map_err(|e| SinkError {
+                fault: Fault::Transport(transport_kind(&e)),
                 retry_after: None,
+                // Set by `deliver`, which times the whole attempt.
+                elapsed: Duration::ZERO,
+                message: format!("cannot reach {service}: {}", error_chain(e.without_url())),
             })?;
         let status = response.status().as_u16();
         let header_wait = response
@@ -500,17 +503,11 @@ impl PresetSink {
         } else {
             format!("{} answered HTTP {status}: {snippet}", self.service())
         };
-        if status_is_retryable(status) {
-            SinkError::Retryable {
-                status: Some(status),
-                message,
-                retry_after: answer.retry_after,
-            }
-        } else {
-            SinkError::Permanent {
-                status: Some(status),
-                message,
-            }
+        SinkError {
+            fault: Fault::Status(status),
+            retry_after: answer.retry_after,
+            elapsed: Duration::ZERO,
+            message,
         }
     }
 
@@ -531,8 +528,10 @@ impl PresetSink {
             tracing::info!(sink = self.service(), error = %err, "request refused; sending the plainer form");
             last = Some(err);
         }
-        Err(last.unwrap_or_else(|| SinkError::Permanent {
-            status: None,
+        Err(last.unwrap_or_else(|| SinkError {
+            fault: Fault::Unsendable,
+            retry_after: None,
+            elapsed: Duration::ZERO,
             message: "nothing to send".into(),
         }))
     }
@@ -541,16 +540,21 @@ impl PresetSink {
 impl Sink for PresetSink {
     fn deliver<'a>(&'a self, event: Outgoing<'a>) -> DeliverFuture<'a> {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             match tokio::time::timeout(self.timeout, self.post(event)).await {
-                Ok(result) => result,
-                Err(_) => Err(SinkError::Retryable {
-                    status: None,
+                Ok(result) => result.map_err(|e| SinkError {
+                    elapsed: started.elapsed(),
+                    ..e
+                }),
+                Err(_) => Err(SinkError {
+                    fault: Fault::Transport(TransportKind::Timeout),
+                    retry_after: None,
+                    elapsed: started.elapsed(),
                     message: format!(
                         "no answer from {} within {}",
                         self.service(),
                         humantime::format_duration(self.timeout)
                     ),
-                    retry_after: None,
                 }),
             }
         })
