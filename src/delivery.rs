@@ -121,6 +121,22 @@ impl Deliveries {
                     },
                     None,
                 ),
+                SinkKind::Nats(n) => (
+                    Arc::new(
+                        crate::sinks::nats::NatsSink::new(n)
+                            .with_context(|| format!("sink {name}"))?,
+                    ),
+                    queue_policy(&n.delivery),
+                    None,
+                ),
+                SinkKind::Amqp(a) => (
+                    Arc::new(
+                        crate::sinks::amqp::AmqpSink::new(a)
+                            .with_context(|| format!("sink {name}"))?,
+                    ),
+                    queue_policy(&a.delivery),
+                    None,
+                ),
             };
         let wake = Arc::new(Notify::new());
         let stop = CancellationToken::new();
@@ -209,5 +225,14 @@ impl Deliveries {
         })
         .await
         .is_ok()
+    }
+}
+
+/// A queue sink retries as a webhook does.
+fn queue_policy(d: &config::QueueDelivery) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: d.max_attempts,
+        max_age: Some(d.max_age),
+        schedule: d.retry_schedule.clone(),
     }
 }

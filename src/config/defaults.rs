@@ -43,3 +43,12 @@ pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WEBHOOK_MAX_ATTEMPTS: u32 = 15;
 pub const WEBHOOK_MAX_AGE: Duration = Duration::from_secs(72 * HOUR);
 pub const WEBHOOK_CONCURRENCY: usize = 4;
+
+// [sinks.NAME] with type = "nats" or "amqp"; retries as for webhooks
+pub const QUEUE_TIMEOUT: Duration = WEBHOOK_TIMEOUT;
+/// Events waiting for their broker ack at once: a broker acknowledges in well under a
+/// millisecond, so the round trip is what limits, not the receiver.
+pub const QUEUE_CONCURRENCY: usize = 16;
+pub const QUEUE_SUBJECT: &str = "feedwire.{feed}.{type}";
+/// JetStream's own default duplicate window.
+pub const NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * MINUTE);

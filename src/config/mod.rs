@@ -21,7 +21,8 @@
 //! - A new section or array of tables (`[store]`, `[[rules]]`): a struct here, a function in
 //!   [`sections`] called from `sections::config` with `root.table("store")` or
 //!   `root.array("rules")`, ending with `t.finish()`.
-//! - A new sink type: a variant of [`SinkKind`] and an arm in `sections::sink`.
+//! - A new sink type: a variant of [`SinkKind`] and an arm in `sections::sink` (the queue
+//!   sinks read their keys in [`queues`]).
 //! - A check across keys or sections: in the section's function, `t.problem(key, message)`.
 //!
 //! Messages are lower-case fragments; the key path and line are added for them.
@@ -37,8 +38,10 @@ use serde_json::Value;
 use url::Url;
 
 use crate::model::EventType;
+use crate::sinks::queue::Template;
 
 pub mod defaults;
+mod queues;
 mod read;
 mod sections;
 #[cfg(test)]
@@ -137,6 +140,8 @@ pub struct Sink {
 pub enum SinkKind {
     Log { path: LogPath },
     Webhook(Webhook),
+    Nats(Nats),
+    Amqp(Amqp),
 }
 
 /// Where a log sink writes.
@@ -156,6 +161,57 @@ pub struct Webhook {
     pub concurrency: usize,
     /// Delays before retry 1, 2, …; the last repeats. Empty: the Standard Webhooks schedule.
     pub retry_schedule: Vec<Duration>,
+}
+
+/// A NATS JetStream sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nats {
+    /// `nats://` or `tls://`, without credentials.
+    pub url: Url,
+    pub subject: Template,
+    /// The stream the events must land in; `None`: whichever stream captures the subject.
+    pub stream: Option<String>,
+    /// Create `stream` (capturing every subject the template makes) when it is missing.
+    pub create_stream: bool,
+    /// The duplicate window of a stream feedwire creates.
+    pub duplicate_window: Duration,
+    pub auth: BrokerAuth,
+    pub delivery: QueueDelivery,
+}
+
+/// An AMQP 0-9-1 (RabbitMQ) sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amqp {
+    /// `amqp://` or `amqps://`, without credentials; the path is the virtual host.
+    pub url: Url,
+    pub exchange: String,
+    pub routing_key: Template,
+    pub auth: BrokerAuth,
+    pub delivery: QueueDelivery,
+}
+
+/// How a queue sink waits and retries: the same keys, and defaults, as a webhook's, but
+/// for `concurrency`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDelivery {
+    /// The longest wait for the broker's ack (PubAck or publisher confirm).
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub concurrency: usize,
+    pub retry_schedule: Vec<Duration>,
+}
+
+/// Who a queue sink connects as; a password or token is read from the environment or a
+/// file, never written in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrokerAuth {
+    None,
+    Password {
+        username: String,
+        password: SecretSource,
+    },
+    Token(SecretSource),
 }
 
 /// Where a webhook secret is read from; the secret itself is never in the config.

@@ -161,7 +161,7 @@ fn dedup(t: &Table<'_>) -> Dedup {
 }
 
 /// The sink types, as the messages list them.
-const SINK_TYPES: &str = "\"log\" or \"webhook\"";
+const SINK_TYPES: &str = "\"log\", \"webhook\", \"nats\" or \"amqp\"";
 
 fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
     if !valid_name(name) {
@@ -190,6 +190,16 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
             let webhook = webhook(t);
             t.finish_with("not a setting of a webhook sink");
             SinkKind::Webhook(webhook?)
+        }
+        Some("nats") => {
+            let nats = super::queues::nats(t);
+            t.finish_with("not a setting of a nats sink");
+            SinkKind::Nats(nats?)
+        }
+        Some("amqp") => {
+            let amqp = super::queues::amqp(t);
+            t.finish_with("not a setting of an amqp sink");
+            SinkKind::Amqp(amqp?)
         }
         Some(other) => {
             t.problem(

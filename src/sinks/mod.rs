@@ -1,13 +1,16 @@
-//! Where events go: a JSON Lines log and webhooks, behind one [`Sink`] trait; and the
-//! payload they all carry.
+//! Where events go: a JSON Lines log, webhooks and message brokers (NATS JetStream, AMQP),
+//! behind one [`Sink`] trait; and the payload they all carry.
 //!
 //! A sink reports facts about a failed delivery ([`SinkError`]: what the receiver answered,
 //! or how the transport failed, its `Retry-After`, how long the attempt took); it never
 //! decides whether to retry. `outbox::decide` does, for every sink type alike.
 
+pub mod amqp;
 pub mod log;
+pub mod nats;
 pub mod payload;
 pub mod presets;
+pub mod queue;
 pub mod template;
 pub mod webhook;
 
