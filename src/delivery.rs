@@ -109,7 +109,10 @@ impl Deliveries {
                     );
                     (log.clone(), RetryPolicy::forever(), Some(log))
                 }
-                SinkKind::Webhook(_) | SinkKind::Preset(_) => {
+                SinkKind::Webhook(_)
+                | SinkKind::Preset(_)
+                | SinkKind::Nats(_)
+                | SinkKind::Amqp(_) => {
                     let (sink, policy) = crate::sinks::build(sink, user_agent)
                         .with_context(|| format!("sink {name}"))?;
                     (sink, policy, None)

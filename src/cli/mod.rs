@@ -342,6 +342,12 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
             )
             .map(drop)
             .map_err(|e| e.to_string()),
+            SinkKind::Nats(n) => feedwire::sinks::nats::NatsSink::new(n)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            SinkKind::Amqp(a) => feedwire::sinks::amqp::AmqpSink::new(a)
+                .map(drop)
+                .map_err(|e| e.to_string()),
             SinkKind::Log { .. } => Ok(()),
         };
         if let Err(e) = result {

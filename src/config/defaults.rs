@@ -49,3 +49,11 @@ pub const PRESET_CONCURRENCY: usize = 1;
 pub const TELEGRAM_API_URL: &str = "https://api.telegram.org/";
 /// What a webhook template's body is sent as unless `content_type` says otherwise.
 pub const TEMPLATE_CONTENT_TYPE: &str = "application/json";
+// [sinks.NAME] with type = "nats" or "amqp"; retries as for webhooks
+pub const QUEUE_TIMEOUT: Duration = WEBHOOK_TIMEOUT;
+/// Events waiting for their broker ack at once: a broker acknowledges in well under a
+/// millisecond, so the round trip is what limits, not the receiver.
+pub const QUEUE_CONCURRENCY: usize = 16;
+pub const QUEUE_SUBJECT: &str = "feedwire.{feed}.{type}";
+/// JetStream's own default duplicate window.
+pub const NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * MINUTE);

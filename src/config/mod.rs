@@ -21,7 +21,8 @@
 //! - A new section or array of tables (`[store]`, `[[rules]]`): a struct here, a function in
 //!   [`sections`] called from `sections::config` with `root.table("store")` or
 //!   `root.array("rules")`, ending with `t.finish()`.
-//! - A new sink type: a variant of [`SinkKind`] and an arm in `sections::sink`.
+//! - A new sink type: a variant of [`SinkKind`] and an arm in `sections::sink` (the queue
+//!   sinks read their keys in [`queues`]).
 //! - A check across keys or sections: in the section's function, `t.problem(key, message)`.
 //!
 //! Messages are lower-case fragments; the key path and line are added for them.
@@ -39,9 +40,11 @@ use url::Url;
 use crate::model::EventType;
 use crate::rules::RuleSet;
 use crate::sinks::presets::Preset;
+use crate::sinks::queue::Template;
 use crate::sinks::template::{HeaderSource, TemplateSource};
 
 pub mod defaults;
+mod queues;
 mod read;
 mod presets;
 mod rules;
@@ -165,6 +168,8 @@ pub enum SinkKind {
     Webhook(Webhook),
     /// A chat or push service (`type = "slack"`, `"discord"`, `"telegram"`, `"ntfy"`, `"matrix"`).
     Preset(PresetSink),
+    Nats(Nats),
+    Amqp(Amqp),
 }
 
 /// A preset sink: the service and how its deliveries are retried.
@@ -202,6 +207,57 @@ pub struct Webhook {
     pub content_type: String,
     /// Extra headers, their values written here or read from the environment or a file.
     pub headers: Vec<(String, HeaderSource)>,
+}
+
+/// A NATS JetStream sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nats {
+    /// `nats://` or `tls://`, without credentials.
+    pub url: Url,
+    pub subject: Template,
+    /// The stream the events must land in; `None`: whichever stream captures the subject.
+    pub stream: Option<String>,
+    /// Create `stream` (capturing every subject the template makes) when it is missing.
+    pub create_stream: bool,
+    /// The duplicate window of a stream feedwire creates.
+    pub duplicate_window: Duration,
+    pub auth: BrokerAuth,
+    pub delivery: QueueDelivery,
+}
+
+/// An AMQP 0-9-1 (RabbitMQ) sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Amqp {
+    /// `amqp://` or `amqps://`, without credentials; the path is the virtual host.
+    pub url: Url,
+    pub exchange: String,
+    pub routing_key: Template,
+    pub auth: BrokerAuth,
+    pub delivery: QueueDelivery,
+}
+
+/// How a queue sink waits and retries: the same keys, and defaults, as a webhook's, but
+/// for `concurrency`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDelivery {
+    /// The longest wait for the broker's ack (PubAck or publisher confirm).
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub concurrency: usize,
+    pub retry_schedule: Vec<Duration>,
+}
+
+/// Who a queue sink connects as; a password or token is read from the environment or a
+/// file, never written in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrokerAuth {
+    None,
+    Password {
+        username: String,
+        password: SecretSource,
+    },
+    Token(SecretSource),
 }
 
 /// Where a webhook secret is read from; the secret itself is never in the config.

@@ -176,8 +176,7 @@ fn dedup(t: &Table<'_>) -> Dedup {
 }
 
 /// The sink types, as the messages list them.
-const SINK_TYPES: &str =
-    "\"log\", \"webhook\", \"slack\", \"discord\", \"telegram\", \"ntfy\" or \"matrix\"";
+const SINK_TYPES: &str = "\"log\", \"webhook\", \"nats\", \"amqp\", \"slack\", \"discord\", \"telegram\", \"ntfy\" or \"matrix\"";
 
 fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
     if !valid_name(name) {
@@ -213,6 +212,16 @@ fn sink(name: &str, t: &Table<'_>) -> Option<Sink> {
             let preset = super::presets::preset(kind, t);
             t.finish_with(&format!("not a setting of a {kind} sink"));
             SinkKind::Preset(preset?)
+        }
+        Some("nats") => {
+            let nats = super::queues::nats(t);
+            t.finish_with("not a setting of a nats sink");
+            SinkKind::Nats(nats?)
+        }
+        Some("amqp") => {
+            let amqp = super::queues::amqp(t);
+            t.finish_with("not a setting of an amqp sink");
+            SinkKind::Amqp(amqp?)
         }
         Some(other) => {
             t.problem(

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::store::StoreError;
 use crate::store::status::{FeedHealth, FeedRow, HourCount, Snapshot, SnapshotQuery};
-use crate::store::{Reader, Timestamp};
+use crate::store::{Reader, SinkState, Timestamp};
 
 /// Feed rows rendered per page: the page stays fast with 10,000 feeds.
 pub const FEEDS_PER_PAGE: usize = 100;
@@ -628,12 +628,19 @@ impl View {
                 .sinks
                 .iter()
                 .map(|k| {
-                    let failing = k.retrying > 0;
+                    // The worker's recorded health when there is one, else what the outbox shows.
+                    let state = k.state.map_or(
+                        if k.retrying > 0 { "failing" } else { "up" },
+                        SinkState::as_str,
+                    );
                     SinkView {
                         name: k.name.clone(),
-                        state: if failing { "failing" } else { "up" },
-                        detail: match (failing, k.next_retry_at) {
-                            (true, Some(at)) => format!(
+                        state,
+                        detail: match (k.state, k.until, k.next_retry_at) {
+                            (Some(SinkState::Paused), Some(until), _) => {
+                                format!("paused, next probe {}", relative(until, now))
+                            }
+                            (_, _, Some(at)) if k.retrying > 0 => format!(
                                 "{} retrying, next attempt {}",
                                 k.retrying,
                                 relative(at, now)
@@ -646,7 +653,11 @@ impl View {
                             .oldest_pending_at
                             .map(|t| relative(t, now))
                             .unwrap_or_default(),
-                        last_error: k.last_error.as_deref().map(|e| shorten(&redact(e))),
+                        last_error: k
+                            .reason
+                            .as_deref()
+                            .or(k.last_error.as_deref())
+                            .map(|e| shorten(&redact(e))),
                     }
                 })
                 .collect(),

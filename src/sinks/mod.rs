@@ -1,14 +1,17 @@
-//! Where events go: a JSON Lines log and webhooks, behind one [`Sink`] trait; and the
-//! payload they all carry.
+//! Where events go: a JSON Lines log, webhooks and message brokers (NATS JetStream, AMQP),
+//! behind one [`Sink`] trait; and the payload they all carry.
 //!
 //! A sink reports facts about a failed delivery ([`SinkError`]: what the receiver answered,
 //! or how the transport failed, its `Retry-After`, how long the attempt took); it never
 //! decides whether to retry. `outbox::decide` does, for every sink type alike.
 
+pub mod amqp;
 pub mod log;
+pub mod nats;
 pub mod payload;
 pub mod presets;
 pub mod sample;
+pub mod queue;
 pub mod template;
 pub mod webhook;
 
@@ -145,6 +148,15 @@ pub enum SetupError {
     Preset(#[from] presets::PresetError),
 }
 
+/// A queue sink retries as a webhook does.
+fn queue_policy(d: &config::QueueDelivery) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: d.max_attempts,
+        max_age: Some(d.max_age),
+        schedule: d.retry_schedule.clone(),
+    }
+}
+
 /// The sink a configured `[sinks.NAME]` describes, and how its deliveries are retried.
 pub fn build(
     sink: &config::Sink,
@@ -163,6 +175,8 @@ pub fn build(
                 schedule: w.retry_schedule.clone(),
             },
         ),
+        SinkKind::Nats(n) => (Arc::new(nats::NatsSink::new(n)?), queue_policy(&n.delivery)),
+        SinkKind::Amqp(a) => (Arc::new(amqp::AmqpSink::new(a)?), queue_policy(&a.delivery)),
         SinkKind::Preset(p) => (
             Arc::new(presets::PresetSink::new(
                 &p.preset,

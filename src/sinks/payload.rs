@@ -225,3 +225,32 @@ pub fn item_text(body: &str) -> Option<String> {
         .filter(|t| !t.trim().is_empty())
         .or(item.summary)
 }
+
+/// What a queue sink needs from a body to name its subject or routing key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The event type, e.g. `item.new`.
+    pub kind: String,
+    /// The feed's name.
+    pub feed: String,
+}
+
+/// Reads the event type and feed name back from a body this module rendered; `None` for a
+/// body of another shape (which the store never holds).
+pub fn route_of(body: &str) -> Option<Route> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: String,
+        feed: FeedHead,
+    }
+    #[derive(serde::Deserialize)]
+    struct FeedHead {
+        name: String,
+    }
+    let head: Head = serde_json::from_str(body).ok()?;
+    Some(Route {
+        kind: head.kind,
+        feed: head.feed.name,
+    })
+}

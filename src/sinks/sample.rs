@@ -149,6 +149,23 @@ pub fn show(config: &config::Config, name: &str, body: &str) -> Result<String, S
             }
             let _ = writeln!(out, "\n{body}");
         }
+        SinkKind::Nats(n) => {
+            let _ = writeln!(
+                out,
+                "publish to {} subject {} (Nats-Msg-Id: the event's webhook-id)\n\n{body}",
+                n.url.origin().ascii_serialization(),
+                n.subject
+            );
+        }
+        SinkKind::Amqp(a) => {
+            let _ = writeln!(
+                out,
+                "publish to {} exchange {:?} routing key {} (persistent, message_id: the event's webhook-id)\n\n{body}",
+                a.url.origin().ascii_serialization(),
+                a.exchange,
+                a.routing_key
+            );
+        }
         SinkKind::Preset(p) => {
             let preset = PresetSink::new(&p.preset, &config.daemon.user_agent, p.timeout, 1)
                 .map_err(|e| setup(e.to_string()))?;

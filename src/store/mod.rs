@@ -1,5 +1,7 @@
 //! The only place that knows SQL: feeds, items, events and the outbox in one SQLite file,
-//! written by one thread and read by another.
+//! written by one thread and read by another. [`postgres`] holds the start of a PostgreSQL
+//! store for several daemons on one database (leases, migrations, the same-story decision);
+//! it is not selectable yet.
 //!
 //! This module's public items are the interface a second backend (PostgreSQL) implements:
 //! no rusqlite type appears in it, errors included; states are enums and times
@@ -11,6 +13,7 @@
 mod ingest;
 mod read;
 mod schema;
+pub mod postgres;
 pub mod status;
 
 pub use read::{DeliveryReport, FeedCounts, FeedReport, ItemReport, Reader, SinkBacklog};

@@ -180,7 +180,7 @@ const MIGRATIONS: &[&str] = &[
         updated_at      INTEGER NOT NULL
     );
     "#,
-    // 9: a number given to another change in progress; it lands in its own branch.
+    // 9: intentionally empty: the number was reserved for a change that needed no schema.
     "",
     // 10: why an item was stored as seen but not sent: `rule:NAME` (a filter rule dropped
     // it), `max_item_age` (published too long ago) or `backfill` (beyond the first poll's N).

@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{PollStatus, Reader, StoreError, Timestamp};
+use super::{PollStatus, Reader, SinkState, StoreError, Timestamp};
 
 /// The chart's buckets: one per hour, in milliseconds (the unit of the stored times).
 const HOUR_MS: i64 = 3_600_000;
@@ -112,6 +112,10 @@ pub struct SinkRow {
     pub next_retry_at: Option<Timestamp>,
     /// The most recent error of a row still retrying.
     pub last_error: Option<String>,
+    /// The health its delivery worker recorded (up, failing, paused), why, and until when.
+    pub state: Option<SinkState>,
+    pub reason: Option<String>,
+    pub until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -315,6 +319,14 @@ fn sink(conn: &Connection, name: &str) -> Result<SinkRow, StoreError> {
     let dead = conn
         .prepare_cached("SELECT COUNT(*) FROM outbox WHERE sink = ?1 AND state = 'dead'")?
         .query_row(params![name], |r| r.get(0))?;
+    let recorded: Option<(SinkState, Option<String>, Option<Timestamp>)> = conn
+        .prepare_cached("SELECT state, reason, until FROM sink_state WHERE sink = ?1")?
+        .query_row(params![name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let (state, reason, until) = match recorded {
+        Some((s, r, u)) => (Some(s), r, u),
+        None => (None, None, None),
+    };
     Ok(SinkRow {
         name: name.to_string(),
         pending,
@@ -323,6 +335,9 @@ fn sink(conn: &Connection, name: &str) -> Result<SinkRow, StoreError> {
         retrying,
         next_retry_at,
         last_error,
+        state,
+        reason,
+        until,
     })
 }
 
