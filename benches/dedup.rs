@@ -1,10 +1,10 @@
-//! Throughput of the per-item dedup work: SimHash of a ~500-word article and
+//! Throughput of the per-item dedup work: the sketch and bands of a ~500-word article and
 //! canonicalisation of feed links.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use feedwire::dedup::{canonical_url, content_hash, dedup_key, simhash};
+use feedwire::dedup::{canonical_url, content_hash, dedup_key, sketch};
 use url::Url;
 
 /// About 500 words of article text, paragraphs split by blank lines.
@@ -41,8 +41,8 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("fingerprint");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.bench_function(
-        format!("simhash_{}_words", text.split_whitespace().count()),
-        |b| b.iter(|| simhash(black_box(&text))),
+        format!("sketch_{}_words", text.split_whitespace().count()),
+        |b| b.iter(|| sketch(black_box(&text))),
     );
     group.bench_function("content_hash", |b| {
         b.iter(|| content_hash(black_box(&text)))

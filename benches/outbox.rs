@@ -3,6 +3,9 @@
 //! alone, behind a sink that does nothing: claim + finish, and ingest (the item, its event
 //! and outbox row, ten items per transaction as in one poll) + claim + finish.
 //!
+//! `outbox_webhook_one_in_three_503` is the same through a receiver that answers every third
+//! request with 503 and `Retry-After: 0`.
+//!
 //! One criterion iteration is one delivery, so the figures read as deliveries per second.
 //! Where ingest is not in the name, rows are stored before the clock starts.
 //! `cargo bench --bench outbox`
@@ -21,7 +24,7 @@ use feedwire::outbox::{RetryPolicy, Worker};
 use feedwire::sinks::webhook::WebhookSink;
 use feedwire::sinks::{DeliverFuture, Outgoing, Sink};
 use feedwire::store::{
-    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, now_ms,
+    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, Timestamp,
 };
 
 const SINK: &str = "hook";
@@ -53,9 +56,12 @@ fn body(n: u64) -> String {
     .to_string()
 }
 
-/// A receiver on 127.0.0.1 that reads the body and answers 200 at once, on its own thread.
-fn start_receiver() -> String {
+/// A receiver on 127.0.0.1 that reads the body and answers at once, on its own thread: 200,
+/// or with `fail_every = Some(n)`, 503 with `Retry-After: 0` to every n-th request (a receiver
+/// under load that sheds some requests and asks for them again right away).
+fn start_receiver(fail_every: Option<u64>) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
+    let requests = Arc::new(AtomicU64::new(0));
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -69,8 +75,19 @@ fn start_receiver() -> String {
                 .expect("send address");
             let app = axum::Router::new().route(
                 "/hook",
-                axum::routing::post(|_body: axum::body::Bytes| async {
-                    axum::http::StatusCode::OK
+                axum::routing::post(move |_body: axum::body::Bytes| {
+                    let n = requests.fetch_add(1, Ordering::Relaxed) + 1;
+                    async move {
+                        use axum::response::IntoResponse;
+                        match fail_every {
+                            Some(every) if n.is_multiple_of(every) => (
+                                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                                [(axum::http::header::RETRY_AFTER, "0")],
+                            )
+                                .into_response(),
+                            _ => axum::http::StatusCode::OK.into_response(),
+                        }
+                    }
                 }),
             );
             axum::serve(listener, app).await.expect("serve");
@@ -156,6 +173,7 @@ impl Bench {
             }),
             store: store.clone(),
             policy: RetryPolicy::forever(),
+            probe_interval: feedwire::outbox::DEFAULT_PROBE_INTERVAL,
             wake: wake.clone(),
             metrics: Arc::new(feedwire::telemetry::Metrics::new()),
         };
@@ -191,9 +209,10 @@ impl Bench {
                         link: Some(format!("https://example.com/a/{k}?utm_source=rss")),
                         guid: Some(format!("https://example.com/a/{k}")),
                         title: Some(format!("Story number {k} about something")),
-                        published_at: Some(now_ms()),
+                        published_at: Some(Timestamp::now()),
                         content_source: Some("feed"),
                         emitted: true,
+                        not_sent: None,
                         fingerprint: None,
                         new_sinks: vec![SINK.into()],
                         duplicate_sinks: Vec::new(),
@@ -203,7 +222,7 @@ impl Bench {
                     }
                 })
                 .collect();
-            let now = now_ms();
+            let now = Timestamp::now();
             self.store
                 .ingest(IngestBatch {
                     feed_id: self.feed_id,
@@ -213,7 +232,7 @@ impl Bench {
                         http_status: Some(200),
                         error: None,
                         errors_in_row: 0,
-                        next_poll_at: now + 60_000,
+                        next_poll_at: now.after(Duration::from_secs(60)),
                         etag: None,
                         last_modified: None,
                         title: Some("Bench".into()),
@@ -225,8 +244,7 @@ impl Bench {
                     items,
                     dedup: DedupSettings {
                         near_duplicates: false,
-                        max_distance: 3,
-                        window_ms: 0,
+                        window: Duration::ZERO,
                     },
                     render: Box::new(move |index, _, _| body(first + index as u64)),
                 })
@@ -244,7 +262,14 @@ impl Bench {
             self.progress.notified().await;
         }
         // The last acks are on their way to the writer thread.
-        while self.store.pending().await.expect("count pending") > 0 {
+        while self
+            .store
+            .reader()
+            .pending(&[SINK.to_string()])
+            .await
+            .expect("count pending")
+            > 0
+        {
             tokio::task::yield_now().await;
         }
     }
@@ -264,10 +289,10 @@ fn runtime() -> Runtime {
         .expect("runtime")
 }
 
-fn webhook(c: &mut Criterion) {
+/// Deliveries per second to `url` at concurrency 1, 4 and 16, in group `group`.
+fn webhook_group(c: &mut Criterion, group: &str, url: &str) {
     let rt = runtime();
-    let url = start_receiver();
-    let mut g = c.benchmark_group("outbox_webhook");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(1));
     g.sample_size(10)
         .warm_up_time(Duration::from_secs(1))
@@ -284,6 +309,9 @@ fn webhook(c: &mut Criterion) {
                 max_age: Duration::from_secs(72 * 3600),
                 concurrency,
                 retry_schedule: Vec::new(),
+                template: None,
+                content_type: "application/json".into(),
+                headers: Vec::new(),
             };
             Arc::new(WebhookSink::new(&config, "feedwire-bench").expect("webhook sink"))
         });
@@ -302,6 +330,20 @@ fn webhook(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+fn webhook(c: &mut Criterion) {
+    webhook_group(c, "outbox_webhook", &start_receiver(None));
+}
+
+/// One request in three answered 503 with `Retry-After: 0`: each such delivery is retried at
+/// once, on its own, while the others go on; a delivery is counted when it is accepted.
+fn webhook_flaky(c: &mut Criterion) {
+    webhook_group(
+        c,
+        "outbox_webhook_one_in_three_503",
+        &start_receiver(Some(3)),
+    );
 }
 
 fn sqlite(c: &mut Criterion) {
@@ -346,5 +388,5 @@ fn sqlite(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, webhook, sqlite);
+criterion_group!(benches, webhook, webhook_flaky, sqlite);
 criterion_main!(benches);

@@ -455,6 +455,8 @@ mod tests {
             fetch_article: true,
             sinks: vec![],
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            backfill: crate::config::Backfill::All,
+            max_item_age: None,
         }
     }
 
@@ -516,7 +518,7 @@ mod tests {
         check("<opml><head/></opml>", "no <body>");
         check("<opml><body><outline text=\"x\"></body></opml>", "line 1");
         check(
-            "<opml>\n<body>\n<outline text=\"&nbsp;\"/></body></opml>",
+            "<opml>\n<body>\n<outline text=\"&nosuchentity;\"/></body></opml>",
             "line 3",
         );
         assert!(matches!(parse_bytes(b"\xff\xfe<"), Err(OpmlError::NotUtf8)));

@@ -2,20 +2,27 @@
 //! content, their fingerprint, the sinks of each event type, and how to render a payload
 //! once the store has decided whether the item is new or a duplicate.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
 
+use crate::app::Shared;
+use crate::blocking::{Blocking, Crashed};
 use crate::config::{Backfill, Config, Feed};
 use crate::dedup::{Fingerprint, dedup_key, resolve_page_canonical};
 use crate::extract::{self, html_to_text};
 use crate::fetch::HttpClient;
 use crate::model::{Content, ContentSource, EventType, FeedItem};
+use crate::rules::{ArticleView, Early, FeedRules, ItemView, Verdict};
 use crate::sinks::payload::{self, EventInput};
-use crate::store::{NewItem, Render, Store};
-use crate::telemetry::{Metrics, OutcomeLabel};
+use crate::store::{NewItem, Render};
+use crate::telemetry::OutcomeLabel;
+
+/// Articles of one batch fetched and cleaned at the same time (the per-host limits of the
+/// client apply on top).
+pub const ARTICLES_AT_ONCE: usize = 8;
 
 /// A page with fewer words than this is not taken as the article (a paywall, a script-only
 /// page, a consent wall); the feed's own content is sent instead.
@@ -28,6 +35,9 @@ pub struct Processed {
     pub page_canonical: Option<String>,
     /// The stored item this is a new revision of.
     pub update_of: Option<String>,
+    /// Why it is stored without being sent, when a rule or `max_item_age` decided so before
+    /// its page was fetched.
+    pub not_sent: Option<String>,
 }
 
 /// The feed-side revision of an item: its title and feed text, normalized, hashed. Whitespace,
@@ -76,6 +86,50 @@ struct Rendered {
     content: Content,
 }
 
+/// What rules look at of an item; with its content once that is known.
+pub fn rule_view<'a>(item: &'a FeedItem, content: Option<&'a Content>) -> ItemView<'a> {
+    ItemView {
+        title: item.title.as_deref(),
+        summary: item.summary.as_deref(),
+        author: content
+            .and_then(|c| c.author.as_deref())
+            .or(item.author.as_deref()),
+        categories: &item.categories,
+        url: item.url.as_ref().map(|u| u.as_str()),
+        link: item.link.as_ref().map(|u| u.as_str()),
+        published: item.published,
+        article: content.map(|c| ArticleView {
+            content: &c.text,
+            language: c.language.as_deref(),
+            word_count: c.word_count,
+        }),
+    }
+}
+
+/// Why a new item is not sent, as far as its feed fields tell: an entry published before
+/// the feed's `max_item_age`, or a rule that drops it without needing its article.
+pub fn early_verdict(
+    feed: &Feed,
+    rules: &FeedRules,
+    item: &FeedItem,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    if let (Some(age), Some(published)) = (feed.max_item_age, item.published)
+        && chrono::Duration::from_std(age).is_ok_and(|age| published < now - age)
+    {
+        return Some(NOT_SENT_AGE.to_string());
+    }
+    match rules.early(&rule_view(item, None), now) {
+        Early::Drop(rule) => Some(format!("{NOT_SENT_RULE}{rule}")),
+        Early::Continue => None,
+    }
+}
+
+/// `not_sent` values, as stored and shown by `feedwire items`.
+pub const NOT_SENT_RULE: &str = "rule:";
+pub const NOT_SENT_AGE: &str = "max_item_age";
+pub const NOT_SENT_BACKFILL: &str = "backfill";
+
 /// The names of `feed`'s sinks that subscribe to `kind`.
 pub fn sinks_for(config: &Config, feed: &Feed, kind: EventType) -> Vec<String> {
     feed.sinks
@@ -121,18 +175,32 @@ pub fn feed_content(item: &FeedItem, error: Option<String>) -> Content {
 
 /// Gives each item its content: the cleaned article when the feed fetches articles and the
 /// page yields enough text, else the feed's own. Items whose link is already known (a
-/// duplicate by URL) are not fetched. The order of `items` is kept.
+/// duplicate by URL) are not fetched. The order of `items` is kept. An item whose work
+/// crashed fails the whole batch, so that no entry is lost while the feed moves on.
 pub async fn contents(
     config: &Config,
-    http: &HttpClient,
-    store: &Store,
-    metrics: &Arc<Metrics>,
+    ctx: &Shared,
     feed: &Feed,
     items: Vec<FeedItem>,
-) -> Vec<Processed> {
-    if !feed.fetch_article {
-        return items.into_iter().map(|item| plain(item, None)).collect();
+) -> Result<Vec<Processed>, Crashed> {
+    let rules = config.rules.for_feed(&feed.name, &feed.tags);
+    let now = Utc::now();
+    // Items the feed fields already rule out are stored as seen without fetching a page.
+    let verdicts: Vec<Option<String>> = items
+        .iter()
+        .map(|item| early_verdict(feed, &rules, item, now))
+        .collect();
+    if !feed.fetch_article || verdicts.iter().all(Option::is_some) {
+        return Ok(items
+            .into_iter()
+            .zip(verdicts)
+            .map(|(item, not_sent)| Processed {
+                not_sent,
+                ..plain(item, None)
+            })
+            .collect());
     }
+    let (store, metrics) = (&ctx.store, &ctx.metrics);
     let keys: Vec<String> = items
         .iter()
         .filter_map(|i| i.url.as_ref())
@@ -145,10 +213,18 @@ pub async fn contents(
             HashSet::new()
         }
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(ARTICLES_AT_ONCE));
     let mut tasks = JoinSet::new();
     let mut out: Vec<Option<Processed>> = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
+    for (index, (item, not_sent)) in items.into_iter().zip(verdicts).enumerate() {
         out.push(None);
+        if not_sent.is_some() {
+            out[index] = Some(Processed {
+                not_sent,
+                ..plain(item, None)
+            });
+            continue;
+        }
         let is_known = item
             .url
             .as_ref()
@@ -157,13 +233,19 @@ pub async fn contents(
             out[index] = Some(plain(item, None));
             continue;
         }
-        let http = http.clone();
+        let (http, blocking) = (ctx.http.clone(), ctx.blocking.clone());
         let (timeout, max) = (config.article.timeout, config.article.max_page_size);
         let name = feed.name.clone();
         let metrics = metrics.clone();
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the article semaphore is never closed");
         tasks.spawn(async move {
+            let _permit = permit;
             let started = std::time::Instant::now();
-            let processed = article(&http, &name, item, timeout, max).await;
+            let processed = article(&http, &blocking, &name, item, timeout, max).await;
             metrics
                 .extraction_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -179,13 +261,13 @@ pub async fn contents(
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((index, processed)) = joined
-            && let Some(slot) = out.get_mut(index)
-        {
-            *slot = Some(processed);
-        }
+        let (index, processed) = joined.map_err(|e| Crashed::from_join(&e))?;
+        out[index] = Some(processed);
     }
-    out.into_iter().flatten().collect()
+    Ok(out
+        .into_iter()
+        .map(|p| p.expect("every item is processed or the batch failed"))
+        .collect())
 }
 
 fn plain(item: FeedItem, error: Option<String>) -> Processed {
@@ -195,12 +277,14 @@ fn plain(item: FeedItem, error: Option<String>) -> Processed {
         content,
         page_canonical: None,
         update_of: None,
+        not_sent: None,
     }
 }
 
 /// Fetches and cleans one item's page; on any failure the feed's content, with the reason.
-async fn article(
+pub async fn article(
     http: &HttpClient,
+    blocking: &Blocking,
     feed: &str,
     item: FeedItem,
     timeout: std::time::Duration,
@@ -231,11 +315,12 @@ async fn article(
     }
     // Parsing is CPU work: off the async reactor.
     let page_url = body.url.clone();
-    let cleaned = tokio::task::spawn_blocking(move || {
-        let (html, _, _) = extract::decode(&body.bytes, body.content_type.as_deref());
-        extract::extract(&html, Some(&page_url))
-    })
-    .await;
+    let cleaned = blocking
+        .run(move || {
+            let (html, _, _) = extract::decode(&body.bytes, body.content_type.as_deref());
+            extract::extract(&html, Some(&page_url))
+        })
+        .await;
     let art = match cleaned {
         Ok(a) => a,
         Err(e) => return plain(item, Some(format!("extraction failed: {e}"))),
@@ -252,6 +337,7 @@ async fn article(
             },
             page_canonical: art.canonical_url,
             update_of: None,
+            not_sent: None,
         };
     }
     let source = match art.source {
@@ -274,6 +360,7 @@ async fn article(
         content,
         page_canonical: art.canonical_url,
         update_of: None,
+        not_sent: None,
     }
 }
 
@@ -285,14 +372,33 @@ pub fn prepare(
     first_poll: bool,
     items: Vec<Processed>,
 ) -> Prepared {
-    // At a feed's first poll, `backfill = N` emits only the newest N.
-    let skip = match (first_poll, config.poll.backfill) {
-        (true, Backfill::Newest(n)) => items.len().saturating_sub(n),
+    // At a feed's first poll, `backfill = N` emits only the newest N, `"none"` none.
+    let new_count = items.iter().filter(|p| p.update_of.is_none()).count();
+    let skip = match (first_poll, feed.backfill) {
+        (true, Backfill::Newest(n)) => new_count.saturating_sub(n),
+        (true, Backfill::None) => new_count,
         _ => 0,
     };
+    let rules = config.rules.for_feed(&feed.name, &feed.tags);
+    let now = Utc::now();
     let new_sinks = sinks_for(config, &feed, EventType::ItemNew);
     let duplicate_sinks = sinks_for(config, &feed, EventType::ItemDuplicate);
     let updated_sinks = sinks_for(config, &feed, EventType::ItemUpdated);
+    // A routed item's sinks: the feed's, less those that take only routed items, plus the
+    // route's — each only for the event types it subscribes to.
+    let routed = |base: &[String], routes: &BTreeSet<String>, kind: EventType| -> Vec<String> {
+        rules
+            .sinks(base, routes)
+            .into_iter()
+            .filter(|s| {
+                base.contains(s)
+                    || config
+                        .sinks
+                        .get(s)
+                        .is_some_and(|sink| sink.events.contains(&kind))
+            })
+            .collect()
+    };
     let mut out = Vec::with_capacity(items.len());
     let mut kept = Vec::with_capacity(items.len());
     for (
@@ -302,9 +408,26 @@ pub fn prepare(
             content,
             page_canonical,
             update_of,
+            not_sent,
         },
     ) in items.into_iter().enumerate()
     {
+        // Rules that need the article decide now.
+        let (not_sent, routes) = match not_sent {
+            Some(reason) => (Some(reason), BTreeSet::new()),
+            None if rules.is_empty() => (None, BTreeSet::new()),
+            // Every new item went through `early_verdict` in `contents`; updates did not.
+            None => match if update_of.is_none() {
+                rules.decide_after_early(&rule_view(&item, Some(&content)), now)
+            } else {
+                rules.decide(&rule_view(&item, Some(&content)), now)
+            } {
+                Verdict::Drop(rule) => (Some(format!("{NOT_SENT_RULE}{rule}")), BTreeSet::new()),
+                Verdict::Pass { routes } => (None, routes),
+            },
+        };
+        let not_sent = not_sent
+            .or_else(|| (update_of.is_none() && i < skip).then(|| NOT_SENT_BACKFILL.to_string()));
         let id = update_of
             .clone()
             .unwrap_or_else(|| ulid::Ulid::new().to_string());
@@ -319,23 +442,24 @@ pub fn prepare(
             link: item.link.as_ref().map(|u| u.to_string()),
             guid: item.guid.clone(),
             title: item.title.clone(),
-            published_at: item.published.map(|t| t.timestamp_millis()),
+            published_at: item.published.map(crate::model::Timestamp::from_datetime),
             content_source: Some(content.source.as_str()),
-            emitted: i >= skip,
+            emitted: not_sent.is_none(),
+            not_sent,
             fingerprint,
-            new_sinks: new_sinks.clone(),
-            duplicate_sinks: duplicate_sinks.clone(),
+            new_sinks: routed(&new_sinks, &routes, EventType::ItemNew),
+            duplicate_sinks: routed(&duplicate_sinks, &routes, EventType::ItemDuplicate),
             revision: Some(revision_of(&item)),
             update_of,
-            updated_sinks: updated_sinks.clone(),
+            updated_sinks: routed(&updated_sinks, &routes, EventType::ItemUpdated),
         });
         kept.push(Rendered { id, item, content });
     }
     let created: DateTime<Utc> = Utc::now();
     let render: Render = Box::new(move |index, kind, duplicate_of| {
-        let Some(r) = kept.get(index) else {
-            return String::new();
-        };
+        let r = kept
+            .get(index)
+            .expect("the store renders only items of this batch");
         payload::render(&EventInput {
             kind,
             item_id: &r.id,

@@ -1,10 +1,25 @@
-//! When each feed is due: its interval, a start-up spread, error backoff and jitter.
+//! When each feed is due, and the loop that hands due feeds to the pollers.
+//!
+//! The scheduler owns the one in-memory state of each feed ([`FeedState`]). A due feed's
+//! state is moved out to the poll stage and comes back, updated, when its poll is finished
+//! (or its items stored), so there is at most one poll per feed in flight and no copy of a
+//! feed's state to keep in step. The rules (interval, adaptive rate, backoff, jitter, the
+//! start-up spread) are pure functions below; the loop is [`Scheduler::run`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::fetch::Validators;
+use crate::model::Timestamp;
+use crate::parse::Identity;
 
 /// First delay after a failed poll; doubled for each further error in a row.
 pub const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(60);
@@ -134,12 +149,12 @@ pub fn next_interval(
 /// The longest interval a publisher's hint can impose.
 pub const MAX_PUBLISHER_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-/// Feeds by next due time (milliseconds since the epoch).
+/// Feeds by next due time.
 #[derive(Debug, Default)]
 pub struct Queue {
-    heap: BinaryHeap<Reverse<(i64, i64)>>,
+    heap: BinaryHeap<Reverse<(Timestamp, i64)>>,
     /// The current due time of each feed; heap entries that disagree are stale.
-    due: HashMap<i64, i64>,
+    due: HashMap<i64, Timestamp>,
 }
 
 impl Queue {
@@ -148,7 +163,7 @@ impl Queue {
     }
 
     /// (Re)schedules `feed` at `at`, replacing any earlier time.
-    pub fn schedule(&mut self, feed: i64, at: i64) {
+    pub fn schedule(&mut self, feed: i64, at: Timestamp) {
         self.due.insert(feed, at);
         self.heap.push(Reverse((at, feed)));
     }
@@ -159,7 +174,7 @@ impl Queue {
     }
 
     /// When the next feed is due.
-    pub fn next_due(&mut self) -> Option<i64> {
+    pub fn next_due(&mut self) -> Option<Timestamp> {
         while let Some(Reverse((at, feed))) = self.heap.peek().copied() {
             if self.due.get(&feed) == Some(&at) {
                 return Some(at);
@@ -170,8 +185,8 @@ impl Queue {
     }
 
     /// Takes every feed due at or before `now`.
-    pub fn pop_due(&mut self, now: i64) -> Vec<i64> {
-        let mut out = Vec::new();
+    pub fn pop_due(&mut self, now: Timestamp, out: &mut Vec<i64>) {
+        out.clear();
         while let Some(at) = self.next_due() {
             if at > now {
                 break;
@@ -181,11 +196,300 @@ impl Queue {
                 out.push(feed);
             }
         }
-        out
     }
 
     pub fn is_empty(&self) -> bool {
         self.due.is_empty()
+    }
+}
+
+/// A feed as the scheduler keeps it between polls: the one state of a feed in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedState {
+    /// The store's id of the feed.
+    pub id: i64,
+    pub feed: Arc<crate::config::Feed>,
+    /// Where the feed is polled: its configured URL, or where it moved permanently.
+    pub url: Url,
+    pub validators: Validators,
+    pub errors_in_row: u32,
+    pub polls: i64,
+    /// The feed's GUIDs were found unusable; items are identified by their links.
+    pub guid_unreliable: bool,
+    pub rate: Rate,
+    /// The last poll that answered 200 or 304.
+    pub last_ok_at: Option<Timestamp>,
+    /// When the feed is polled next (`None`: as soon as the start-up spread allows).
+    pub next_poll_at: Option<Timestamp>,
+}
+
+impl FeedState {
+    /// The state of a stored feed, for its entry in the config.
+    pub fn new(stored: &crate::store::StoredFeed, feed: Arc<crate::config::Feed>) -> FeedState {
+        FeedState {
+            id: stored.id,
+            // The store's URL: the config's, or where the feed moved since.
+            url: Url::parse(&stored.url).unwrap_or_else(|_| feed.url.clone()),
+            feed,
+            validators: Validators {
+                etag: stored.etag.clone(),
+                last_modified: stored.last_modified.clone(),
+            },
+            errors_in_row: stored.errors_in_row,
+            polls: stored.polls,
+            guid_unreliable: stored.guid_unreliable,
+            rate: stored.rate,
+            last_ok_at: stored.last_ok_at,
+            next_poll_at: stored.next_poll_at,
+        }
+    }
+
+    pub fn first_poll(&self) -> bool {
+        self.polls == 0
+    }
+
+    pub fn identity(&self) -> Identity {
+        if self.guid_unreliable {
+            Identity::Link
+        } else {
+            Identity::Guid
+        }
+    }
+}
+
+/// Due feeds are released together at most this often: one wake-up per tick for every feed
+/// due by then, instead of one per feed.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Finished polls taken back in one wake-up at most.
+const RETURN_BATCH: usize = 256;
+
+/// Farther than any wake-up the loop needs to compute.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The loop wakes at least this often, to prove it is alive (the heartbeat).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// The scheduler's clock: wall time as it was at the start plus the runtime's monotonic time
+/// since, so that a paused tokio clock (in tests) drives the schedule too.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall: Timestamp,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            wall: Timestamp::now(),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.wall.after(self.start.elapsed())
+    }
+
+    fn instant_at(&self, at: Timestamp) -> tokio::time::Instant {
+        // Capped so that a far-off time (a gone feed's NEVER) cannot overflow an Instant.
+        self.start + at.since(self.wall).min(FAR_FUTURE)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// What the scheduler can be told while it runs.
+#[derive(Debug)]
+pub enum Command {
+    /// The config changed: these are the feeds now, with their stored state. Feeds not in
+    /// the list are dropped (when their poll in flight returns), new ones added, changed ones
+    /// take their new settings.
+    Reconfigure { feeds: Vec<FeedState> },
+}
+
+/// The scheduler loop and the feeds it owns.
+pub struct Scheduler {
+    clock: Clock,
+    queue: Queue,
+    /// Feeds waiting for their time.
+    idle: HashMap<i64, FeedState>,
+    /// Feeds being polled: their state is with the poll stage.
+    in_flight: HashSet<i64>,
+    /// New settings for feeds in flight, applied when they come back (`None`: removed).
+    on_return: HashMap<i64, Option<FeedState>>,
+    /// Spread feeds due at start over this window (the start-up spread).
+    interval: Duration,
+}
+
+impl Scheduler {
+    /// A scheduler for `feeds`; those due now (never polled, or overdue after downtime) are
+    /// spread over the start-up window instead of all polled at once.
+    pub fn new(clock: Clock, feeds: Vec<FeedState>, interval: Duration) -> Scheduler {
+        let mut s = Scheduler {
+            clock,
+            queue: Queue::new(),
+            idle: HashMap::new(),
+            in_flight: HashSet::new(),
+            on_return: HashMap::new(),
+            interval,
+        };
+        s.add(feeds);
+        s
+    }
+
+    fn add(&mut self, feeds: Vec<FeedState>) {
+        let now = self.clock.now();
+        let due_now = feeds
+            .iter()
+            .filter(|f| f.next_poll_at.is_none_or(|t| t <= now))
+            .count();
+        let window = startup_window(due_now, self.interval);
+        for f in feeds {
+            let at = match f.next_poll_at {
+                Some(t) if t > now => t,
+                _ if !window.is_zero() => {
+                    now.after(rand::rng().random_range(Duration::ZERO..window))
+                }
+                _ => now,
+            };
+            self.queue.schedule(f.id, at);
+            self.idle.insert(f.id, f);
+        }
+    }
+
+    /// How many feeds the scheduler owns (idle or in flight).
+    pub fn len(&self) -> usize {
+        self.idle.len() + self.in_flight.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A feed came back from its poll.
+    fn returned(&mut self, mut state: FeedState) {
+        self.in_flight.remove(&state.id);
+        match self.on_return.remove(&state.id) {
+            Some(None) => return,
+            Some(Some(new)) => state = merge(state, new),
+            None => {}
+        }
+        match state.next_poll_at {
+            // A gone feed stays known (a reload may bring it back) but is not polled again.
+            Some(Timestamp::NEVER) => {}
+            at => self
+                .queue
+                .schedule(state.id, at.unwrap_or_else(|| self.clock.now())),
+        }
+        self.idle.insert(state.id, state);
+    }
+
+    fn reconfigure(&mut self, feeds: Vec<FeedState>) {
+        let keep: HashSet<i64> = feeds.iter().map(|f| f.id).collect();
+        let gone: Vec<i64> = self
+            .idle
+            .keys()
+            .copied()
+            .filter(|id| !keep.contains(id))
+            .collect();
+        for id in gone {
+            self.idle.remove(&id);
+            self.queue.remove(id);
+        }
+        for id in &self.in_flight {
+            if !keep.contains(id) {
+                self.on_return.insert(*id, None);
+            }
+        }
+        let mut added = Vec::new();
+        for new in feeds {
+            if self.in_flight.contains(&new.id) {
+                self.on_return.insert(new.id, Some(new));
+            } else if let Some(old) = self.idle.remove(&new.id) {
+                let moved = old.feed.url != new.feed.url;
+                let merged = merge(old, new);
+                if moved {
+                    // A new address: poll it soon, as a feed never seen.
+                    self.queue.remove(merged.id);
+                    added.push(merged);
+                } else {
+                    self.idle.insert(merged.id, merged);
+                }
+            } else {
+                added.push(new);
+            }
+        }
+        self.add(added);
+    }
+
+    /// Hands out due feeds on `due` until `stop`, taking them back from `done`. Every
+    /// [`TICK`] at most, all feeds due by then are released together.
+    pub async fn run(
+        mut self,
+        due: mpsc::Sender<FeedState>,
+        mut done: mpsc::UnboundedReceiver<FeedState>,
+        mut commands: mpsc::Receiver<Command>,
+        heartbeat: Arc<AtomicI64>,
+        stop: CancellationToken,
+    ) {
+        let mut ready = Vec::new();
+        let mut returned = Vec::with_capacity(RETURN_BATCH);
+        // The first release is not held back by a tick.
+        let start = tokio::time::Instant::now();
+        let mut last_release = start.checked_sub(TICK).unwrap_or(start);
+        loop {
+            heartbeat.store(Timestamp::now().as_millis(), Ordering::Relaxed);
+            let now = tokio::time::Instant::now();
+            let wake = self
+                .queue
+                .next_due()
+                .map(|at| self.clock.instant_at(at).max(last_release + TICK))
+                .unwrap_or(now + HEARTBEAT_EVERY)
+                .min(now + HEARTBEAT_EVERY);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                n = done.recv_many(&mut returned, RETURN_BATCH) => {
+                    if n == 0 {
+                        // Every stage that reports back is gone: shutting down.
+                        return;
+                    }
+                    for state in returned.drain(..) {
+                        self.returned(state);
+                    }
+                }
+                Some(command) = commands.recv() => match command {
+                    Command::Reconfigure { feeds } => self.reconfigure(feeds),
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    last_release = tokio::time::Instant::now();
+                    self.queue.pop_due(self.clock.now(), &mut ready);
+                    for id in ready.drain(..) {
+                        let Some(state) = self.idle.remove(&id) else { continue };
+                        self.in_flight.insert(id);
+                        tokio::select! {
+                            sent = due.send(state) => if sent.is_err() { return },
+                            _ = stop.cancelled() => return,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A feed's state after the config changed it: the new settings, the old polling history.
+/// When its configured URL changed, the stored state (validators reset) wins.
+fn merge(old: FeedState, new: FeedState) -> FeedState {
+    if old.feed.url != new.feed.url {
+        return new;
+    }
+    FeedState {
+        feed: new.feed,
+        ..old
     }
 }
 
@@ -282,16 +586,182 @@ mod tests {
 
     #[test]
     fn queue_pops_due_feeds_in_order_and_honours_reschedules() {
+        let t = Timestamp::from_millis;
         let mut q = Queue::new();
-        q.schedule(1, 300);
-        q.schedule(2, 100);
-        q.schedule(3, 200);
-        q.schedule(1, 50);
-        assert_eq!(q.next_due(), Some(50));
-        assert_eq!(q.pop_due(200), vec![1, 2, 3]);
+        q.schedule(1, t(300));
+        q.schedule(2, t(100));
+        q.schedule(3, t(200));
+        q.schedule(1, t(50));
+        assert_eq!(q.next_due(), Some(t(50)));
+        let mut due = Vec::new();
+        q.pop_due(t(200), &mut due);
+        assert_eq!(due, vec![1, 2, 3]);
         assert!(q.is_empty());
-        q.schedule(4, 10);
+        q.schedule(4, t(10));
         q.remove(4);
         assert_eq!(q.next_due(), None);
+    }
+
+    fn feed(id: i64, next: Option<Timestamp>) -> FeedState {
+        let url = Url::parse(&format!("https://example.com/{id}.xml")).expect("url");
+        FeedState {
+            id,
+            feed: Arc::new(crate::config::Feed {
+                name: format!("f{id}"),
+                url: url.clone(),
+                interval: None,
+                fetch_article: false,
+                sinks: vec![],
+                tags: vec![],
+                backfill: crate::config::Backfill::All,
+                max_item_age: None,
+            }),
+            url,
+            validators: Validators::default(),
+            errors_in_row: 0,
+            polls: 1,
+            guid_unreliable: false,
+            rate: Rate::default(),
+            last_ok_at: None,
+            next_poll_at: next,
+        }
+    }
+
+    struct Running {
+        due: mpsc::Receiver<FeedState>,
+        done: mpsc::UnboundedSender<FeedState>,
+        commands: mpsc::Sender<Command>,
+        stop: CancellationToken,
+        clock: Clock,
+    }
+
+    fn start(feeds: impl FnOnce(&Clock) -> Vec<FeedState>) -> Running {
+        let clock = Clock::new();
+        let scheduler = Scheduler::new(clock, feeds(&clock), Duration::from_secs(900));
+        let (due_tx, due) = mpsc::channel(16);
+        let (done, done_rx) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::channel(4);
+        let stop = CancellationToken::new();
+        tokio::spawn(scheduler.run(
+            due_tx,
+            done_rx,
+            commands_rx,
+            Arc::new(AtomicI64::new(0)),
+            stop.clone(),
+        ));
+        Running {
+            due,
+            done,
+            commands,
+            stop,
+            clock,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn feeds_come_due_at_their_time_and_together_within_a_tick() {
+        let mut s = start(|c| {
+            vec![
+                feed(1, Some(c.now().after(Duration::from_secs(60)))),
+                feed(2, Some(c.now().after(Duration::from_millis(60_050)))),
+                feed(3, Some(c.now().after(Duration::from_secs(120)))),
+            ]
+        });
+        let first = s.due.recv().await.expect("due");
+        let elapsed = s.clock.now().since(s.clock.wall);
+        assert_eq!(first.id, 1);
+        assert!(elapsed >= Duration::from_secs(60), "{elapsed:?}");
+        // Feed 2 is due 50 ms later: released in the next tick, not on a wake-up of its own.
+        let second = s.due.recv().await.expect("due");
+        assert_eq!(second.id, 2);
+        let gap = s.clock.now().since(s.clock.wall) - elapsed;
+        assert!(gap <= TICK, "{gap:?}");
+        let third = s.due.recv().await.expect("due");
+        assert_eq!(third.id, 3);
+        assert!(s.clock.now().since(s.clock.wall) >= Duration::from_secs(120));
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_returned_feed_is_polled_again_at_its_next_time() {
+        let mut s = start(|c| vec![feed(1, Some(c.now()))]);
+        let mut f = s.due.recv().await.expect("due");
+        let back_at = s.clock.now().after(Duration::from_secs(300));
+        f.next_poll_at = Some(back_at);
+        f.errors_in_row = 2;
+        s.done.send(f).expect("send");
+        let again = s.due.recv().await.expect("due again");
+        assert!(s.clock.now() >= back_at);
+        assert_eq!(
+            again.errors_in_row, 2,
+            "the state comes back as it was returned"
+        );
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gone_feed_is_not_polled_again() {
+        let mut s = start(|c| vec![feed(1, Some(c.now()))]);
+        let mut f = s.due.recv().await.expect("due");
+        f.next_poll_at = Some(Timestamp::NEVER);
+        s.done.send(f).expect("send");
+        let nothing = tokio::time::timeout(Duration::from_secs(2 * 24 * 3600), s.due.recv()).await;
+        assert!(nothing.is_err(), "a gone feed came due again");
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconfigure_drops_removed_feeds_even_in_flight_and_adds_new_ones() {
+        let mut s = start(|c| {
+            vec![
+                feed(1, Some(c.now())),
+                feed(2, Some(c.now().after(Duration::from_secs(3600)))),
+            ]
+        });
+        let in_flight = s.due.recv().await.expect("feed 1 is polled");
+        assert_eq!(in_flight.id, 1);
+        // Feed 1 (in flight) and 2 (idle) are removed, feed 3 is added.
+        s.commands
+            .send(Command::Reconfigure {
+                feeds: vec![feed(3, None)],
+            })
+            .await
+            .expect("send");
+        let mut returned = in_flight;
+        returned.next_poll_at = Some(s.clock.now());
+        s.done.send(returned).expect("send");
+        let next = s.due.recv().await.expect("feed 3 comes due");
+        assert_eq!(next.id, 3);
+        let nothing = tokio::time::timeout(Duration::from_secs(2 * 3600), s.due.recv()).await;
+        assert!(
+            nothing.is_err(),
+            "a removed feed came due: {:?}",
+            nothing.map(|f| f.map(|f| f.id))
+        );
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_changed_feed_keeps_its_history_and_takes_its_new_settings() {
+        let mut s = start(|c| vec![feed(1, Some(c.now().after(Duration::from_secs(60))))]);
+        let mut changed = feed(1, None);
+        let mut settings = (*changed.feed).clone();
+        settings.tags = vec!["new".into()];
+        changed.feed = Arc::new(settings);
+        changed.polls = 0;
+        s.commands
+            .send(Command::Reconfigure {
+                feeds: vec![changed],
+            })
+            .await
+            .expect("send");
+        let f = s.due.recv().await.expect("due");
+        assert_eq!(f.feed.tags, vec!["new".to_string()]);
+        assert_eq!(f.polls, 1, "the polling history is kept");
+        assert!(
+            s.clock.now().since(s.clock.wall) >= Duration::from_secs(60),
+            "and its time"
+        );
+        s.stop.cancel();
     }
 }

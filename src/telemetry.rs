@@ -60,6 +60,15 @@ pub struct ItemLabel {
     pub reason: &'static str,
 }
 
+/// Why a new item was stored as seen without being sent.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotSentLabel {
+    /// `rule`, `max_item_age` or `backfill`.
+    pub reason: String,
+    /// The rule's name, for `reason="rule"`; else empty.
+    pub rule: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DeliveryLabel {
     pub sink: String,
@@ -72,6 +81,16 @@ pub struct SinkLabel {
     pub sink: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkStateLabel {
+    pub sink: String,
+    /// One of [`SINK_STATES`].
+    pub state: &'static str,
+}
+
+/// The values of `feedwire_sink_state`'s `state` label: each sink has 1 on one of them.
+pub const SINK_STATES: [&str; 3] = ["up", "failing", "paused"];
+
 /// Every metric the daemon exports, by name, in one place (prefix `feedwire_`, base units,
 /// counters end in `_total`; no URL labels). Counters live as long as the process, across
 /// reloads; gauges are read from the store when scraped.
@@ -81,6 +100,8 @@ pub struct Metrics {
     pub polls: Family<OutcomeLabel, Counter>,
     /// `feedwire_items_total{kind, reason}`
     pub items: Family<ItemLabel, Counter>,
+    /// `feedwire_items_not_sent_total{reason="rule|max_item_age|backfill", rule}`
+    pub items_not_sent: Family<NotSentLabel, Counter>,
     /// `feedwire_extractions_total{outcome="article|fallback"}`
     pub extractions: Family<OutcomeLabel, Counter>,
     /// `feedwire_extraction_duration_seconds`: fetch and clean of one article page.
@@ -91,6 +112,8 @@ pub struct Metrics {
     pub outbox_pending: Family<SinkLabel, Gauge>,
     /// `feedwire_outbox_oldest_pending_age_seconds{sink}`
     pub outbox_oldest_seconds: Family<SinkLabel, Gauge<f64, AtomicU64>>,
+    /// `feedwire_sink_state{sink, state="up|failing|paused"}`: 1 for the sink's state, else 0.
+    pub sink_state: Family<SinkStateLabel, Gauge>,
     /// `feedwire_feeds_in_error`
     pub feeds_in_error: Gauge,
     /// `feedwire_feeds`
@@ -113,6 +136,12 @@ impl Metrics {
             "items",
             "Items stored, new or duplicate by reason",
             items.clone(),
+        );
+        let items_not_sent = Family::<NotSentLabel, Counter>::default();
+        registry.register(
+            "items_not_sent",
+            "New items stored as seen but not sent, by reason and rule",
+            items_not_sent.clone(),
         );
         let extractions = Family::<OutcomeLabel, Counter>::default();
         registry.register(
@@ -146,6 +175,12 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             outbox_oldest_seconds.clone(),
         );
+        let sink_state = Family::<SinkStateLabel, Gauge>::default();
+        registry.register(
+            "sink_state",
+            "Each sink's delivery state: 1 on up, failing or paused",
+            sink_state.clone(),
+        );
         let feeds_in_error = Gauge::default();
         registry.register(
             "feeds_in_error",
@@ -166,11 +201,13 @@ impl Metrics {
             registry,
             polls,
             items,
+            items_not_sent,
             extractions,
             extraction_seconds,
             deliveries,
             outbox_pending,
             outbox_oldest_seconds,
+            sink_state,
             feeds_in_error,
             feeds,
         }
@@ -186,6 +223,18 @@ impl Metrics {
 
     pub fn poll(&self, outcome: &'static str) {
         self.polls.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    /// Sets `feedwire_sink_state` for `sink`: 1 on `state`, 0 on the others.
+    pub fn sink_state(&self, sink: &str, state: &str) {
+        for s in SINK_STATES {
+            self.sink_state
+                .get_or_create(&SinkStateLabel {
+                    sink: sink.to_string(),
+                    state: s,
+                })
+                .set(i64::from(s == state));
+        }
     }
 
     pub fn delivery(&self, sink: &str, outcome: &'static str) {

@@ -3,7 +3,8 @@
 //! arrived, each under one `webhook-id` only.
 //!
 //! The kill delays come from a seeded xorshift generator; the seed is printed, and
-//! `FEEDWIRE_CRASH_SEED=<seed>` replays the same delays.
+//! `FEEDWIRE_CRASH_SEED=<seed>` replays the same delays. A second test kills the daemon while
+//! its sink is paused by an outage.
 
 mod common;
 
@@ -283,4 +284,116 @@ fn kill_9_during_deliveries_loses_nothing_and_keeps_one_webhook_id_per_item() {
         &["0", delivered.as_str(), "0"],
         "seed {seed}: nothing pending or dead, one outbox row per item: {text}"
     );
+}
+
+#[path = "common/receiver.rs"]
+mod receiver;
+
+/// A sink paused by an outage survives kill -9: its rows are all still queued, the pause is
+/// still recorded, and the restarted daemon probes at once and delivers every row under the
+/// webhook-id it already had.
+#[test]
+fn kill_9_during_an_outage_loses_nothing_and_keeps_the_webhook_ids() {
+    use receiver::{Answer, Receiver};
+    const ITEMS: u32 = 10;
+    let feed = Server::start();
+    let base = feed.url("");
+    let entries: Vec<Entry> = (1..=ITEMS).map(|i| Entry::new(i, &base)).collect();
+    feed.set(
+        "/rss.xml",
+        Route::ok(rss("Outage", &entries), "application/rss+xml"),
+    );
+    // Down: each request is read, then the socket closed without an answer.
+    let receiver = Receiver::start(Duration::from_millis(10), |_| Answer::Close);
+    let setup = Setup::new(&format!(
+        "[article]\nfetch = false\n\n\
+         [sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"\ntimeout = \"5s\"\nconcurrency = 4\n\
+         probe_interval = \"2s\"\n\n\
+         [[feeds]]\nname = \"f\"\nurl = \"{}\"\n",
+        receiver.url(),
+        feed.url("/rss.xml"),
+    ));
+    let bin = setup.path("feedwire");
+    std::fs::copy(BIN, &bin).expect("copy the feedwire binary");
+    let log = std::fs::File::create(setup.path("daemon.log")).expect("daemon log");
+    let mut child = feedwire(&bin, &setup, &["run"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn feedwire run");
+    let sink_row = || {
+        let out = output(feedwire(&bin, &setup, &["deliveries"]));
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let cols: Vec<String> = text
+            .lines()
+            .find(|l| l.starts_with("hook"))
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        (cols, text)
+    };
+    // Killed while paused, after at least one probe.
+    let paused = wait_until(Duration::from_secs(20), || {
+        receiver.records().len() > 4 && sink_row().0.last().map(String::as_str) == Some("paused")
+    });
+    signal(&child, "KILL");
+    let status = wait_exit(&mut child, Duration::from_secs(10)).expect("dies after SIGKILL");
+    assert_eq!(status.signal(), Some(9));
+    assert!(
+        paused,
+        "the sink paused during the outage: {}",
+        std::fs::read_to_string(setup.path("daemon.log")).unwrap_or_default()
+    );
+    let (cols, text) = sink_row();
+    assert_eq!(cols[1..4], ["10", "0", "0"], "all still queued: {text}");
+    assert_eq!(cols.last().map(String::as_str), Some("paused"), "{text}");
+    let ids_while_down: BTreeSet<String> = receiver
+        .records()
+        .into_iter()
+        .map(|r| r.webhook_id)
+        .collect();
+
+    // Back up; a restart probes at once, then delivers everything.
+    receiver.script(|_| Answer::ok());
+    let started = Instant::now();
+    assert_ok(&output(feedwire(
+        &bin,
+        &setup,
+        &["once", "--timeout", "30s"],
+    )));
+    println!(
+        "restart after kill -9 during an outage: all delivered in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let delivered: Vec<receiver::Record> = receiver
+        .records()
+        .into_iter()
+        .filter(|r| r.delivered())
+        .collect();
+    let mut ids_by_guid: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in &delivered {
+        let guid = r.json()["item"]["guid"]
+            .as_str()
+            .expect("body has item.guid")
+            .to_string();
+        ids_by_guid
+            .entry(guid)
+            .or_default()
+            .insert(r.webhook_id.clone());
+    }
+    assert_eq!(
+        ids_by_guid.len(),
+        ITEMS as usize,
+        "nothing lost: {ids_by_guid:?}"
+    );
+    for (guid, ids) in &ids_by_guid {
+        assert_eq!(ids.len(), 1, "{guid} under several webhook-ids: {ids:?}");
+    }
+    let delivered_ids: BTreeSet<String> = delivered.into_iter().map(|r| r.webhook_id).collect();
+    assert!(
+        ids_while_down.is_subset(&delivered_ids),
+        "the rows tried during the outage went out under the same webhook-ids"
+    );
+    let (cols, text) = sink_row();
+    assert_eq!(cols[1..4], ["0", "10", "0"], "{text}");
+    assert_eq!(cols.last().map(String::as_str), Some("up"), "{text}");
 }

@@ -225,6 +225,134 @@ fn different_stories_from_one_template_are_both_new() {
     assert_eq!(kinds(&read_lines(&out)), vec!["item.new", "item.new"]);
 }
 
+/// The text of a base story of the corpus (`stories/NAME.txt`).
+fn base_story(name: &str) -> String {
+    corpus_text(&format!("stories/{name}.txt"))
+}
+
+#[test]
+fn a_copy_with_one_added_sentence_in_another_feed_is_a_duplicate() {
+    let server = Server::start();
+    let wire = base_story("hospital");
+    let sentence = "A spokesperson for the regional health board said the situation was being reviewed every hour.";
+    let copy = wire.replacen(
+        "health officials said on Tuesday.",
+        &format!("health officials said on Tuesday. {sentence}"),
+        1,
+    );
+    assert_ne!(copy, wire, "the sentence is added");
+    server.set(
+        "/a.xml",
+        Route::ok(
+            rss(
+                "A",
+                &[entry(
+                    "a-1",
+                    "Hospitals cancel operations after cyberattack",
+                    "https://wire.example/health/cyberattack",
+                    &wire,
+                )],
+            ),
+            "application/rss+xml",
+        ),
+    );
+    server.set(
+        "/b.xml",
+        Route::ok(
+            rss(
+                "B",
+                &[entry(
+                    "b-1",
+                    "Cyberattack hits Braxford hospitals",
+                    "https://courier.example/news/braxford-hospitals",
+                    &copy,
+                )],
+            ),
+            "application/rss+xml",
+        ),
+    );
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    setup.write_config(&config(&server, &["a"], &out));
+    assert_ok(&setup.run(&["once"]));
+    setup.write_config(&config(&server, &["a", "b"], &out));
+    assert_ok(&setup.run(&["once"]));
+    let lines = read_lines(&out);
+    assert_eq!(
+        kinds(&lines),
+        vec!["item.duplicate", "item.new"],
+        "{lines:#?}"
+    );
+    assert_eq!(lines[0]["type"], "item.new");
+    assert_eq!(lines[1]["duplicate_of"], lines[0]["id"]);
+    assert_eq!(lines[1]["feed"]["name"], "b");
+
+    let items = setup.run(&["items", "--json"]);
+    assert_ok(&items);
+    let v: serde_json::Value = serde_json::from_slice(&items.stdout).expect("items --json");
+    let reasons: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|i| i["duplicate_reason"].as_str())
+        .collect();
+    assert_eq!(reasons, ["near"]);
+}
+
+#[test]
+fn template_reports_and_a_follow_up_in_other_feeds_stay_new() {
+    let server = Server::start();
+    let feeds = [
+        (
+            "a",
+            "market_0312--report.txt",
+            "https://markets.example/0312",
+        ),
+        (
+            "b",
+            "market_0313--report.txt",
+            "https://other.example/markets/0313",
+        ),
+        ("c", "stories/bridge.txt", "https://wire.example/bridge"),
+        (
+            "d",
+            "stories/bridge_followup.txt",
+            "https://courier.example/bridge-repairs",
+        ),
+    ];
+    for (name, file, link) in feeds {
+        server.set(
+            &format!("/{name}.xml"),
+            Route::ok(
+                rss(
+                    name,
+                    &[entry(&format!("{name}-1"), name, link, &corpus_text(file))],
+                ),
+                "application/rss+xml",
+            ),
+        );
+    }
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    setup.write_config(&config(&server, &["a", "b", "c", "d"], &out));
+    assert_ok(&setup.run(&["once"]));
+    assert_eq!(
+        kinds(&read_lines(&out)),
+        vec!["item.new", "item.new", "item.new", "item.new"]
+    );
+}
+
+#[test]
+fn an_old_config_with_max_distance_is_told_what_changed() {
+    let setup = Setup::new("[dedup]\nmax_distance = 3\n");
+    let out = setup.run(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dedup.max_distance"), "{err}");
+    assert!(err.contains("is no longer a setting"), "{err}");
+    assert!(err.contains("remove the line"), "{err}");
+}
+
 #[test]
 fn a_feed_that_reshuffles_its_guids_sends_nothing_twice() {
     let server = Server::start();

@@ -110,7 +110,7 @@ fn metrics_move_with_polls_and_readiness_follows_the_database() {
     let (status, page) = get(port, "/").expect("status page");
     assert_eq!(status, 200);
     assert!(
-        page.contains("<td title=") && page.contains(">f</td>") && page.contains(">out</td>"),
+        page.contains("data-name=\"f\"") && page.contains("data-sink=\"out\""),
         "{page}"
     );
 

@@ -4,7 +4,7 @@
 //! `FEEDWIRE_PROPTEST_SEED` to explore others.
 
 use feedwire::dedup::{canonical_url, dedup_key};
-use feedwire::parse::{Identity, parse_feed};
+use feedwire::parse::{Headers, Identity, parse_feed, parse_response};
 use url::Url;
 
 struct Rng(u64);
@@ -131,6 +131,89 @@ fn random_feed_documents_never_panic_and_keep_identity_invariants() {
         let doc = random_doc(&mut rng);
         check_feed(&doc, &base);
     }
+}
+
+/// What a parse may hold beyond the input: entity expansion is capped at 1 MiB in all, and
+/// each item adds its identity and canonical URL.
+const EXPANSION_ALLOWANCE: usize = (1 << 20) + 4096;
+
+fn output_size(feed: &feedwire::model::ParsedFeed) -> usize {
+    feed.items
+        .iter()
+        .map(|i| {
+            i.title.as_ref().map_or(0, String::len)
+                + i.summary.as_ref().map_or(0, String::len)
+                + i.content_html.as_ref().map_or(0, String::len)
+                + i.author.as_ref().map_or(0, String::len)
+                + i.categories.iter().map(String::len).sum::<usize>()
+        })
+        .sum()
+}
+
+#[test]
+fn arbitrary_bytes_with_any_headers_never_panic_and_stay_bounded() {
+    let mut rng = Rng(seed() ^ 0x0bad_f00d);
+    let base = Url::parse("https://example.com/feed.xml").expect("base");
+    let types = [
+        None,
+        Some("text/xml"),
+        Some("text/xml; charset=utf-16"),
+        Some("application/rss+xml; charset='koi8-r'"),
+        Some("application/atom+xml; charset=\"no-such\""),
+        Some("application/octet-stream; charset=big5"),
+        Some("application/feed+json"),
+    ];
+    for round in 0..3000 {
+        let mut doc = random_doc(&mut rng);
+        match round % 4 {
+            // The same document in 16- and 32-bit layouts, with or without a BOM.
+            1 => {
+                let text = String::from_utf8_lossy(&doc).into_owned();
+                doc = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            }
+            2 => {
+                let text = String::from_utf8_lossy(&doc).into_owned();
+                doc = vec![0, 0, 0xFE, 0xFF];
+                doc.extend(text.chars().flat_map(|c| (c as u32).to_be_bytes()));
+            }
+            3 => {
+                for _ in 0..rng.below(64) {
+                    doc.push((rng.next() & 0xff) as u8);
+                }
+            }
+            _ => {}
+        }
+        let headers = Headers {
+            content_type: types[rng.below(types.len())],
+            content_location: ["", "/base/", "http://[bad"][rng.below(3)].into(),
+        };
+        if let Ok(feed) = parse_response(&doc, headers, &base, Identity::Guid) {
+            let bound = doc.len() * 4 + EXPANSION_ALLOWANCE;
+            assert!(
+                output_size(&feed) <= bound,
+                "{} bytes of output from {} of input",
+                output_size(&feed),
+                doc.len()
+            );
+        }
+    }
+}
+
+#[test]
+fn an_entity_bomb_stays_within_the_expansion_cap() {
+    let base = Url::parse("https://example.com/feed.xml").expect("base");
+    let mut doc = String::from("<!DOCTYPE rss [<!ENTITY big \"");
+    doc.push_str(&"x".repeat(1000));
+    doc.push_str("\">]><rss><channel><item><title>");
+    doc.push_str(&"&big;".repeat(20_000));
+    doc.push_str("</title></item></channel></rss>");
+    let feed = parse_feed(doc.as_bytes(), &base, Identity::Guid).expect("parses");
+    let title = feed.items[0].title.as_deref().unwrap_or("");
+    assert!(
+        title.len() <= (1 << 20) + doc.len(),
+        "expansion is capped: {} bytes",
+        title.len()
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::process::Output;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -327,4 +328,339 @@ fn each_sink_gets_its_own_webhook_id_per_event() {
     for (item, wid) in &ia {
         assert_ne!(Some(wid), ib.get(item), "webhook-id differs per sink");
     }
+}
+
+// ---- a flaky receiver: failed deliveries, a receiver that is down, one that is gone ------------
+
+#[path = "common/receiver.rs"]
+mod receiver;
+
+use receiver::{Answer, Receiver, Record};
+
+/// Each request is held this long, so that requests sent together are seen overlapping.
+const HOLD: Duration = Duration::from_millis(25);
+
+/// A plain HTTP/1.0 GET of the daemon's endpoint: the body on a 200.
+fn get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    if raw.split_whitespace().nth(1) != Some("200") {
+        return None;
+    }
+    raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
+}
+
+/// `feedwire_sink_state{sink, state}` from a scrape.
+fn sink_state(metrics: &str, sink: &str, state: &str) -> Option<f64> {
+    let scrape = prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_string())))
+        .expect("valid exposition");
+    scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "feedwire_sink_state"
+                && s.labels.get("sink") == Some(sink)
+                && s.labels.get("state") == Some(state)
+        })
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+/// Serves `/metrics` on a free port: the config's `[daemon]` gets a `listen`.
+fn listen_on_free_port(setup: &Setup) -> u16 {
+    let port = free_port();
+    let config = std::fs::read_to_string(setup.config_path()).expect("config");
+    std::fs::write(
+        setup.config_path(),
+        config.replacen(
+            "[daemon]\n",
+            &format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
+            1,
+        ),
+    )
+    .expect("write config");
+    port
+}
+
+/// `feedwire deliveries`: the sink's row as (pending, delivered, dead, state), and the text.
+fn deliveries(setup: &Setup, sink: &str) -> (Vec<String>, String) {
+    let out = run_with_secret(setup, &["deliveries", "--sink", sink]);
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(sink))
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            // SINK PENDING DELIVERED DEAD OLDEST (one or two words) STATE
+            let mut v: Vec<String> = cols[1..4].iter().map(|s| s.to_string()).collect();
+            v.push(cols.last().copied().unwrap_or("").to_string());
+            v
+        })
+        .unwrap_or_default();
+    (row, text)
+}
+
+fn attempts_per_id(records: &[Record]) -> HashMap<String, usize> {
+    let mut n = HashMap::new();
+    for r in records {
+        *n.entry(r.webhook_id.clone()).or_default() += 1;
+    }
+    n
+}
+
+#[test]
+fn a_receiver_under_load_gets_every_item_after_three_attempts_each_within_15s() {
+    let feed = feed_with(25);
+    // A receiver under load: 503 with Retry-After: 1 to the first two attempts of everything.
+    let receiver = Receiver::start(HOLD, |r| {
+        if r.nth <= 2 {
+            Answer::retry_after(503, 1)
+        } else {
+            Answer::ok()
+        }
+    });
+    let setup = Setup::new(&hook_config(
+        &feed,
+        &[("hook", receiver.url())],
+        "concurrency = 4",
+    ));
+    assert_ok(&run_with_secret(&setup, &["once", "--timeout", "60s"]));
+
+    let records = receiver.records();
+    assert_eq!(receiver.delivered_ids().len(), 25, "every item arrived");
+    let first = records.iter().map(|r| r.arrived).min().expect("requests");
+    let last = records
+        .iter()
+        .filter(|r| r.delivered())
+        .map(|r| r.ended)
+        .max()
+        .expect("deliveries");
+    assert!(
+        last - first < Duration::from_secs(15),
+        "all delivered {:?} after the first attempt",
+        last - first
+    );
+    for (id, n) in attempts_per_id(&records) {
+        assert_eq!(n, 3, "{id}: two 503s, then the delivery");
+    }
+    let most = records.iter().map(|r| r.in_flight).max().unwrap_or(0);
+    assert!(most <= 4, "{most} requests in flight with concurrency = 4");
+    assert!(
+        most > 1,
+        "the rows went out side by side, not one probe at a time"
+    );
+    let (row, text) = deliveries(&setup, "hook");
+    assert_eq!(row, ["0", "25", "0", "up"], "{text}");
+}
+
+#[test]
+fn a_receiver_down_for_a_minute_gets_only_probes_then_everything_within_10s() {
+    const DOWN: Duration = Duration::from_secs(60);
+    const ITEMS: usize = 20;
+    let feed = feed_with(ITEMS as u32);
+    // Down (the socket closed without an answer) for a minute from the first request.
+    let start = Arc::new(std::sync::OnceLock::new());
+    let outage = start.clone();
+    let receiver = Receiver::start(HOLD, move |r| {
+        let t0 = *outage.get_or_init(|| r.at);
+        if r.at < t0 + DOWN {
+            Answer::Close
+        } else {
+            Answer::ok()
+        }
+    });
+    let setup = Setup::new(&hook_config(
+        &feed,
+        &[("hook", receiver.url())],
+        "concurrency = 4\nprobe_interval = \"5s\"",
+    ));
+    let port = listen_on_free_port(&setup);
+    let mut child = setup
+        .command(&["run"])
+        .env("FW_TEST_SECRET", SECRET)
+        .spawn()
+        .expect("spawn");
+
+    // While it is down: the sink shows as paused, with why and until when.
+    let paused = wait_until(Duration::from_secs(20), || {
+        deliveries(&setup, "hook").0.last().map(String::as_str) == Some("paused")
+    });
+    let (_, text) = deliveries(&setup, "hook");
+    let scrape = get(port, "/metrics").unwrap_or_default();
+    let all_in = wait_until(DOWN + Duration::from_secs(30), || {
+        receiver.delivered_ids().len() == ITEMS
+    });
+    let (after, after_text) = deliveries(&setup, "hook");
+    let scrape_after = get(port, "/metrics").unwrap_or_default();
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert!(paused, "the sink pauses while its receiver is down");
+    assert!(
+        text.contains("paused since")
+            && text.contains("next probe in")
+            && text.contains("cannot reach"),
+        "{text}"
+    );
+    assert_eq!(sink_state(&scrape, "hook", "paused"), Some(1.0), "{scrape}");
+    assert_eq!(sink_state(&scrape, "hook", "up"), Some(0.0));
+    assert!(all_in, "every item arrived once the receiver was back");
+    assert!(status.success());
+
+    let records = receiver.records();
+    let t0 = *start.get().expect("the receiver saw requests");
+    let up_at = t0 + DOWN;
+    let (during, _): (Vec<&Record>, Vec<&Record>) = records.iter().partition(|r| r.arrived < up_at);
+    let first_round: Vec<&&Record> = during
+        .iter()
+        .filter(|r| r.arrived < t0 + Duration::from_millis(500))
+        .collect();
+    assert!(
+        first_round.len() <= 4,
+        "{} in the first round",
+        first_round.len()
+    );
+    let probes: Vec<&&Record> = during
+        .iter()
+        .filter(|r| r.arrived >= t0 + Duration::from_millis(500))
+        .collect();
+    assert!(
+        probes.iter().all(|r| r.in_flight == 1),
+        "one probe at a time while down"
+    );
+    // Probes after 1, 3, 7, 12, 17 … s: a dozen in a minute, not a request per row.
+    assert!(
+        (5..=15).contains(&probes.len()),
+        "{} probes while down",
+        probes.len()
+    );
+    assert!(during.iter().all(|r| !r.delivered()));
+    let last = records
+        .iter()
+        .filter(|r| r.delivered())
+        .map(|r| r.ended)
+        .max()
+        .expect("deliveries");
+    let recovery = last - up_at;
+    println!(
+        "recovery after a 60 s outage: {:.2} s (probe_interval 5 s)",
+        recovery.as_secs_f64()
+    );
+    assert!(
+        recovery < Duration::from_secs(10),
+        "everything delivered {recovery:?} after the receiver came back"
+    );
+    assert_eq!(after[..3], ["0", "20", "0"], "{after_text}");
+    assert_eq!(after[3], "up", "{after_text}");
+    assert_eq!(sink_state(&scrape_after, "hook", "up"), Some(1.0));
+}
+
+#[test]
+fn a_400_for_one_item_dead_letters_only_that_row_and_the_sink_never_pauses() {
+    let feed = feed_with(12);
+    let receiver = Receiver::start(HOLD, |r| {
+        let v: serde_json::Value = serde_json::from_slice(r.body).expect("JSON body");
+        if v["item"]["title"] == "Story number 5" {
+            Answer::status(400)
+        } else {
+            Answer::ok()
+        }
+    });
+    let setup = Setup::new(&hook_config(
+        &feed,
+        &[("hook", receiver.url())],
+        "concurrency = 4",
+    ));
+    let out = run_with_secret(&setup, &["once", "--timeout", "30s"]);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("paused"), "{stderr}");
+    let records = receiver.records();
+    assert_eq!(records.len(), 12, "one attempt each: nothing retried");
+    assert_eq!(receiver.delivered_ids().len(), 11);
+    let (row, text) = deliveries(&setup, "hook");
+    assert_eq!(row, ["0", "11", "1", "up"], "{text}");
+    let out = run_with_secret(&setup, &["deliveries", "--dead"]);
+    let dead = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dead.contains("Story number 5") && dead.contains("receiver answered HTTP 400"),
+        "{dead}"
+    );
+}
+
+#[test]
+fn a_410_pauses_the_sink_keeps_its_rows_and_a_restart_delivers_them() {
+    let feed = feed_with(6);
+    let receiver = Receiver::start(HOLD, |_| Answer::status(410));
+    let setup = Setup::new(&hook_config(
+        &feed,
+        &[("hook", receiver.url())],
+        "concurrency = 4",
+    ));
+    let log = std::fs::File::create(setup.path("daemon.log")).expect("daemon log");
+    let mut child = setup
+        .command(&["run"])
+        .env("FW_TEST_SECRET", SECRET)
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let paused = wait_until(Duration::from_secs(20), || {
+        deliveries(&setup, "hook").0.last().map(String::as_str) == Some("paused")
+    });
+    let sent = receiver.records().len();
+    // Paused for an hour: nothing more goes out in the next seconds.
+    std::thread::sleep(Duration::from_secs(3));
+    let sent_later = receiver.records().len();
+    let (row, text) = deliveries(&setup, "hook");
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(10)).expect("exits");
+    let stderr = std::fs::read_to_string(setup.path("daemon.log")).unwrap_or_default();
+    assert!(paused, "a 410 pauses the sink: {text}");
+    assert!(status.success());
+    assert!(sent <= 4, "one round at most: {sent}");
+    assert_eq!(sent, sent_later, "nothing is sent while the sink is paused");
+    assert_eq!(
+        row,
+        ["6", "0", "0", "paused"],
+        "nothing is dead-lettered: {text}"
+    );
+    assert!(text.contains("HTTP 410"), "{text}");
+    assert!(stderr.contains("fix its url"), "{stderr}");
+
+    // Fixed: a restart probes at once and delivers every row, under the same webhook-ids.
+    let gone_ids: HashSet<String> = receiver
+        .records()
+        .into_iter()
+        .map(|r| r.webhook_id)
+        .collect();
+    receiver.script(|_| Answer::ok());
+    assert_ok(&run_with_secret(&setup, &["once", "--timeout", "30s"]));
+    let delivered = receiver.delivered_ids();
+    assert_eq!(delivered.len(), 6);
+    assert!(gone_ids.iter().all(|id| delivered.contains(id)));
+    let (row, text) = deliveries(&setup, "hook");
+    assert_eq!(row, ["0", "6", "0", "up"], "{text}");
+}
+
+#[test]
+fn probe_interval_is_checked_like_every_duration() {
+    let feed = feed_with(1);
+    let setup = Setup::new(&hook_config(
+        &feed,
+        &[("hook", "http://127.0.0.1:9/hook".into())],
+        "probe_interval = \"0s\"",
+    ));
+    let out = run_with_secret(&setup, &["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sinks.hook.probe_interval") && err.contains("more than zero"),
+        "{err}"
+    );
 }

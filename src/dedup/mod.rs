@@ -1,18 +1,21 @@
-//! Recognising the same story: canonical URLs, content hashes and SimHash; pure, no IO.
+//! Recognising the same story: canonical URLs, content hashes and shingle sketches; pure,
+//! no IO.
 //!
 //! The store keeps, per item, its URL keys ([`dedup_key`]), its [`content_hash`] and its
-//! [`simhash`] with the [`simhash_bands`] that index it, and asks [`same_story`] about the
+//! [`Sketch`] with the LSH [`bands`] that index it, and asks [`same_story`] about the
 //! candidates a lookup returns.
 
 mod fingerprint;
 mod link;
+mod sketch;
 
-pub use fingerprint::{
-    MIN_CONTENT_WORDS, MIN_LINE_WORDS, MIN_SIMHASH_WORDS, SHINGLE_WORDS, content_hash, hamming,
-    normalize_text, simhash, simhash_bands, simhash_with,
-};
+pub use fingerprint::{MIN_CONTENT_WORDS, MIN_LINE_WORDS, content_hash, normalize_text};
 pub use link::{
     CanonicalDecision, CanonicalSource, canonical_url, dedup_key, resolve_page_canonical,
+};
+pub use sketch::{
+    LSH_BANDS, LSH_ROWS, MIN_CONTAINMENT, MIN_SIZE_RATIO, MIN_SKETCH_WORDS, SKETCH_SHINGLE_WORDS,
+    SKETCH_SIZE, Similarity, Sketch, bands, shingle_hashes, sketch,
 };
 
 /// Why an item was recognised as a story already seen.
@@ -22,7 +25,8 @@ pub enum DuplicateReason {
     Url,
     /// Its normalised clean text is the same.
     Content,
-    /// Its SimHash is within `max_distance` bits.
+    /// It shares an LSH band with the other item and their shingle sets are alike
+    /// ([`Similarity::is_match`]).
     Near,
 }
 
@@ -43,8 +47,8 @@ pub struct Fingerprint {
     pub url_keys: Vec<String>,
     /// [`content_hash`] of the clean text.
     pub content_hash: Option<[u8; 32]>,
-    /// [`simhash`] of the clean text.
-    pub simhash: Option<u64>,
+    /// [`sketch`] of the clean text: the sketch and its band keys.
+    pub sketch: Option<(Sketch, Vec<i64>)>,
 }
 
 impl Fingerprint {
@@ -53,7 +57,7 @@ impl Fingerprint {
         Fingerprint {
             url_keys: decision.dedup_keys.clone(),
             content_hash: content_hash(text),
-            simhash: simhash(text),
+            sketch: sketch(text),
         }
     }
 }
@@ -61,12 +65,13 @@ impl Fingerprint {
 /// Whether `candidate` is the same story as the stored item `stored`, and by which rule;
 /// the strongest reason first (URL, then exact content, then near content).
 ///
-/// `max_distance` is `[dedup] max_distance`, or `None` when near-duplicates are off
-/// (`[dedup] near_duplicates = false`). Missing fingerprints (text too short) never match.
+/// Near content is looked at only when `near_duplicates` is on (`[dedup] near_duplicates`)
+/// and, as in the store's lookup, only when the two share a band. Missing fingerprints
+/// (text too short) never match.
 pub fn same_story(
     candidate: &Fingerprint,
     stored: &Fingerprint,
-    max_distance: Option<u32>,
+    near_duplicates: bool,
 ) -> Option<DuplicateReason> {
     if candidate
         .url_keys
@@ -78,8 +83,14 @@ pub fn same_story(
     if candidate.content_hash.is_some() && candidate.content_hash == stored.content_hash {
         return Some(DuplicateReason::Content);
     }
-    match (candidate.simhash, stored.simhash, max_distance) {
-        (Some(a), Some(b), Some(max)) if hamming(a, b) <= max => Some(DuplicateReason::Near),
+    match (&candidate.sketch, &stored.sketch) {
+        (Some((a, a_bands)), Some((b, b_bands)))
+            if near_duplicates
+                && a_bands.iter().any(|k| b_bands.contains(k))
+                && a.similarity(b).is_match() =>
+        {
+            Some(DuplicateReason::Near)
+        }
         _ => None,
     }
 }

@@ -304,91 +304,111 @@ fn content_hash_folds_case_space_punctuation() {
     );
 }
 
-#[test]
-fn simhash_is_stable_and_gated_on_length() {
-    // Stored values: this figure must never change without a migration.
-    assert_eq!(
-        simhash(STORY).map(|h| format!("{h:016x}")),
-        Some("61b8143d4ffdbc7b".to_owned())
-    );
-    assert_eq!(simhash("Too short to fingerprint."), None);
-    assert_eq!(hamming(0, u64::MAX), 64);
-    assert_eq!(hamming(0b1011, 0b0001), 2);
+/// `STORY` three times over, so it is long enough for a sketch.
+fn long_story() -> String {
+    [STORY, STORY, STORY].join("\n\n")
 }
 
 #[test]
-fn bands_split_by_pigeonhole() {
-    let h = 0x0123_4567_89ab_cdef_u64;
+fn sketch_is_stable_and_gated_on_length() {
+    let (sketch, bands) = sketch(&long_story()).expect("long enough");
+    // Stored values: these figures must never change without a migration.
+    assert_eq!(sketch.shingles(), 72);
     assert_eq!(
-        simhash_bands(h, 3),
-        [(0, 0x0123), (1, 0x4567), (2, 0x89ab), (3, 0xcdef)]
+        bands
+            .iter()
+            .map(|b| format!("{b:016x}"))
+            .collect::<Vec<_>>(),
+        BANDS_OF_LONG_STORY
     );
-    assert_eq!(simhash_bands(h, 0), [(0, h)]);
-    assert_eq!(simhash_bands(h, 200).len(), 64);
-    let widths: Vec<u32> = simhash_bands(u64::MAX, 2)
-        .iter()
-        .map(|(_, v)| v.count_ones())
-        .collect();
-    assert_eq!(widths, [22, 21, 21]);
-    // Any flip of up to max_distance bits leaves at least one band equal.
-    for max in 0..8u32 {
-        for seed in 0..200u64 {
-            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            let mut flipped = h;
-            for _ in 0..max {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                flipped ^= 1 << (x % 64);
-            }
-            let a = simhash_bands(h, max);
-            let b = simhash_bands(flipped, max);
-            assert!(
-                a.iter().zip(&b).any(|(x, y)| x == y),
-                "max {max} seed {seed}"
-            );
-        }
-    }
+    assert_eq!(Sketch::from_bytes(&sketch.to_bytes()), Some(sketch.clone()));
+    assert_eq!(sketch::sketch("Too short to fingerprint."), None);
+    assert_eq!(Sketch::from_bytes(&[1, 2, 3]), None);
+    // Values out of order are not a sketch.
+    assert_eq!(
+        Sketch::from_bytes(&[2, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0]),
+        None
+    );
+}
+
+const BANDS_OF_LONG_STORY: [&str; 6] = [
+    "f64f38a77a00fb50",
+    "9f56dfe08db845d2",
+    "aa74d8e1134a188b",
+    "7953cb58e4e26c1f",
+    "e95ddffc2eee7c96",
+    "df72178705f7658d",
+];
+
+#[test]
+fn similarity_is_exact_on_whole_sketches() {
+    let set = |range: std::ops::Range<u64>| -> Sketch {
+        // Spread over the hash space, as shingle hashes are.
+        Sketch::from_hashes(
+            &range
+                .map(|i| (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let a = set(0..100);
+    // Half of the union in common.
+    let s = a.similarity(&set(50..150));
+    assert!((s.jaccard - 50.0 / 150.0).abs() < 1e-9, "{s:?}");
+    assert!((s.containment - 0.5).abs() < 1e-9, "{s:?}");
+    // A paragraph added: all of the smaller in the larger.
+    let s = a.similarity(&set(0..120));
+    assert!((s.containment - 1.0).abs() < 1e-9, "{s:?}");
+    assert!(s.is_match());
+    assert!(!a.similarity(&set(200..300)).is_match());
+    // Larger than a sketch: the shared sample still sees them as one.
+    let big = set(0..1000);
+    let s = big.similarity(&set(0..1000));
+    assert!((s.jaccard - 1.0).abs() < 1e-9, "{s:?}");
+    let s = big.similarity(&set(500..1500));
+    assert!((s.jaccard - 1.0 / 3.0).abs() < 0.1, "{s:?}");
 }
 
 #[test]
 fn decision_order_and_reasons() {
+    let text = long_story();
+    let (sk, bands) = sketch(&text).expect("long enough");
     let base = Fingerprint {
         url_keys: vec!["example.com/a".into()],
         content_hash: Some([1; 32]),
-        simhash: Some(0xffff_0000_ffff_0000),
+        sketch: Some((sk.clone(), bands.clone())),
     };
-    let other = |keys: &[&str], hash: Option<[u8; 32]>, sim: Option<u64>| Fingerprint {
+    let other = |keys: &[&str], hash: Option<[u8; 32]>, near: bool| Fingerprint {
         url_keys: keys.iter().map(|k| (*k).to_owned()).collect(),
         content_hash: hash,
-        simhash: sim,
+        sketch: near.then(|| (sk.clone(), bands.clone())),
     };
-    let near = Some(0xffff_0000_ffff_0007);
     assert_eq!(
-        same_story(&other(&["x", "example.com/a"], None, None), &base, Some(3)),
+        same_story(&other(&["x", "example.com/a"], None, false), &base, true),
         Some(DuplicateReason::Url)
     );
     assert_eq!(
-        same_story(&other(&["b"], Some([1; 32]), near), &base, Some(3)),
+        same_story(&other(&["b"], Some([1; 32]), true), &base, true),
         Some(DuplicateReason::Content)
     );
     assert_eq!(
-        same_story(&other(&["b"], Some([2; 32]), near), &base, Some(3)),
+        same_story(&other(&["b"], Some([2; 32]), true), &base, true),
         Some(DuplicateReason::Near)
     );
     assert_eq!(
-        same_story(&other(&["b"], Some([2; 32]), near), &base, Some(2)),
+        same_story(&other(&["b"], Some([2; 32]), true), &base, false),
         None
     );
-    assert_eq!(
-        same_story(&other(&["b"], Some([2; 32]), near), &base, None),
-        None
-    );
+    // Alike sketches that share no band are never looked at, as in the store.
+    let mut unbanded = other(&["b"], Some([2; 32]), true);
+    if let Some((_, b)) = unbanded.sketch.as_mut() {
+        b.clear();
+    }
+    assert_eq!(same_story(&unbanded, &base, true), None);
     assert_eq!(
         same_story(
-            &other(&["b"], None, None),
-            &other(&["c"], None, None),
-            Some(64)
+            &other(&["b"], None, false),
+            &other(&["c"], None, false),
+            true
         ),
         None
     );

@@ -75,6 +75,8 @@ pub struct Body {
     /// The URL after redirects.
     pub url: Url,
     pub content_type: Option<String>,
+    /// `Content-Location`: the base of a feed's relative links when it declares none.
+    pub content_location: Option<String>,
     pub validators: Validators,
     /// Decompressed bytes, at most the cap given to [`HttpClient::get`].
     pub bytes: Vec<u8>,
@@ -356,6 +358,7 @@ async fn fetch_body(
         });
     }
     let content_type = header_string(response.headers(), header::CONTENT_TYPE);
+    let content_location = header_string(response.headers(), header::CONTENT_LOCATION);
     let fresh_for = freshness(response.headers());
     let final_url = response.url().clone();
     let mut bytes = Vec::new();
@@ -369,6 +372,7 @@ async fn fetch_body(
         status,
         url: final_url,
         content_type,
+        content_location,
         validators,
         bytes,
         moved_to: None,

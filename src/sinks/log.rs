@@ -4,8 +4,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Instant;
 
-use super::{DeliverFuture, Outgoing, Sink, SinkError};
+use super::{DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind};
 use crate::config::LogPath;
 
 /// Lines claimed from the outbox per round trip.
@@ -86,13 +87,14 @@ fn open_append(path: &Path) -> Result<File, std::io::Error> {
 impl Sink for LogSink {
     fn deliver<'a>(&'a self, event: Outgoing<'a>) -> DeliverFuture<'a> {
         Box::pin(async move {
-            // A write error (full disk, closed pipe) may pass: keep the row and retry.
-            self.write_line(event.body)
-                .map_err(|e| SinkError::Retryable {
-                    status: None,
-                    message: format!("cannot write to {}: {e}", self.describe()),
-                    retry_after: None,
-                })
+            // A write error (full disk, closed pipe) may pass: the row is kept and retried.
+            let started = Instant::now();
+            self.write_line(event.body).map_err(|e| SinkError {
+                fault: Fault::Transport(TransportKind::Io),
+                retry_after: None,
+                elapsed: started.elapsed(),
+                message: format!("cannot write to {}: {e}", self.describe()),
+            })
         })
     }
 

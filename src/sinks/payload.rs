@@ -44,6 +44,17 @@ struct ItemPart<'a> {
     word_count: usize,
     image: Option<&'a str>,
     categories: &'a [String],
+    enclosures: Vec<EnclosurePart<'a>>,
+}
+
+#[derive(Serialize)]
+struct EnclosurePart<'a> {
+    url: &'a str,
+    #[serde(rename = "type")]
+    mime_type: Option<&'a str>,
+    length: Option<u64>,
+    /// Seconds of play time, when the feed says (`itunes:duration`, Media RSS).
+    duration: Option<u64>,
 }
 
 /// Everything one event's body is made of.
@@ -77,29 +88,48 @@ pub fn render(input: &EventInput<'_>) -> String {
             title: input.feed_title,
             tags: &input.feed.tags,
         },
-        item: ItemPart {
-            url: item.url.as_ref().map(|u| u.as_str()),
-            link: item.link.as_ref().map(|u| u.as_str()),
-            guid: item.guid.as_deref(),
-            title: item.title.as_deref(),
-            author: content.author.as_deref().or(item.author.as_deref()),
-            published: item.published.map(rfc3339),
-            updated: item.updated.map(rfc3339),
-            summary: item.summary.as_deref(),
-            content_text: &content.text,
-            content_html: &content.html,
-            content_source: content.source.as_str(),
-            content_error: content.error.as_deref(),
-            page_type: content.page_type.map(|t| t.as_str()),
-            language: content.language.as_deref(),
-            word_count: content.word_count,
-            image: content.image.as_deref().or(item.image.as_deref()),
-            categories: &item.categories,
-        },
+        item: item_part(item, content),
         duplicate_of: input.duplicate_of,
     };
     // Serializing plain strings and numbers cannot fail; fall back to an empty object anyway.
-    serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
+    serde_json::to_string(&payload).expect("the payload is plain JSON: strings, numbers, lists")
+}
+
+fn item_part<'a>(item: &'a FeedItem, content: &'a Content) -> ItemPart<'a> {
+    ItemPart {
+        url: item.url.as_ref().map(|u| u.as_str()),
+        link: item.link.as_ref().map(|u| u.as_str()),
+        guid: item.guid.as_deref(),
+        title: item.title.as_deref(),
+        author: content.author.as_deref().or(item.author.as_deref()),
+        published: item.published.map(rfc3339),
+        updated: item.updated.map(rfc3339),
+        summary: item.summary.as_deref(),
+        content_text: &content.text,
+        content_html: &content.html,
+        content_source: content.source.as_str(),
+        content_error: content.error.as_deref(),
+        page_type: content.page_type.map(|t| t.as_str()),
+        language: content.language.as_deref(),
+        word_count: content.word_count,
+        image: content.image.as_deref().or(item.image.as_deref()),
+        categories: &item.categories,
+        enclosures: item
+            .enclosures
+            .iter()
+            .map(|e| EnclosurePart {
+                url: &e.url,
+                mime_type: e.mime_type.as_deref(),
+                length: e.length,
+                duration: e.duration,
+            })
+            .collect(),
+    }
+}
+
+/// The `item` part of the payload alone, as JSON: what `feedwire preview` shows.
+pub fn item_json(item: &FeedItem, content: &Content) -> serde_json::Value {
+    serde_json::to_value(item_part(item, content)).expect("the item part is plain JSON")
 }
 
 #[derive(Serialize)]
@@ -145,5 +175,84 @@ pub fn render_feed_event(input: &FeedEventInput<'_>) -> String {
         http_status: input.http_status,
         failed_polls: input.failed_polls,
     };
-    serde_json::to_string(&payload).unwrap_or_else(|_| "{}".to_string())
+    serde_json::to_string(&payload).expect("the payload is plain JSON: strings, numbers, lists")
+}
+
+/// What chat presets read back from an event's body: the parts a message is made of.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct View {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub feed: FeedView,
+    /// Absent in feed events.
+    pub item: Option<ItemView>,
+    /// The last error, in `feed.failing` events.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct FeedView {
+    pub name: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct ItemView {
+    pub url: Option<String>,
+    pub link: Option<String>,
+    pub title: Option<String>,
+    pub author: Option<String>,
+    pub published: Option<String>,
+    pub summary: Option<String>,
+    pub content_text: Option<String>,
+    pub image: Option<String>,
+}
+
+/// Reads an event body back (it was rendered by [`render`] or [`render_feed_event`]).
+pub fn read(body: &str) -> Result<View, serde_json::Error> {
+    serde_json::from_str(body)
+}
+
+/// The clean text of an item's event body, for showing its first lines: the cleaned
+/// article, else the feed's summary. `None` for a feed event or a body without text.
+pub fn item_text(body: &str) -> Option<String> {
+    let item = read(body).ok()?.item?;
+    item.content_text
+        .filter(|t| !t.trim().is_empty())
+        .or(item.summary)
+}
+
+/// What a queue sink needs from a body to name its subject or routing key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The event type, e.g. `item.new`.
+    pub kind: String,
+    /// The feed's name.
+    pub feed: String,
+}
+
+/// Reads the event type and feed name back from a body this module rendered; `None` for a
+/// body of another shape (which the store never holds).
+pub fn route_of(body: &str) -> Option<Route> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: String,
+        feed: FeedHead,
+    }
+    #[derive(serde::Deserialize)]
+    struct FeedHead {
+        name: String,
+    }
+    let head: Head = serde_json::from_str(body).ok()?;
+    Some(Route {
+        kind: head.kind,
+        feed: head.feed.name,
+    })
 }

@@ -1,6 +1,6 @@
 //! The webhook sink: a signed POST of the payload (Standard Webhooks headers).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -9,10 +9,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use sha2::Sha256;
 use url::Url;
 
-use super::{DeliverFuture, Outgoing, Sink, SinkError};
+use super::template::{HeaderError, Template, TemplateError, resolve_headers};
+use super::{DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind, transport_kind};
 use crate::config::{SecretSource, Webhook};
 use crate::fetch::parse_retry_after;
-use crate::outbox::status_is_retryable;
 
 /// At most this much of a receiver's answer is read (for the error message).
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
@@ -24,18 +24,19 @@ const SECRET_PREFIX: &str = "whsec_";
 pub enum SecretError {
     #[error("environment variable {0} is not set")]
     MissingEnv(String),
-    #[error("cannot read secret file {path}: {source}")]
-    File {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The message carries its cause (not `source`), so a printed chain shows it once.
+    #[error("cannot read secret file {path}: {cause}")]
+    File { path: String, cause: std::io::Error },
     #[error("the secret is empty")]
     Empty,
     #[error("a \"whsec_\" secret must be followed by base64")]
     BadBase64,
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Header(#[from] HeaderError),
 }
 
 pub struct WebhookSink {
@@ -45,6 +46,10 @@ pub struct WebhookSink {
     keys: Vec<Vec<u8>>,
     timeout: Duration,
     concurrency: usize,
+    /// Renders the body from the payload; without it the payload is the body.
+    template: Option<Template>,
+    content_type: HeaderValue,
+    headers: reqwest::header::HeaderMap,
 }
 
 impl WebhookSink {
@@ -61,21 +66,48 @@ impl WebhookSink {
             .connect_timeout(config.timeout)
             .build()
             .map_err(|e| SecretError::Client(e.to_string()))?;
+        let template = match &config.template {
+            Some(source) => Some(Template::compile(&source.read()?, &config.content_type)?),
+            None => None,
+        };
+        let content_type = HeaderValue::from_str(&config.content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/json"));
         Ok(WebhookSink {
             client,
             url: config.url.clone(),
             keys,
             timeout: config.timeout,
             concurrency: config.concurrency,
+            template,
+            content_type,
+            headers: resolve_headers(&config.headers)?,
         })
     }
 
-    async fn post(&self, event: Outgoing<'_>) -> Result<(), SinkError> {
+    async fn post(&self, event: Outgoing<'_>, started: Instant) -> Result<(), SinkError> {
         let timestamp = chrono::Utc::now().timestamp();
+        // The signature covers the body as sent: the rendered one when there is a template.
+        let rendered = match &self.template {
+            Some(t) => Some(t.render(event.body).map_err(|e| SinkError {
+                fault: Fault::Unsendable,
+                retry_after: None,
+                elapsed: std::time::Duration::ZERO,
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        let body = rendered.as_deref().unwrap_or(event.body);
+        let event = Outgoing {
+            webhook_id: event.webhook_id,
+            body,
+        };
         let mut request = self
             .client
             .post(self.url.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, self.content_type.clone())
+            .header("webhook-id", event.webhook_id)
+            .header("webhook-timestamp", timestamp.to_string())
             .body(event.body.to_string());
         if !self.keys.is_empty() {
             let signatures: Vec<String> = self
@@ -83,19 +115,13 @@ impl WebhookSink {
                 .iter()
                 .map(|k| sign(k, event.webhook_id, timestamp, event.body.as_bytes()))
                 .collect();
-            request = request
-                .header("webhook-id", event.webhook_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header("webhook-signature", signatures.join(" "));
-        } else {
-            request = request
-                .header("webhook-id", event.webhook_id)
-                .header("webhook-timestamp", timestamp.to_string());
+            request = request.header("webhook-signature", signatures.join(" "));
         }
-        let mut response = request.send().await.map_err(|e| SinkError::Retryable {
-            status: None,
-            message: format!("cannot reach {}: {}", self.url, error_chain(&e)),
+        let mut response = request.send().await.map_err(|e| SinkError {
+            fault: Fault::Transport(transport_kind(&e)),
             retry_after: None,
+            elapsed: started.elapsed(),
+            message: format!("cannot reach {}: {}", self.url, error_chain(&e)),
         })?;
         let status = response.status().as_u16();
         let retry_after = response
@@ -123,33 +149,30 @@ impl WebhookSink {
         } else {
             format!("receiver answered HTTP {status}: {snippet}")
         };
-        if status_is_retryable(status) {
-            Err(SinkError::Retryable {
-                status: Some(status),
-                message,
-                retry_after,
-            })
-        } else {
-            Err(SinkError::Permanent {
-                status: Some(status),
-                message,
-            })
-        }
+        Err(SinkError {
+            fault: Fault::Status(status),
+            retry_after,
+            elapsed: started.elapsed(),
+            message,
+        })
     }
 }
 
 impl Sink for WebhookSink {
     fn deliver<'a>(&'a self, event: Outgoing<'a>) -> DeliverFuture<'a> {
         Box::pin(async move {
-            match tokio::time::timeout(self.timeout, self.post(event)).await {
+            let started = Instant::now();
+            match tokio::time::timeout(self.timeout, self.post(event, started)).await {
                 Ok(result) => result,
-                Err(_) => Err(SinkError::Retryable {
-                    status: None,
+                Err(_) => Err(SinkError {
+                    fault: Fault::Transport(TransportKind::Timeout),
+                    retry_after: None,
+                    elapsed: started.elapsed(),
                     message: format!(
-                        "no answer within {}",
+                        "no answer from {} within {}",
+                        self.url,
                         humantime::format_duration(self.timeout)
                     ),
-                    retry_after: None,
                 }),
             }
         })
@@ -168,9 +191,9 @@ fn load_keys(source: &SecretSource) -> Result<Vec<Vec<u8>>, SecretError> {
             std::env::var(var).map_err(|_| SecretError::MissingEnv(var.clone()))?
         }
         SecretSource::File(path) => {
-            std::fs::read_to_string(path).map_err(|source| SecretError::File {
+            std::fs::read_to_string(path).map_err(|cause| SecretError::File {
                 path: path.display().to_string(),
-                source,
+                cause,
             })?
         }
     };
@@ -198,10 +221,7 @@ pub fn decode_secret(secret: &str) -> Result<Vec<u8>, SecretError> {
 
 /// `v1,` + base64 HMAC-SHA256 of `id.timestamp.body`.
 pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    // HMAC accepts keys of any length; this cannot fail.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return String::new();
-    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());

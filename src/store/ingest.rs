@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{IngestBatch, IngestReport, StoreError, now_ms, write_poll};
-use crate::dedup::{DuplicateReason, Fingerprint, hamming, simhash_bands};
+use crate::dedup::{DuplicateReason, Fingerprint, Sketch};
 use crate::model::EventType;
 
 use super::DedupSettings;
@@ -35,8 +35,8 @@ pub(super) fn ingest(
         let fp = item.fingerprint.as_ref();
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO items (id, feed_id, key, url, link, guid, title, published_at,
-                content_source, content_hash, simhash, emitted, created_at, revision)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                content_source, content_hash, sketch, emitted, created_at, revision, not_sent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .execute(params![
             item.id,
@@ -49,10 +49,11 @@ pub(super) fn ingest(
             item.published_at,
             item.content_source,
             fp.and_then(|f| f.content_hash).map(hex),
-            fp.and_then(|f| f.simhash).map(|h| h as i64),
+            fp.and_then(|f| f.sketch.as_ref()).map(|(s, _)| s.to_bytes()),
             item.emitted,
             now,
-            item.revision
+            item.revision,
+            item.not_sent
         ])?;
         if inserted == 0 {
             report.already_known += 1;
@@ -60,6 +61,9 @@ pub(super) fn ingest(
         }
         let rowid = tx.last_insert_rowid();
         report.stored += 1;
+        if let Some(reason) = &item.not_sent {
+            report.not_sent.push(reason.clone());
+        }
         let found = match fp {
             Some(fp) => find_duplicate(&tx, &item.id, fp, &batch.dedup, now)?,
             None => None,
@@ -178,7 +182,8 @@ pub(super) fn emit(
 }
 
 /// The first stored story this fingerprint belongs to: by URL key, then by exact content,
-/// then by SimHash within `max_distance` inside the window (through the band index).
+/// then by near content inside the window (candidates through the band index, each
+/// verified on its stored sketch).
 pub(super) fn find_duplicate(
     tx: &Connection,
     own_id: &str,
@@ -206,36 +211,100 @@ pub(super) fn find_duplicate(
             return resolve(tx, &id, DuplicateReason::Content);
         }
     }
-    if let (true, Some(h)) = (settings.near_duplicates, fp.simhash) {
-        let since = now - settings.window_ms;
-        let mut best: Option<(u32, i64)> = None;
-        let mut stmt = tx.prepare_cached(
-            "SELECT item, simhash FROM simhash_bands WHERE band = ?1 AND value = ?2 AND created_at >= ?3",
-        )?;
-        for (band, value) in simhash_bands(h, settings.max_distance) {
-            let rows = stmt.query_map(params![band, value as i64, since], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (item, other) = row?;
-                let d = hamming(h, other as u64);
-                if d <= settings.max_distance && best.is_none_or(|(bd, _)| d < bd) {
-                    best = Some((d, item));
-                }
-            }
-        }
-        if let Some((_, item)) = best {
-            let id: Option<String> = tx
-                .prepare_cached("SELECT id FROM items WHERE rowid = ?1 AND id != ?2")?
-                .query_row(params![item, own_id], |r| r.get(0))
-                .optional()?;
-            if let Some(id) = id {
-                return resolve(tx, &id, DuplicateReason::Near);
-            }
-        }
+    if let (true, Some((sketch, bands))) = (settings.near_duplicates, &fp.sketch)
+        && let Some(id) = nearest(
+            tx,
+            own_id,
+            sketch,
+            bands,
+            now - settings.window.as_millis() as i64,
+        )?
+    {
+        return resolve(tx, &id, DuplicateReason::Near);
     }
     Ok(None)
 }
+
+/// The most similar stored item inside the window that shares a band with `bands` and
+/// whose sketch matches ([`crate::dedup::Similarity::is_match`]).
+///
+/// Each band is read newest first and at most [`MAX_BAND_CANDIDATES`] rows deep, so a
+/// lookup costs at most that many sketch reads per band whatever is stored.
+fn nearest(
+    tx: &Connection,
+    own_id: &str,
+    sketch: &Sketch,
+    bands: &[i64],
+    since: i64,
+) -> Result<Option<String>, StoreError> {
+    let mut candidates: Vec<i64> = Vec::new();
+    if !bands.is_empty() {
+        // One statement for all bands: each is its own index search, in one step loop.
+        let mut stmt = tx.prepare_cached(&band_rows(bands.len()))?;
+        let args = bands.iter().copied().chain([since, MAX_BAND_CANDIDATES]);
+        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))?;
+        for row in rows {
+            let item = row?;
+            if !candidates.contains(&item) {
+                candidates.push(item);
+            }
+        }
+    }
+    let mut best: Option<(f64, String)> = None;
+    let mut stmt = tx.prepare_cached(CANDIDATE_SKETCH)?;
+    for item in candidates {
+        let row: Option<(String, Option<Vec<u8>>)> = stmt
+            .query_row(params![item, own_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((id, Some(bytes))) = row else {
+            continue;
+        };
+        let Some(other) = Sketch::from_bytes(&bytes) else {
+            tracing::warn!(item = %id, "stored sketch is unreadable, skipped");
+            continue;
+        };
+        let similarity = sketch.similarity(&other);
+        if similarity.is_match() && best.as_ref().is_none_or(|(j, _)| similarity.jaccard > *j) {
+            best = Some((similarity.jaccard, id));
+        }
+    }
+    Ok(best.map(|(_, id)| id))
+}
+
+/// The items under each of `n` band keys (`?1` to `?n`) inside the window (`?n+1`), newest
+/// first and at most `?n+2` per key.
+fn band_rows(n: usize) -> String {
+    (1..=n)
+        .map(|i| {
+            format!(
+                "SELECT * FROM (SELECT item FROM story_bands WHERE key = ?{i} AND created_at >= ?{since}
+                 ORDER BY item DESC LIMIT ?{limit})",
+                since = n + 1,
+                limit = n + 2
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// The band rows of one item, `n` keys (`?1` to `?n`) for item `?n+1` at `?n+2`.
+fn band_insert(n: usize) -> String {
+    let rows: Vec<String> = (1..=n)
+        .map(|i| format!("(?{i}, ?{}, ?{})", n + 1, n + 2))
+        .collect();
+    format!(
+        "INSERT OR IGNORE INTO story_bands (key, item, created_at) VALUES {}",
+        rows.join(", ")
+    )
+}
+
+/// A candidate's id and stored sketch.
+const CANDIDATE_SKETCH: &str = "SELECT id, sketch FROM items WHERE rowid = ?1 AND id != ?2";
+
+/// Rows read per band in one lookup. Items share a band by chance only rarely (see
+/// `crate::dedup::LSH_ROWS`); a band holding more than this is a story told many times
+/// over, and its newest copies are the ones a new copy resembles most.
+const MAX_BAND_CANDIDATES: i64 = 16;
 
 /// The story's first item (a match that is itself a duplicate points at its root).
 fn resolve(
@@ -256,7 +325,7 @@ fn resolve(
     }))
 }
 
-/// Adds the item's URL keys and SimHash bands to the indexes.
+/// Adds the item's URL keys and LSH bands to the indexes.
 fn add_to_indexes(
     tx: &Transaction<'_>,
     id: &str,
@@ -270,60 +339,54 @@ fn add_to_indexes(
     for key in &fp.url_keys {
         keys.execute(params![key, id])?;
     }
-    if let (true, Some(h)) = (settings.near_duplicates, fp.simhash) {
-        let mut bands = tx.prepare_cached(
-            "INSERT OR IGNORE INTO simhash_bands (band, value, item, simhash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (band, value) in simhash_bands(h, settings.max_distance) {
-            bands.execute(params![band, value as i64, rowid, h as i64, now])?;
-        }
-    }
-    Ok(())
-}
-
-/// Re-cuts the bands when `max_distance` changed since they were written.
-pub(super) fn prepare_bands(conn: &mut Connection, max_distance: u32) -> Result<(), StoreError> {
-    let current: Option<String> = conn
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'bands_max_distance'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if current.as_deref() == Some(max_distance.to_string().as_str()) {
-        return Ok(());
-    }
-    let tx = conn.transaction()?;
-    tx.execute("DELETE FROM simhash_bands", [])?;
+    if let (true, Some((_, bands))) = (settings.near_duplicates, &fp.sketch)
+        && !bands.is_empty()
     {
-        let mut items =
-            tx.prepare("SELECT rowid, simhash, created_at FROM items WHERE simhash IS NOT NULL")?;
-        let rows = items.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        let mut insert = tx.prepare(
-            "INSERT OR IGNORE INTO simhash_bands (band, value, item, simhash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for row in rows {
-            let (item, h, created) = row?;
-            for (band, value) in simhash_bands(h as u64, max_distance) {
-                insert.execute(params![band, value as i64, item, h, created])?;
-            }
-        }
+        let args = bands.iter().copied().chain([rowid, now]);
+        tx.prepare_cached(&band_insert(bands.len()))?
+            .execute(rusqlite::params_from_iter(args))?;
     }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('bands_max_distance', ?1)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![max_distance.to_string()],
-    )?;
-    tx.commit()?;
     Ok(())
 }
 
 fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The near-duplicate lookup is two index searches, never a scan: SQLite's plan for
+    /// each statement searches by key.
+    #[test]
+    fn near_lookup_is_indexed() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        super::super::schema::migrate(&mut conn).expect("schema");
+        for sql in [
+            band_rows(1),
+            band_rows(crate::dedup::LSH_BANDS),
+            CANDIDATE_SKETCH.into(),
+        ] {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("plan");
+            let args = rusqlite::params_from_iter(1..=stmt.parameter_count() as i64);
+            let plan: Vec<String> = stmt
+                .query_map(args, |r| r.get::<_, String>(3))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("plan rows");
+            // A scan of a table, or a sort, would be a cost that grows with what is stored;
+            // scanning a subquery reads only the rows its search returned.
+            let scans_or_sorts = plan.iter().any(|step| {
+                step.starts_with("SCAN") && !step.starts_with("SCAN (subquery")
+                    || step.contains("TEMP B-TREE")
+            });
+            assert!(
+                plan.iter().any(|step| step.starts_with("SEARCH")) && !scans_or_sorts,
+                "{sql}: {plan:?}"
+            );
+        }
+    }
 }

@@ -1,21 +1,34 @@
 //! The only place that knows SQL: feeds, items, events and the outbox in one SQLite file,
-//! written by one thread.
+//! written by one thread and read by another. [`postgres`] holds the start of a PostgreSQL
+//! store for several daemons on one database (leases, migrations, the same-story decision);
+//! it is not selectable yet.
 //!
-//! Every method is `async` and runs on the writer thread, so blocking SQLite work never
-//! runs on the async reactor and writes never contend with each other.
+//! This module's public items are the interface a second backend (PostgreSQL) implements:
+//! no rusqlite type appears in it, errors included; states are enums and times
+//! [`Timestamp`]s. [`Store`]'s methods run on the writer thread, so blocking SQLite work never
+//! runs on the async reactor and writes never contend with each other. Reports and metrics
+//! go through a [`Reader`] ([`Store::reader`], in `read.rs`): a read-only connection on its
+//! own thread, so a `/metrics` scrape or `feedwire feeds` never waits behind the writer.
 
 mod ingest;
+mod read;
 mod schema;
+pub mod postgres;
+pub mod status;
+
+pub use read::{DeliveryReport, FeedCounts, FeedReport, ItemReport, Reader, SinkBacklog};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::dedup::Fingerprint;
 use crate::model::EventType;
+pub use crate::model::Timestamp;
 use crate::scheduler::Rate;
 
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -29,8 +42,11 @@ const STATEMENT_CACHE: usize = 64;
 /// SQLite's page cache per connection, in KiB.
 const PAGE_CACHE_KIB: i64 = 4 * 1024;
 
-/// Jobs waiting for the writer thread; callers wait when it is full.
+/// Jobs waiting for the writer (or reader) thread; callers wait when it is full.
 const WRITER_QUEUE: usize = 256;
+
+/// The reader's page cache, in KiB: reports scan, they need little cache.
+const READER_CACHE_KIB: i64 = 1024;
 
 /// How long a claimed outbox row stays invisible to other claims. Claims are cleared at
 /// start-up, so this only matters if a delivery task is lost without answering.
@@ -38,35 +54,142 @@ const CLAIM_LEASE_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot create state directory {path}: {source}")]
+    // Each message carries its cause, kept in `cause` rather than `source` (which thiserror
+    // would also report as the source), so a printed error chain shows every cause once.
+    #[error("cannot create state directory {path}: {cause}")]
     StateDir {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot open database {path}: {source}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
+    #[error("cannot open database {path}: {cause}")]
+    Open { path: PathBuf, cause: DatabaseError },
     #[error(
         "database schema version {found} is newer than this feedwire supports ({supported}); upgrade feedwire"
     )]
     TooNew { found: i64, supported: i64 },
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("database writer has stopped")]
+    Database(DatabaseError),
+    #[error("database thread has stopped")]
     Closed,
+}
+
+/// What the database engine said, without exposing the engine's own error type.
+#[derive(Debug)]
+pub struct DatabaseError(rusqlite::Error);
+
+impl std::fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DatabaseError {}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(DatabaseError(e))
+    }
 }
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
+/// One connection owned by one thread, and the queue of work for it.
+#[derive(Clone)]
+struct ConnThread {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl ConnThread {
+    fn spawn(name: &str, mut conn: Connection, path: &Path) -> Result<ConnThread, StoreError> {
+        let (jobs, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|cause| StoreError::StateDir {
+                path: path.to_path_buf(),
+                cause,
+            })?;
+        Ok(ConnThread { jobs })
+    }
+
+    /// Runs `f` on the thread and returns its result.
+    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            // The caller may have stopped waiting (a timed-out health check); nothing to do.
+            let _ = tx.send(f(conn));
+        });
+        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    /// Work for the writer thread, which owns the only read-write connection.
-    jobs: mpsc::Sender<Job>,
+    /// The writer thread, which owns the only read-write connection.
+    writer: ConnThread,
+    /// The read-only connection for reports and metrics.
+    reader: Reader,
+}
+
+impl ToSql for Timestamp {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_millis()))
+    }
+}
+
+impl FromSql for Timestamp {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        i64::column_result(value).map(Timestamp::from_millis)
+    }
+}
+
+impl ToSql for PollStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for PollStatus {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        PollStatus::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown poll status {s:?}").into())
+        })
+    }
+}
+
+impl ToSql for SinkState {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for SinkState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        SinkState::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown sink state {s:?}").into())
+        })
+    }
+}
+
+impl FromSql for DeliveryState {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = value.as_str()?;
+        DeliveryState::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown delivery state {s:?}").into())
+        })
+    }
 }
 
 /// A feed as the config names it.
@@ -78,7 +201,7 @@ pub struct FeedSpec {
 
 /// A feed's stored polling state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeedState {
+pub struct StoredFeed {
     pub id: i64,
     pub name: String,
     pub url: String,
@@ -86,12 +209,12 @@ pub struct FeedState {
     pub last_modified: Option<String>,
     pub polls: i64,
     pub errors_in_row: u32,
-    pub next_poll_at: Option<i64>,
+    pub next_poll_at: Option<Timestamp>,
     /// The feed's GUIDs were found unusable; items are identified by their links.
     pub guid_unreliable: bool,
     pub rate: Rate,
     /// The last poll that answered 200 or 304.
-    pub last_ok_at: Option<i64>,
+    pub last_ok_at: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +227,14 @@ pub enum PollStatus {
 }
 
 impl PollStatus {
-    fn as_str(self) -> &'static str {
+    pub const ALL: [PollStatus; 4] = [
+        PollStatus::Ok,
+        PollStatus::NotModified,
+        PollStatus::Error,
+        PollStatus::Gone,
+    ];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             PollStatus::Ok => "ok",
             PollStatus::NotModified => "not-modified",
@@ -112,17 +242,56 @@ impl PollStatus {
             PollStatus::Gone => "gone",
         }
     }
+
+    pub fn parse(s: &str) -> Option<PollStatus> {
+        PollStatus::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The feed answered (200 or 304).
+    pub fn answered(self) -> bool {
+        matches!(self, PollStatus::Ok | PollStatus::NotModified)
+    }
+}
+
+/// Where an outbox row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for (another) attempt.
+    Pending,
+    Delivered,
+    /// Given up on; kept for `feedwire deliveries --dead` and redelivery.
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Pending,
+            DeliveryState::Delivered,
+            DeliveryState::Dead,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+    }
 }
 
 /// The outcome of one poll, as kept for `feedwire feeds` and the next conditional GET.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollRecord {
-    pub at: i64,
+    pub at: Timestamp,
     pub status: PollStatus,
     pub http_status: Option<u16>,
     pub error: Option<String>,
     pub errors_in_row: u32,
-    pub next_poll_at: i64,
+    pub next_poll_at: Timestamp,
     /// Validators for the next conditional GET; kept unchanged when `None` on a 304 or error.
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -162,10 +331,12 @@ pub struct NewItem {
     pub link: Option<String>,
     pub guid: Option<String>,
     pub title: Option<String>,
-    pub published_at: Option<i64>,
+    pub published_at: Option<Timestamp>,
     pub content_source: Option<&'static str>,
-    /// False for items remembered without being emitted (backfill limit).
+    /// False for items remembered without being emitted (backfill limit, a rule, age).
     pub emitted: bool,
+    /// Why an item is not emitted: `rule:NAME`, `max_item_age` or `backfill`.
+    pub not_sent: Option<String>,
     /// What the item is recognised by across feeds; `None` skips cross-feed dedup.
     pub fingerprint: Option<Fingerprint>,
     /// Sinks that get this item's `item.new` event.
@@ -188,9 +359,8 @@ pub type Render = Box<dyn Fn(usize, EventType, Option<&str>) -> String + Send>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DedupSettings {
     pub near_duplicates: bool,
-    pub max_distance: u32,
-    /// How far back near-duplicates are searched, in milliseconds.
-    pub window_ms: i64,
+    /// How far back near-duplicates are searched.
+    pub window: Duration,
 }
 
 /// Items of one poll of one feed, stored with the poll's outcome in one transaction, so a
@@ -208,6 +378,8 @@ pub struct IngestReport {
     pub stored: usize,
     /// Items emitted as `item.new`.
     pub emitted: usize,
+    /// Why each newly stored item was not sent, when it was not (`rule:NAME`, …).
+    pub not_sent: Vec<String>,
     pub duplicates: usize,
     /// Known items whose text changed.
     pub updated: usize,
@@ -227,7 +399,9 @@ pub struct Delivery {
     pub sink: String,
     pub body: String,
     pub attempts: u32,
-    pub created_at: i64,
+    pub created_at: Timestamp,
+    /// When the row is due on its own schedule (a probe may be sent before).
+    pub next_attempt_at: Timestamp,
 }
 
 /// What became of one attempt.
@@ -235,85 +409,83 @@ pub struct Delivery {
 pub enum Attempt {
     Delivered,
     Retry {
-        at: i64,
+        at: Timestamp,
         status: Option<u16>,
         error: String,
+        /// The failure was the receiver's (down, gone), not this delivery's: the row is due
+        /// again at once when the receiver answers ([`Store::resume_sink`]).
+        outage: bool,
     },
     Dead {
         status: Option<u16>,
         error: String,
     },
+    /// A probe sent ahead of the row's own time found the receiver still down: not one of
+    /// the row's own attempts, so its count and its time stay; only the last error changes.
+    Probed {
+        status: Option<u16>,
+        error: String,
+    },
 }
 
-/// `feedwire feeds`: one row per configured feed.
+/// A sink's health, as the delivery worker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkState {
+    /// Deliveries succeed (or fail one by one, on their own merits).
+    Up,
+    /// Failures pointing at the receiver (no answer, 5xx), not yet enough in a row to call
+    /// it down.
+    Failing,
+    /// The receiver is down or gone: one probe at a time until it answers.
+    Paused,
+}
+
+impl SinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkState::Up => "up",
+            SinkState::Failing => "failing",
+            SinkState::Paused => "paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SinkState> {
+        match s {
+            "up" => Some(SinkState::Up),
+            "failing" => Some(SinkState::Failing),
+            "paused" => Some(SinkState::Paused),
+            _ => None,
+        }
+    }
+}
+
+/// A sink's recorded health: written by its delivery worker when it changes, read by
+/// `feedwire deliveries` and by the next worker after a restart.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeedReport {
-    pub name: String,
-    pub url: String,
-    pub title: Option<String>,
-    pub active: bool,
-    pub last_poll_at: Option<i64>,
-    pub last_status: Option<String>,
-    pub last_http_status: Option<u16>,
-    pub last_error: Option<String>,
-    pub errors_in_row: u32,
-    pub next_poll_at: Option<i64>,
-    /// Why the next poll is when it is.
-    pub schedule_reason: Option<String>,
-    pub items: i64,
-}
-
-/// `feedwire items`: recent items.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemReport {
-    pub id: String,
-    pub feed: String,
-    pub title: Option<String>,
-    pub url: Option<String>,
-    pub published_at: Option<i64>,
-    pub created_at: i64,
-    pub duplicate_of: Option<String>,
-    pub duplicate_reason: Option<String>,
-    pub emitted: bool,
-}
-
-/// `feedwire deliveries`: outbox counts per sink.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SinkBacklog {
+pub struct SinkStatus {
     pub sink: String,
-    pub pending: i64,
-    pub delivered: i64,
-    pub dead: i64,
-    pub oldest_pending_at: Option<i64>,
+    pub state: SinkState,
+    /// Why it is failing or paused: the error that decided it.
+    pub reason: Option<String>,
+    /// When the receiver started failing.
+    pub since: Option<Timestamp>,
+    /// Paused: when the next probe goes out.
+    pub until: Option<Timestamp>,
+    pub updated_at: Timestamp,
 }
 
-/// `feedwire deliveries --dead` and pending rows with their last error.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryReport {
-    pub sink: String,
-    pub event_id: String,
-    pub webhook_id: String,
-    pub item_title: Option<String>,
-    pub state: String,
-    pub attempts: u32,
-    pub next_attempt_at: i64,
-    pub last_status: Option<u16>,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// Milliseconds since the Unix epoch, for SQL inside this module.
+fn now_ms() -> i64 {
+    Timestamp::now().as_millis()
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path`, migrates it and starts the writer.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::StateDir {
+            std::fs::create_dir_all(dir).map_err(|cause| StoreError::StateDir {
                 path: dir.to_path_buf(),
-                source,
+                cause,
             })?;
         }
         let mut conn = open_connection(path)?;
@@ -322,20 +494,19 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", false)?;
         schema::migrate(&mut conn)?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        let writer = ConnThread::spawn("feedwire-store", conn, path)?;
+        // Opened after the migration, so the reader sees the current schema.
+        let reader = Reader::new(ConnThread::spawn(
+            "feedwire-reader",
+            open_read_only(path)?,
+            path,
+        )?);
+        Ok(Store { writer, reader })
+    }
 
-        let (jobs, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
-        std::thread::Builder::new()
-            .name("feedwire-store".into())
-            .spawn(move || {
-                while let Some(job) = rx.blocking_recv() {
-                    job(&mut conn);
-                }
-            })
-            .map_err(|source| StoreError::StateDir {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Store { jobs })
+    /// The read-only side: reports and metrics that never queue behind writes.
+    pub fn reader(&self) -> Reader {
+        self.reader.clone()
     }
 
     /// Runs `f` on the writer thread and returns its result.
@@ -344,12 +515,7 @@ impl Store {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
     {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let _ = tx.send(f(conn));
-        });
-        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        self.writer.call(f).await
     }
 
     /// Voids every claim: called by the daemon at start, since claims of a process that
@@ -374,7 +540,7 @@ impl Store {
 
     /// Makes the feeds table match the config: new feeds added, changed URLs updated (their
     /// validators reset), feeds no longer listed marked inactive (their items are kept).
-    pub async fn sync_feeds(&self, feeds: Vec<FeedSpec>) -> Result<Vec<FeedState>, StoreError> {
+    pub async fn sync_feeds(&self, feeds: Vec<FeedSpec>) -> Result<Vec<StoredFeed>, StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
             tx.execute("UPDATE feeds SET active = 0", [])?;
@@ -397,7 +563,7 @@ impl Store {
                      FROM feeds WHERE active = 1 ORDER BY id",
                 )?;
                 let rows = stmt.query_map([], |r| {
-                    Ok(FeedState {
+                    Ok(StoredFeed {
                         id: r.get(0)?,
                         name: r.get(1)?,
                         url: r.get(2)?,
@@ -452,6 +618,20 @@ impl Store {
         .await
     }
 
+    /// Records polls that produced no items to store (304, error, nothing new), in one
+    /// transaction: a tick's worth of unchanged feeds costs one commit, not one each.
+    pub async fn record_polls(&self, polls: Vec<(i64, PollRecord)>) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            for (feed_id, poll) in &polls {
+                write_poll(&tx, *feed_id, poll)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Records a poll that produced no items to store (304, error, nothing new).
     pub async fn record_poll(&self, feed_id: i64, poll: PollRecord) -> Result<(), StoreError> {
         self.call(move |conn| {
@@ -498,24 +678,6 @@ impl Store {
         .await
     }
 
-    /// Bytes on disk per table and index (SQLite's dbstat).
-    pub async fn table_sizes(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.call(|conn| {
-            let mut stmt =
-                conn.prepare("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")?;
-            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    /// Makes the SimHash bands match `max_distance` (they are only valid for the distance
-    /// they were cut for), rebuilding them from the stored fingerprints when it changed.
-    pub async fn prepare_dedup(&self, max_distance: u32) -> Result<(), StoreError> {
-        self.call(move |conn| ingest::prepare_bands(conn, max_distance))
-            .await
-    }
-
     /// Drops what retention no longer needs: bands older than `window`, event bodies of
     /// items older than `retention` whose deliveries are finished. Item rows stay (identity,
     /// URL keys, content hash), so an old item seen again is still not new.
@@ -528,7 +690,7 @@ impl Store {
             let now = now_ms();
             // A scan of the band table, once an hour: cheaper than an index every insert pays.
             let bands = conn.execute(
-                "DELETE FROM simhash_bands WHERE created_at < ?1",
+                "DELETE FROM story_bands WHERE created_at < ?1",
                 params![now - window.as_millis() as i64],
             )?;
             let events = conn.execute(
@@ -543,30 +705,31 @@ impl Store {
 
     /// Claims up to `limit` due rows of `sink`, oldest first.
     pub async fn claim(&self, sink: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.claim_due(sink, limit, Timestamp::now()).await
+    }
+
+    /// Claims up to `limit` rows of `sink` due at `now`, oldest first.
+    pub async fn claim_due(
+        &self,
+        sink: &str,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<Delivery>, StoreError> {
         let sink = sink.to_string();
         self.call(move |conn| {
-            let now = now_ms();
+            let now = now.as_millis();
             let tx = conn.transaction()?;
             let mut out = Vec::new();
             {
                 let mut stmt = tx.prepare_cached(
-                    "SELECT o.id, o.event_id, o.webhook_id, e.body, o.attempts, e.created_at
+                    "SELECT o.id, o.event_id, o.webhook_id, e.body, o.attempts, e.created_at, o.next_attempt_at
                      FROM outbox o JOIN events e ON e.id = o.event_id
                      WHERE o.sink = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
                        AND (o.claimed_until IS NULL OR o.claimed_until < ?2)
                      ORDER BY o.next_attempt_at, o.id LIMIT ?3",
                 )?;
-                let rows = stmt.query_map(params![sink, now, limit as i64], |r| {
-                    Ok(Delivery {
-                        outbox_id: r.get(0)?,
-                        event_id: r.get(1)?,
-                        webhook_id: r.get(2)?,
-                        sink: sink.clone(),
-                        body: r.get(3)?,
-                        attempts: r.get(4)?,
-                        created_at: r.get(5)?,
-                    })
-                })?;
+                let rows =
+                    stmt.query_map(params![sink, now, limit as i64], |r| delivery(r, &sink))?;
                 for row in rows {
                     out.push(row?);
                 }
@@ -605,7 +768,7 @@ impl Store {
     }
 
     /// When the next pending row of `sink` is due (unclaimed), if any.
-    pub async fn next_due(&self, sink: &str) -> Result<Option<i64>, StoreError> {
+    pub async fn next_due(&self, sink: &str) -> Result<Option<Timestamp>, StoreError> {
         let sink = sink.to_string();
         self.call(move |conn| {
             Ok(conn
@@ -613,7 +776,7 @@ impl Store {
                     "SELECT MIN(next_attempt_at) FROM outbox
                      WHERE sink = ?1 AND state = 'pending' AND claimed_until IS NULL",
                     params![sink],
-                    |r| r.get::<_, Option<i64>>(0),
+                    |r| r.get::<_, Option<Timestamp>>(0),
                 )
                 .optional()?
                 .flatten())
@@ -621,25 +784,103 @@ impl Store {
         .await
     }
 
-    /// Rows waiting for delivery, all sinks together.
-    pub async fn pending(&self) -> Result<i64, StoreError> {
-        self.call(|conn| {
-            Ok(conn.query_row(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
-                [],
-                |r| r.get(0),
+    /// Claims the probe of a paused sink: the row due first among those that already failed
+    /// (it may not be due yet), else the oldest fresh row; `None` when nothing waits.
+    pub async fn claim_probe(
+        &self,
+        sink: &str,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let sink = sink.to_string();
+        self.call(move |conn| {
+            let now = now.as_millis();
+            let tx = conn.transaction()?;
+            let found = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT o.id, o.event_id, o.webhook_id, e.body, o.attempts, e.created_at, o.next_attempt_at
+                     FROM outbox o JOIN events e ON e.id = o.event_id
+                     WHERE o.sink = ?1 AND o.state = 'pending'
+                       AND (o.claimed_until IS NULL OR o.claimed_until < ?2)
+                     ORDER BY o.attempts = 0, o.next_attempt_at, o.id LIMIT 1",
+                )?;
+                stmt.query_row(params![sink, now], |r| delivery(r, &sink))
+                    .optional()?
+            };
+            if let Some(d) = &found {
+                tx.prepare_cached("UPDATE outbox SET claimed_until = ?2 WHERE id = ?1")?
+                    .execute(params![d.outbox_id, now + CLAIM_LEASE_MS])?;
+            }
+            tx.commit()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    /// The receiver answers again: every row of `sink` that waited only because of the
+    /// outage is due now. Returns how many.
+    pub async fn resume_sink(&self, sink: &str, now: Timestamp) -> Result<usize, StoreError> {
+        let sink = sink.to_string();
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "UPDATE outbox SET next_attempt_at = MIN(next_attempt_at, ?2), outage = 0
+                 WHERE sink = ?1 AND state = 'pending' AND outage = 1",
+                params![sink, now],
             )?)
         })
         .await
     }
 
-    /// Queues rows of `sink` again: dead ones, or every row created since `since` (ms).
+    /// Dead-letters the pending rows of `sink` created before `created_before`: their
+    /// `max_age` passed while the sink was paused. Each keeps its last error, or gets `why`.
+    pub async fn expire(
+        &self,
+        sink: &str,
+        created_before: Timestamp,
+        why: String,
+        suffix: String,
+    ) -> Result<usize, StoreError> {
+        let sink = sink.to_string();
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "UPDATE outbox SET state = 'dead', done_at = ?3, claimed_until = NULL, outage = 0,
+                    last_error = COALESCE(last_error, ?4) || ?5
+                 WHERE sink = ?1 AND state = 'pending' AND created_at < ?2
+                   AND (claimed_until IS NULL OR claimed_until < ?3)",
+                params![sink, created_before, now_ms(), why, suffix],
+            )?)
+        })
+        .await
+    }
+
+    /// Records a sink's health.
+    pub async fn set_sink_status(&self, status: SinkStatus) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO sink_state (sink, state, reason, since, until, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(sink) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                    since = excluded.since, until = excluded.until, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                status.sink,
+                status.state,
+                status.reason,
+                status.since,
+                status.until,
+                status.updated_at
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Queues rows of `sink` again: dead ones, or every row created since `since`.
     /// They keep their `webhook_id`. Returns how many rows were queued.
     pub async fn redeliver(
         &self,
         sink: &str,
         dead_only: bool,
-        since: Option<i64>,
+        since: Option<Timestamp>,
     ) -> Result<usize, StoreError> {
         let sink = sink.to_string();
         self.call(move |conn| {
@@ -654,136 +895,19 @@ impl Store {
                 conn.execute(
                     "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2, claimed_until = NULL,
                         done_at = NULL WHERE sink = ?1 AND created_at >= ?3",
-                    params![sink, now, since.unwrap_or(0)],
+                    params![sink, now, since.unwrap_or_default()],
                 )?
             };
             Ok(n)
         })
         .await
     }
-
-    pub async fn feeds_report(&self) -> Result<Vec<FeedReport>, StoreError> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT f.name, f.url, f.title, f.active, f.last_poll_at, f.last_status, f.last_http_status,
-                        f.last_error, f.errors_in_row, f.next_poll_at,
-                        (SELECT COUNT(*) FROM items i WHERE i.feed_id = f.id), f.schedule_reason
-                 FROM feeds f ORDER BY f.active DESC, f.name",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(FeedReport {
-                    name: r.get(0)?,
-                    url: r.get(1)?,
-                    title: r.get(2)?,
-                    active: r.get(3)?,
-                    last_poll_at: r.get(4)?,
-                    last_status: r.get(5)?,
-                    last_http_status: r.get(6)?,
-                    last_error: r.get(7)?,
-                    errors_in_row: r.get(8)?,
-                    next_poll_at: r.get(9)?,
-                    items: r.get(10)?,
-                    schedule_reason: r.get(11)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    pub async fn items_report(
-        &self,
-        feed: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<ItemReport>, StoreError> {
-        self.call(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT i.id, f.name, i.title, i.url, i.published_at, i.created_at, i.duplicate_of,
-                        i.duplicate_reason, i.emitted
-                 FROM items i JOIN feeds f ON f.id = i.feed_id
-                 WHERE (?1 IS NULL OR f.name = ?1)
-                 ORDER BY i.created_at DESC, i.id DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![feed, limit as i64], |r| {
-                Ok(ItemReport {
-                    id: r.get(0)?,
-                    feed: r.get(1)?,
-                    title: r.get(2)?,
-                    url: r.get(3)?,
-                    published_at: r.get(4)?,
-                    created_at: r.get(5)?,
-                    duplicate_of: r.get(6)?,
-                    duplicate_reason: r.get(7)?,
-                    emitted: r.get(8)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    pub async fn backlog(&self) -> Result<Vec<SinkBacklog>, StoreError> {
-        self.call(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT sink,
-                        SUM(state = 'pending'), SUM(state = 'delivered'), SUM(state = 'dead'),
-                        MIN(CASE WHEN state = 'pending' THEN created_at END)
-                 FROM outbox GROUP BY sink ORDER BY sink",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(SinkBacklog {
-                    sink: r.get(0)?,
-                    pending: r.get(1)?,
-                    delivered: r.get(2)?,
-                    dead: r.get(3)?,
-                    oldest_pending_at: r.get(4)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    /// Pending (or with `dead`, dead-lettered) rows with their last error.
-    pub async fn deliveries_report(
-        &self,
-        sink: Option<String>,
-        dead: bool,
-        limit: usize,
-    ) -> Result<Vec<DeliveryReport>, StoreError> {
-        self.call(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT o.sink, o.event_id, o.webhook_id, COALESCE(i.title, e.type), o.state, o.attempts, o.next_attempt_at,
-                        o.last_status, o.last_error, o.created_at
-                 FROM outbox o JOIN events e ON e.id = o.event_id LEFT JOIN items i ON i.id = e.item_id
-                 WHERE o.state = ?1 AND (?2 IS NULL OR o.sink = ?2)
-                 ORDER BY o.id LIMIT ?3",
-            )?;
-            let state = if dead { "dead" } else { "pending" };
-            let rows = stmt.query_map(params![state, sink, limit as i64], |r| {
-                Ok(DeliveryReport {
-                    sink: r.get(0)?,
-                    event_id: r.get(1)?,
-                    webhook_id: r.get(2)?,
-                    item_title: r.get(3)?,
-                    state: r.get(4)?,
-                    attempts: r.get(5)?,
-                    next_attempt_at: r.get(6)?,
-                    last_status: r.get(7)?,
-                    last_error: r.get(8)?,
-                    created_at: r.get(9)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+    let conn = Connection::open(path).map_err(|cause| StoreError::Open {
         path: path.to_path_buf(),
-        source,
+        cause: DatabaseError(cause),
     })?;
     // Pragmas outside any transaction: WAL survives power loss with synchronous=NORMAL
     // losing at most the last transactions, never corrupting the file.
@@ -797,27 +921,68 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// A read-only connection to the same file, for [`Reader`].
+fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|cause| StoreError::Open {
+        path: path.to_path_buf(),
+        cause: DatabaseError(cause),
+    })?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
+    Ok(conn)
+}
+
+/// An outbox row as [`Store::claim`] and [`Store::claim_probe`] select it.
+fn delivery(r: &rusqlite::Row<'_>, sink: &str) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        outbox_id: r.get(0)?,
+        event_id: r.get(1)?,
+        webhook_id: r.get(2)?,
+        sink: sink.to_string(),
+        body: r.get(3)?,
+        attempts: r.get(4)?,
+        created_at: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+    })
+}
+
 fn write_attempt(conn: &Connection, outbox_id: i64, attempt: Attempt) -> Result<(), StoreError> {
     let now = now_ms();
     match attempt {
         Attempt::Delivered => conn
             .prepare_cached(
                 "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, claimed_until = NULL,
-                    done_at = ?2, last_status = NULL, last_error = NULL WHERE id = ?1",
+                    done_at = ?2, last_status = NULL, last_error = NULL, outage = 0 WHERE id = ?1",
             )?
             .execute(params![outbox_id, now])?,
-        Attempt::Retry { at, status, error } => conn
+        Attempt::Retry {
+            at,
+            status,
+            error,
+            outage,
+        } => conn
             .prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?2,
-                    last_status = ?3, last_error = ?4 WHERE id = ?1",
+                    last_status = ?3, last_error = ?4, outage = ?5 WHERE id = ?1",
             )?
-            .execute(params![outbox_id, at, status, error])?,
+            .execute(params![outbox_id, at, status, error, outage])?,
         Attempt::Dead { status, error } => conn
             .prepare_cached(
                 "UPDATE outbox SET state = 'dead', attempts = attempts + 1, claimed_until = NULL,
-                    done_at = ?2, last_status = ?3, last_error = ?4 WHERE id = ?1",
+                    done_at = ?2, last_status = ?3, last_error = ?4, outage = 0 WHERE id = ?1",
             )?
             .execute(params![outbox_id, now, status, error])?,
+        Attempt::Probed { status, error } => conn
+            .prepare_cached(
+                "UPDATE outbox SET claimed_until = NULL, last_status = ?2, last_error = ?3, outage = 1
+                 WHERE id = ?1",
+            )?
+            .execute(params![outbox_id, status, error])?,
     };
     Ok(())
 }
@@ -831,7 +996,7 @@ fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), 
             event.kind,
             &event.body,
             &event.sinks,
-            poll.at,
+            poll.at.as_millis(),
         )?;
     }
     // Cached: it runs once per poll, and parsing the statement each time was a third of the

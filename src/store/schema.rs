@@ -148,6 +148,45 @@ const MIGRATIONS: &[&str] = &[
     -- Counting what waits (once, metrics, STATUS=) without reading delivered history.
     CREATE INDEX outbox_pending ON outbox(sink, created_at) WHERE state = 'pending';
     "#,
+    // 7: near-duplicates by shingle sketch: the SimHash and its bands give way to a
+    // bottom-k sketch per item (verification) and its LSH band keys (candidate search).
+    // Items stored before keep their URL keys and content hash; they have no sketch, so
+    // only items stored from now on are found as near-duplicates.
+    r#"
+    DROP TABLE simhash_bands;
+    DELETE FROM meta WHERE key = 'bands_max_distance';
+    ALTER TABLE items DROP COLUMN simhash;
+    ALTER TABLE items ADD COLUMN sketch BLOB;
+    -- One row per band of each item's sketch; `key` names the band and its bins' minima.
+    CREATE TABLE story_bands (
+        key             INTEGER NOT NULL,
+        item            INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        PRIMARY KEY (key, item)
+    ) WITHOUT ROWID;
+    "#,
+    // 8: delivery that tells a failed delivery from a receiver that is down. `outage` marks
+    // a row whose last failure was the receiver's (due again at once when it answers);
+    // `sink_state` is each sink's health as `feedwire deliveries` shows it: up, failing, or
+    // paused with why and until when.
+    r#"
+    ALTER TABLE outbox ADD COLUMN outage INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE sink_state (
+        sink            TEXT PRIMARY KEY,
+        state           TEXT NOT NULL,
+        reason          TEXT,
+        since           INTEGER,
+        until           INTEGER,
+        updated_at      INTEGER NOT NULL
+    );
+    "#,
+    // 9: intentionally empty: the number was reserved for a change that needed no schema.
+    "",
+    // 10: why an item was stored as seen but not sent: `rule:NAME` (a filter rule dropped
+    // it), `max_item_age` (published too long ago) or `backfill` (beyond the first poll's N).
+    r#"
+    ALTER TABLE items ADD COLUMN not_sent TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -190,7 +229,7 @@ mod tests {
         }
         tx.execute_batch(
             "INSERT INTO feeds (id, name, url) VALUES (1, 'f', 'http://f/');
-             INSERT INTO items (id, feed_id, key, emitted, created_at) VALUES ('i1', 1, 'guid:1', 1, 0);
+             INSERT INTO items (id, feed_id, key, simhash, emitted, created_at) VALUES ('i1', 1, 'guid:1', 7, 1, 0);
              INSERT INTO events (id, item_id, type, body, created_at) VALUES ('e1', 'i1', 'item.new', '{}', 0);
              INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at) VALUES ('e1', 's', 'msg_1', 0, 0);",
         )
@@ -207,7 +246,13 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM outbox"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM events WHERE item_id = 'i1'"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+        // Delivery health (8): old rows are not held by an outage; no sink has a state yet.
+        assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE outage = 0"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM sink_state"), 0);
         assert_eq!(count("PRAGMA user_version"), VERSION);
+        // 7: the SimHash gives way to a sketch; items stored before have none.
+        assert_eq!(count("SELECT COUNT(*) FROM items WHERE sketch IS NULL"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM story_bands"), 0);
         // Feed events need no item now.
         conn.execute("INSERT INTO events (id, feed_id, type, body, created_at) VALUES ('e2', 1, 'feed.failing', '{}', 0)", [])
             .expect("feed event");

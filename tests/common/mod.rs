@@ -95,6 +95,8 @@ struct ServerState {
     routes: HashMap<String, Route>,
     /// Dynamic answers: called with the request and how many requests this path had before.
     responders: HashMap<String, Responder>,
+    /// Dynamic answers for every path under a prefix (when no exact path matches).
+    prefix_responders: Vec<(String, Responder)>,
     seen: Vec<Seen>,
     /// Requests whose answer was ready while the client still waited (a client that went
     /// away during `delay` drops the handler before it gets here).
@@ -157,6 +159,19 @@ impl Server {
             .insert(path.to_string(), Arc::new(f));
     }
 
+    /// Answers every path that starts with `prefix` (and has no route or responder of its own).
+    pub fn respond_prefix(
+        &self,
+        prefix: &str,
+        f: impl Fn(&Seen, usize) -> Route + Send + Sync + 'static,
+    ) {
+        self.state
+            .lock()
+            .expect("lock")
+            .prefix_responders
+            .push((prefix.to_string(), Arc::new(f)));
+    }
+
     pub fn seen(&self, path: &str) -> Vec<Seen> {
         self.state
             .lock()
@@ -206,7 +221,19 @@ async fn handle(State(state): State<Arc<Mutex<ServerState>>>, req: Request) -> R
         st.seen.push(seen.clone());
         match st.responders.get(&path).cloned() {
             Some(f) => Some(f(&seen, before)),
-            None => st.routes.get(&path).cloned(),
+            None => st.routes.get(&path).cloned().or_else(|| {
+                let (prefix, f) = st
+                    .prefix_responders
+                    .iter()
+                    .find(|(p, _)| path.starts_with(p.as_str()))?;
+                let before = st
+                    .seen
+                    .iter()
+                    .filter(|s| s.path.starts_with(prefix.as_str()))
+                    .count()
+                    - 1;
+                Some(f(&seen, before))
+            }),
         }
     };
     let Some(route) = route else {

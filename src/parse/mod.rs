@@ -1,15 +1,23 @@
 //! Feed bytes to items with their identity (RSS 0.9x/1.0/2.0, Atom, JSON Feed); pure, no IO.
 
+mod charset;
+mod date;
+mod feed;
+mod tree;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
-use feed_rs::model::{Entry, Link, Text};
+use chrono::{DateTime, Utc};
+use feed_rs::model::Link;
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::dedup::canonical_url;
 use crate::extract::html_to_text;
-use crate::model::{FeedItem, ItemKey, ParsedFeed};
+use crate::model::{Enclosure, FeedItem, ItemKey, ParsedFeed};
+
+pub use charset::{Charset, Decoded, Rule as CharsetRule, decode as decode_charset};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ParseError {
@@ -38,9 +46,28 @@ pub enum Identity {
     Link,
 }
 
+/// What the HTTP answer said about the body; a file read from disk has neither.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Headers<'a> {
+    /// `Content-Type`, whose `charset` decides the encoding of XML and text types.
+    pub content_type: Option<&'a str>,
+    /// `Content-Location`: the base of relative links when the document gives none.
+    pub content_location: Option<&'a str>,
+}
+
 /// Parses a feed document fetched from `feed_url` (relative links are resolved against it).
 pub fn parse_feed(
     bytes: &[u8],
+    feed_url: &Url,
+    identity: Identity,
+) -> Result<ParsedFeed, ParseError> {
+    parse_response(bytes, Headers::default(), feed_url, identity)
+}
+
+/// Parses a feed document with the headers it was served with.
+pub fn parse_response(
+    bytes: &[u8],
+    headers: Headers<'_>,
     feed_url: &Url,
     identity: Identity,
 ) -> Result<ParsedFeed, ParseError> {
@@ -50,31 +77,63 @@ pub fn parse_feed(
     let Some(start) = start else {
         return Err(ParseError::Empty);
     };
-    if looks_like_html(&bytes[start..]) {
-        return Err(ParseError::Html(discover_feeds(bytes, feed_url)));
+    if bytes[start] == b'{' {
+        return json_feed(bytes, feed_url, identity);
     }
-    let feed = match parse_guarded(feed_url, bytes) {
-        Ok(feed) => feed,
-        // A feed whose bytes are not in the charset it declares (Latin-1 declared as UTF-8 is
-        // common): decoded by detection, declared as UTF-8, and parsed again.
-        Err(first) if std::str::from_utf8(bytes).is_err() => {
-            let redeclared = redeclare_utf8(bytes);
-            parse_guarded(feed_url, redeclared.as_bytes())
-                .map_err(|_| ParseError::Invalid(first))?
-        }
-        Err(e) => return Err(ParseError::Invalid(e)),
-    };
+    let decoded = charset::decode(bytes, headers.content_type);
+    let text = decoded.text.trim_start_matches('\u{feff}');
+    if text.trim().is_empty() {
+        return Err(ParseError::Empty);
+    }
+    if looks_like_html(text.trim_start().as_bytes()) {
+        return Err(ParseError::Html(discover_feeds(text.as_bytes(), feed_url)));
+    }
+    let base = headers
+        .content_location
+        .and_then(|l| feed_url.join(l.trim()).ok())
+        .unwrap_or_else(|| feed_url.clone());
+    let doc = tree::read(text, base);
+    let raw = feed::read(&doc).map_err(ParseError::Invalid)?;
+    let entries: Vec<Entry> = raw.entries.into_iter().map(Entry::from_raw).collect();
+    let ttl = raw
+        .ttl
+        .filter(|m| *m > 0)
+        .map(|m| Duration::from_secs(u64::from(m) * 60));
+    let update_hint = ttl.into_iter().chain(syndication_period(text)).max();
+    let title = raw.title.as_ref().map(plain_text).filter(|t| !t.is_empty());
+    Ok(finish(entries, title, update_hint, feed_url, identity))
+}
 
+/// JSON Feed 1.0/1.1, which feed-rs reads right.
+fn json_feed(bytes: &[u8], feed_url: &Url, identity: Identity) -> Result<ParsedFeed, ParseError> {
+    let feed = parse_guarded(feed_url, bytes).map_err(ParseError::Invalid)?;
+    let title = feed
+        .title
+        .as_ref()
+        .map(|t| html_to_text(&t.content))
+        .filter(|t| !t.is_empty());
+    let entries: Vec<Entry> = feed.entries.iter().map(Entry::from_feed_rs).collect();
+    Ok(finish(entries, title, None, feed_url, identity))
+}
+
+/// Identities, duplicates within the document, order.
+fn finish(
+    entries: Vec<Entry>,
+    title: Option<String>,
+    update_hint: Option<Duration>,
+    feed_url: &Url,
+    identity: Identity,
+) -> ParsedFeed {
     // One GUID on entries with different links (a feed that gives every entry the same id)
     // makes GUIDs useless for the whole document.
-    let identity = if identity == Identity::Guid && guids_are_shared(&feed.entries) {
+    let identity = if identity == Identity::Guid && guids_are_shared(&entries) {
         Identity::Link
     } else {
         identity
     };
-    let mut items: Vec<FeedItem> = Vec::with_capacity(feed.entries.len());
-    let mut seen: HashSet<ItemKey> = HashSet::with_capacity(feed.entries.len());
-    for entry in &feed.entries {
+    let mut items: Vec<FeedItem> = Vec::with_capacity(entries.len());
+    let mut seen: HashSet<ItemKey> = HashSet::with_capacity(entries.len());
+    for entry in entries {
         let item = to_item(entry, feed_url, identity);
         // A feed listing one identity twice is one item.
         if seen.insert(item.key.clone()) {
@@ -82,26 +141,21 @@ pub fn parse_feed(
         }
     }
     order_oldest_first(&mut items);
-    let ttl = feed
-        .ttl
-        .filter(|m| *m > 0)
-        .map(|m| Duration::from_secs(u64::from(m) * 60));
-    let update_hint = ttl.into_iter().chain(syndication_period(bytes)).max();
-    Ok(ParsedFeed {
-        title: feed
-            .title
-            .as_ref()
-            .map(text_plain)
-            .filter(|t| !t.is_empty()),
+    ParsedFeed {
+        title,
         items,
         update_hint,
-    })
+    }
 }
 
 /// The RSS 1.0 syndication module's period: `sy:updatePeriod` divided by
 /// `sy:updateFrequency` (feed-rs does not read them).
-fn syndication_period(bytes: &[u8]) -> Option<Duration> {
-    let head = std::str::from_utf8(&bytes[..bytes.len().min(16 * 1024)]).ok()?;
+fn syndication_period(text: &str) -> Option<Duration> {
+    let mut cut = text.len().min(16 * 1024);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let head = &text[..cut];
     let text_of = |tag: &str| -> Option<String> {
         let start = head.find(&format!("<sy:{tag}>"))? + tag.len() + 5;
         let end = head[start..].find('<')? + start;
@@ -137,25 +191,6 @@ fn parse_guarded(feed_url: &Url, bytes: &[u8]) -> Result<feed_rs::model::Feed, S
     }
 }
 
-/// The document decoded by its BOM or by detection (the declaration is not trusted, since
-/// parsing by it failed), with its XML declaration saying UTF-8.
-fn redeclare_utf8(bytes: &[u8]) -> String {
-    let (encoding, _) = encoding_rs::Encoding::for_bom(bytes).unwrap_or_else(|| {
-        let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
-        detector.feed(bytes, true);
-        (detector.guess(None, chardetng::Utf8Detection::Deny), 0)
-    });
-    let (text, _, _) = encoding.decode(bytes);
-    let text = text.trim_start_matches('\u{feff}');
-    match text
-        .strip_prefix("<?xml")
-        .and_then(|rest| rest.split_once("?>"))
-    {
-        Some((_, body)) => format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>{body}"),
-        None => text.to_string(),
-    }
-}
-
 fn looks_like_html(bytes: &[u8]) -> bool {
     let head: Vec<u8> = bytes.iter().take(512).map(u8::to_ascii_lowercase).collect();
     let head = String::from_utf8_lossy(&head);
@@ -188,18 +223,126 @@ pub fn discover_feeds(html: &[u8], base: &Url) -> Vec<String> {
     out
 }
 
+/// One entry, whichever reader produced it: texts already plain, links absolute.
+struct Entry {
+    id: Option<String>,
+    link: Option<Url>,
+    title: Option<String>,
+    summary: Option<String>,
+    content_html: Option<String>,
+    authors: Vec<String>,
+    published: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+    categories: Vec<String>,
+    enclosures: Vec<Enclosure>,
+    image: Option<String>,
+}
+
+impl Entry {
+    fn from_raw(raw: feed::RawEntry) -> Entry {
+        let content_html = raw
+            .content
+            .as_ref()
+            .map(feed::as_html)
+            .filter(|b| !b.trim().is_empty());
+        let summary = raw
+            .summary
+            .as_ref()
+            .map(plain_text)
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                content_html
+                    .as_deref()
+                    .map(html_to_text)
+                    .filter(|s| !s.is_empty())
+            });
+        Entry {
+            id: raw.id,
+            link: raw.link,
+            title: raw.title.as_ref().map(plain_text).filter(|t| !t.is_empty()),
+            summary,
+            content_html,
+            authors: raw.authors,
+            published: raw.published.or(raw.updated),
+            updated: raw.updated,
+            categories: raw.categories,
+            enclosures: raw.enclosures,
+            image: raw.image,
+        }
+    }
+
+    fn from_feed_rs(entry: &feed_rs::model::Entry) -> Entry {
+        let content_html = entry
+            .content
+            .as_ref()
+            .and_then(|c| c.body.clone())
+            .filter(|b| !b.trim().is_empty());
+        let summary = entry
+            .summary
+            .as_ref()
+            .map(|t| html_to_text(&t.content))
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                content_html
+                    .as_deref()
+                    .map(html_to_text)
+                    .filter(|s| !s.is_empty())
+            });
+        let image = entry
+            .media
+            .iter()
+            .flat_map(|m| m.thumbnails.iter().map(|t| t.image.uri.clone()))
+            .next();
+        Entry {
+            id: Some(entry.id.trim().to_string()).filter(|s| !s.is_empty()),
+            link: pick_link(&entry.links).and_then(|href| Url::parse(href.trim()).ok()),
+            title: entry
+                .title
+                .as_ref()
+                .map(|t| html_to_text(&t.content))
+                .filter(|t| !t.is_empty()),
+            summary,
+            content_html,
+            authors: entry
+                .authors
+                .iter()
+                .filter_map(|p| p.name.as_deref().map(str::trim))
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect(),
+            published: entry.published.or(entry.updated),
+            updated: entry.updated,
+            categories: entry
+                .categories
+                .iter()
+                .map(|c| c.term.trim().to_string())
+                .filter(|c| !c.is_empty())
+                .collect(),
+            // JSON Feed attachments arrive as links with a media type.
+            enclosures: entry
+                .links
+                .iter()
+                .filter(|l| l.media_type.is_some())
+                .map(|l| Enclosure {
+                    url: l.href.clone(),
+                    mime_type: l.media_type.clone(),
+                    length: l.length,
+                    duration: None,
+                })
+                .collect(),
+            image,
+        }
+    }
+}
+
 fn guids_are_shared(entries: &[Entry]) -> bool {
     let mut links_by_guid: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for e in entries {
-        let guid = e.id.trim();
-        let Some(link) = pick_link(&e.links) else {
+        let (Some(guid), Some(link)) = (e.id.as_deref(), e.link.as_ref()) else {
             continue;
         };
-        if guid.is_empty() {
-            continue;
-        }
-        if let Some(previous) = links_by_guid.insert(guid, link)
-            && previous != link
+        if let Some(previous) = links_by_guid.insert(guid, link.as_str())
+            && previous != link.as_str()
         {
             return true;
         }
@@ -207,94 +350,41 @@ fn guids_are_shared(entries: &[Entry]) -> bool {
     false
 }
 
-fn to_item(entry: &Entry, feed_url: &Url, identity: Identity) -> FeedItem {
-    let guid = Some(entry.id.trim().to_string()).filter(|s| !s.is_empty());
-    let link = pick_link(&entry.links).and_then(|href| feed_url.join(href.trim()).ok());
-    let url = link.as_ref().map(canonical_url);
-    let title = entry
-        .title
-        .as_ref()
-        .map(text_plain)
-        .filter(|t| !t.is_empty());
-    let summary = entry
-        .summary
-        .as_ref()
-        .map(text_plain)
-        .filter(|s| !s.is_empty())
-        .or_else(|| {
-            entry
-                .content
-                .as_ref()
-                .and_then(|c| c.body.as_deref())
-                .map(html_to_text)
-                .filter(|s| !s.is_empty())
-        });
-    let content_html = entry
-        .content
-        .as_ref()
-        .and_then(|c| c.body.clone())
-        .filter(|b| !b.trim().is_empty());
-    let author = {
-        let names: Vec<&str> = entry
-            .authors
-            .iter()
-            .filter_map(|p| p.name.as_deref())
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .collect();
-        if names.is_empty() {
-            None
-        } else {
-            Some(names.join(", "))
-        }
+fn to_item(entry: Entry, feed_url: &Url, identity: Identity) -> FeedItem {
+    let _ = feed_url;
+    let url = entry.link.as_ref().map(canonical_url);
+    let author = if entry.authors.is_empty() {
+        None
+    } else {
+        Some(entry.authors.join(", "))
     };
-    let categories = entry
-        .categories
-        .iter()
-        .map(|c| c.label.as_deref().unwrap_or(&c.term).trim().to_string())
-        .filter(|c| !c.is_empty())
-        .collect();
-    let image = entry
-        .media
-        .iter()
-        .flat_map(|m| m.thumbnails.iter().map(|t| t.image.uri.clone()))
-        .chain(
-            entry
-                .media
-                .iter()
-                .flat_map(|m| m.content.iter())
-                .filter(|c| c.content_type.as_ref().is_some_and(|t| t.ty() == "image"))
-                .filter_map(|c| c.url.as_ref().map(|u| u.to_string())),
-        )
-        .next();
-
-    let key = if let (Some(g), Identity::Guid) = (&guid, identity) {
+    let key = if let (Some(g), Identity::Guid) = (&entry.id, identity) {
         ItemKey(format!("guid:{g}"))
     } else if let Some(u) = &url {
         ItemKey(format!("url:{u}"))
     } else {
         let mut h = Sha256::new();
-        h.update(title.as_deref().unwrap_or("").as_bytes());
+        h.update(entry.title.as_deref().unwrap_or("").as_bytes());
         h.update([0]);
-        h.update(summary.as_deref().unwrap_or("").as_bytes());
+        h.update(entry.summary.as_deref().unwrap_or("").as_bytes());
         let digest = h.finalize();
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         ItemKey(format!("hash:{hex}"))
     };
-
     FeedItem {
         key,
-        guid,
-        link,
+        guid: entry.id,
+        link: entry.link,
         url,
-        title,
+        title: entry.title,
         author,
-        published: entry.published.or(entry.updated),
+        published: entry.published,
         updated: entry.updated,
-        summary,
-        content_html,
-        categories,
-        image,
+        summary: entry.summary,
+        content_html: entry.content_html,
+        categories: entry.categories,
+        image: entry.image,
+        enclosures: entry.enclosures,
     }
 }
 
@@ -302,14 +392,26 @@ fn to_item(entry: &Entry, feed_url: &Url, identity: Identity) -> FeedItem {
 fn pick_link(links: &[Link]) -> Option<&str> {
     links
         .iter()
+        .filter(|l| l.media_type.is_none())
         .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
-        .or_else(|| links.first())
+        .or_else(|| links.iter().find(|l| l.media_type.is_none()))
         .map(|l| l.href.as_str())
         .filter(|h| !h.trim().is_empty())
 }
 
-fn text_plain(t: &Text) -> String {
-    html_to_text(&t.content)
+/// A feed text as plain text: markup dropped and entities decoded when it is HTML,
+/// whitespace folded either way.
+fn plain_text(t: &feed::TextValue) -> String {
+    if t.html {
+        let text = html_to_text(&t.value);
+        // Text that only looked like markup (`<!DOCTYPE` alone, `a <b` unclosed) is text.
+        if text.is_empty() && !t.value.contains('>') {
+            return t.value.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+        text
+    } else {
+        t.value.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// Publication order: by date when every entry has one, else the reverse of the feed's own
