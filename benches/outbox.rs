@@ -11,21 +11,14 @@
 //! `cargo bench --bench outbox`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio::runtime::Runtime;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use feedwire::config::{SecretSource, Webhook};
-use feedwire::outbox::{RetryPolicy, Worker};
 use feedwire::sinks::webhook::WebhookSink;
 use feedwire::sinks::{DeliverFuture, Outgoing, Sink};
-use feedwire::store::{
-    DedupSettings, FeedSpec, IngestBatch, NewItem, PollRecord, PollStatus, Store, Timestamp,
-};
 
 mod support;
 use support::*;
@@ -43,159 +36,6 @@ impl Sink for NoOp {
     fn concurrency(&self) -> usize {
         self.concurrency
     }
-}
-
-/// A database with one feed, a running delivery worker for one sink, and the counters to
-/// know when a run is over.
-struct Bench {
-    _dir: tempfile::TempDir,
-    store: Store,
-    feed_id: i64,
-    wake: Arc<Notify>,
-    delivered: Arc<AtomicU64>,
-    progress: Arc<Notify>,
-    stop: CancellationToken,
-    next_item: u64,
-}
-
-impl Bench {
-    fn new(rt: &Runtime, sink: impl FnOnce(&std::path::Path) -> Arc<dyn Sink>) -> Bench {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let inner = sink(dir.path());
-        let store = Store::open(&dir.path().join("feedwire.db")).expect("open store");
-        let feeds = rt
-            .block_on(store.sync_feeds(vec![FeedSpec {
-                name: "bench".into(),
-                url: "https://example.com/rss.xml".into(),
-            }]))
-            .expect("sync feeds");
-        let delivered = Arc::new(AtomicU64::new(0));
-        let progress = Arc::new(Notify::new());
-        let wake = Arc::new(Notify::new());
-        let stop = CancellationToken::new();
-        let worker = Worker {
-            name: SINK.into(),
-            sink: Arc::new(Counting {
-                inner,
-                delivered: delivered.clone(),
-                progress: progress.clone(),
-            }),
-            store: store.clone(),
-            policy: RetryPolicy::forever(),
-            probe_interval: feedwire::outbox::DEFAULT_PROBE_INTERVAL,
-            wake: wake.clone(),
-            metrics: Arc::new(feedwire::telemetry::Metrics::new()),
-        };
-        rt.spawn(worker.run(stop.clone()));
-        Bench {
-            _dir: dir,
-            store,
-            feed_id: feeds[0].id,
-            wake,
-            delivered,
-            progress,
-            stop,
-            next_item: 0,
-        }
-    }
-
-    /// Stores `n` new items with one event and one outbox row each, `ITEMS_PER_POLL` per
-    /// transaction; with `wake`, the worker is woken after each, as the daemon's storer does.
-    async fn ingest(&mut self, n: u64, wake: bool) {
-        let mut left = n;
-        while left > 0 {
-            let take = left.min(ITEMS_PER_POLL as u64);
-            left -= take;
-            let first = self.next_item + 1;
-            let items = (0..take)
-                .map(|_| {
-                    self.next_item += 1;
-                    let k = self.next_item;
-                    NewItem {
-                        id: ulid::Ulid::new().to_string(),
-                        key: format!("guid:https://example.com/a/{k}"),
-                        url: Some(format!("https://example.com/a/{k}")),
-                        link: Some(format!("https://example.com/a/{k}?utm_source=rss")),
-                        guid: Some(format!("https://example.com/a/{k}")),
-                        title: Some(format!("Story number {k} about something")),
-                        published_at: Some(Timestamp::now()),
-                        content_source: Some("feed"),
-                        emitted: true,
-                        not_sent: None,
-                        fingerprint: None,
-                        new_sinks: vec![SINK.into()],
-                        duplicate_sinks: Vec::new(),
-                        revision: None,
-                        update_of: None,
-                        updated_sinks: Vec::new(),
-                    }
-                })
-                .collect();
-            let now = Timestamp::now();
-            self.store
-                .ingest(IngestBatch {
-                    feed_id: self.feed_id,
-                    poll: PollRecord {
-                        at: now,
-                        status: PollStatus::Ok,
-                        http_status: Some(200),
-                        error: None,
-                        errors_in_row: 0,
-                        next_poll_at: now.after(Duration::from_secs(60)),
-                        etag: None,
-                        last_modified: None,
-                        title: Some("Bench".into()),
-                        moved_to: None,
-                        rate: None,
-                        reason: None,
-                        event: None,
-                    },
-                    items,
-                    dedup: DedupSettings {
-                        near_duplicates: false,
-                        window: Duration::ZERO,
-                    },
-                    render: Box::new(move |index, _, _| body(first + index as u64)),
-                })
-                .await
-                .expect("ingest");
-            if wake {
-                self.wake.notify_one();
-            }
-        }
-    }
-
-    /// Waits until `target` deliveries were accepted and every row is acknowledged.
-    async fn drained(&self, target: u64) {
-        while self.delivered.load(Ordering::SeqCst) < target {
-            self.progress.notified().await;
-        }
-        // The last acks are on their way to the writer thread.
-        while self
-            .store
-            .reader()
-            .pending(&[SINK.to_string()])
-            .await
-            .expect("count pending")
-            > 0
-        {
-            tokio::task::yield_now().await;
-        }
-    }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-fn runtime() -> Runtime {
-    // As the daemon: a multi-threaded runtime with one worker per core.
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// Deliveries per second to `url` at concurrency 1, 4 and 16, in group `group`.
