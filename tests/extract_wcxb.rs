@@ -13,11 +13,11 @@ const MIN_F1: &[(&str, f64)] = &[
     ("article", 0.940),
     ("documentation", 0.903),
     ("service", 0.748),
-    ("forum", 0.715),
+    ("forum", 0.727),
     ("product", 0.600),
-    ("collection", 0.577),
-    ("listing", 0.584),
-    ("all", 0.820),
+    ("collection", 0.594),
+    ("listing", 0.593),
+    ("all", 0.824),
 ];
 
 fn tokens(text: &str) -> HashMap<String, u32> {

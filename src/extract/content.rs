@@ -207,6 +207,9 @@ pub(crate) struct Profile {
     pub whole_page: bool,
     /// Blocks that are mostly links stay (cards of a listing link to what they describe).
     pub links: bool,
+    /// A question and its answers (`QAPage`): comments on the question or an answer
+    /// (schema.org `Comment` items inside them) are asides, not posts.
+    pub answers: bool,
 }
 
 impl Profile {
@@ -216,6 +219,7 @@ impl Profile {
             posts: false,
             whole_page: true,
             links: true,
+            answers: false,
         }
     }
 }
@@ -237,8 +241,23 @@ fn looks_like_chrome(names: &str) -> bool {
     looks_like_chrome_in(names, Profile::default())
 }
 
+/// Parts of class names that, on a thread of posts, name a post's furniture: the poster's
+/// signature, rank, banner, badges and counters, which repeat on every post.
+const POST_CHROME_PARTS: &[&str] = &[
+    "signature",
+    "usertitle",
+    "userbanner",
+    "userextra",
+    "user-extra",
+    "flair",
+    "badge",
+];
+
 fn looks_like_chrome_in(names: &str, profile: Profile) -> bool {
     names.split_ascii_whitespace().any(|token| {
+        if profile.posts && POST_CHROME_PARTS.iter().any(|p| token.contains(p)) {
+            return true;
+        }
         if profile.posts && POST_PARTS.iter().any(|p| token.contains(p)) {
             return false;
         }
@@ -380,18 +399,30 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
     let page_good = good.first().copied().unwrap_or(0) as f32;
     let mut i = 0;
     let mut changed = false;
+    // End of the question or answer being walked, on a Q&A page.
+    let mut post_end = 0;
     while i < dom.nodes.len() {
         let n = &dom.nodes[i];
         if n.dead {
             i = n.end;
             continue;
         }
-        if let Some(e) = n.element()
-            && n.text as f32 <= total * WRAPPER_SHARE
-            && !n.holds_main
-            && is_chrome(e, n.in_article, profile)
-            && (good[i] as f32 <= page_good * PROTECTED_SHARE
-                || (!profile.posts && names_comments(&class_and_id(e))))
+        let Some(e) = n.element() else {
+            i += 1;
+            continue;
+        };
+        if profile.answers && (is_item(e, "Question") || is_item(e, "Answer")) {
+            post_end = post_end.max(n.end);
+        }
+        // A comment on a question or an answer is an aside; a comment that is not inside one
+        // is a reply of the thread (Discourse marks its posts so).
+        let aside = profile.answers && i < post_end && is_item(e, "Comment");
+        if aside
+            || (n.text as f32 <= total * WRAPPER_SHARE
+                && !n.holds_main
+                && is_chrome(e, n.in_article, profile)
+                && (good[i] as f32 <= page_good * PROTECTED_SHARE
+                    || (!profile.posts && names_comments(&class_and_id(e)))))
         {
             let end = n.end;
             dom.nodes[i].dead = true;
@@ -404,6 +435,15 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
     if changed {
         dom.count();
     }
+}
+
+/// Whether the element is a schema.org item of this type (`itemtype`).
+fn is_item(e: &Element, kind: &str) -> bool {
+    e.attr("itemtype").is_some_and(|t| {
+        t.trim_end_matches('/')
+            .strip_suffix(kind)
+            .is_some_and(|rest| rest.ends_with("schema.org/"))
+    })
 }
 
 /// Page chrome by its tag or by its class or id. A page header is chrome; a header inside
@@ -775,14 +815,24 @@ fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool, whole: bool) -> bool {
         return true;
     }
     // A heading that ends its section or introduces something left out ("Read more",
-    // "Related posts") goes with it.
+    // "Related posts") goes with it, but on a whole page a card's title is what the card
+    // says, even when nothing follows it.
     if matches!(tag, "h2" | "h3" | "h4" | "h5" | "h6") {
         return match next_text_sibling(dom, i) {
-            None => true,
+            None => !(whole && card_title(dom, i)),
             Some(j) => skip_inside(dom, j, lenient, whole),
         };
     }
     false
+}
+
+/// A card's title: a heading wrapped in the link to what the card describes
+/// (`<a href><h3>…</h3></a>`). A linked heading alone (`<h4><a>…</a></h4>`) is as often a
+/// teaser of the site's own pages, so it is not taken for one.
+fn card_title(dom: &Dom<'_>, i: usize) -> bool {
+    dom.nodes
+        .get(dom.nodes[i].parent)
+        .is_some_and(|p| p.tag() == "a")
 }
 
 /// A `<time>` (or made-up `<date>`) element outside a paragraph: a dateline, not prose.

@@ -106,7 +106,7 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
     };
 
     let page_type = page_type::detect(&meta.kind, page_base.as_ref());
-    let found = content::find(doc.tree.root(), page_type.profile());
+    let found = content::find(doc.tree.root(), page_type.profile(&meta.kind));
     let (mut text, mut raw_html) = content::render(&found);
     drop(found);
     let mut source = Source::Content;

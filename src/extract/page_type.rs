@@ -35,16 +35,18 @@ impl PageType {
         }
     }
 
-    /// How content is found on this kind of page. A thread keeps its posts; a listing or a
+    /// How content is found on this kind of page. A thread keeps its posts (a question's
+    /// page, `QAPage`, its question and answers without the comments under them); a listing or a
     /// service page is the whole page from its headline on (its text is spread over cards and
     /// sections, not held by one block, and the cards' links are the text); articles,
     /// documentation and products are the best-scoring block (a product's JSON-LD
     /// description is added when the page does not show it).
-    pub(crate) fn profile(self) -> Profile {
+    pub(crate) fn profile(self, kind: &KindSignals) -> Profile {
         match self {
             PageType::Article | PageType::Documentation | PageType::Product => Profile::default(),
             PageType::Forum => Profile {
                 posts: true,
+                answers: kind.schema_types.iter().any(|t| t == "QAPage"),
                 ..Profile::default()
             },
             PageType::Collection | PageType::Listing | PageType::Service => Profile {
