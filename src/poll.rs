@@ -781,6 +781,28 @@ mod tests {
     }
 
     #[test]
+    fn a_401_or_403_says_authentication_failed_and_backs_off_like_other_errors() {
+        for status in [401, 403] {
+            let e = FetchError::Status {
+                status,
+                retry_after: None,
+            };
+            let outcome = PollOutcome::from_error(&e).for_feed(&state(0).feed);
+            let PollOutcome::Failed { error, .. } = &outcome else {
+                panic!("a failure: {outcome:?}");
+            };
+            assert!(error.starts_with(&format!("authentication failed (HTTP {status})")));
+            let r = rec(&outcome, &state(0));
+            assert_eq!((r.status, r.errors_in_row), (PollStatus::Error, 1));
+        }
+        let other = PollOutcome::from_error(&FetchError::Status {
+            status: 500,
+            retry_after: None,
+        });
+        assert_eq!(other.clone().for_feed(&state(0).feed), other);
+    }
+
+    #[test]
     fn a_read_without_new_entries_has_nothing_to_ingest() {
         assert!(PollOutcome::Items(read(0)).into_items().is_none());
         assert!(PollOutcome::Gone.into_items().is_none());

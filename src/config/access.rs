@@ -356,6 +356,79 @@ mod tests {
         assert!(NoProxy::new(vec!["*".into()]).matches("anything"));
     }
 
+    fn parse(text: &str) -> Result<super::super::Config, super::super::ConfigError> {
+        super::super::parse(text, std::path::Path::new("t.toml"), &Default::default())
+    }
+
+    #[test]
+    fn poll_defaults_apply_and_a_feeds_own_keys_win() {
+        let c = parse(
+            "[poll]\nusername = \"all\"\npassword_env = \"ALL_PW\"\nproxy = \"socks5h://p:1080\"\n\
+             headers = { X-A = \"1\", X-B = { env = \"B\" } }\n\
+             [[feeds]]\nurl = \"https://a.example/f\"\n\
+             [[feeds]]\nurl = \"https://b.example/f\"\nusername = \"me\"\npassword_file = \"/pw\"\n\
+             proxy = \"http://q:3128\"\nheaders = { x-b = \"2\" }\narticle_auth = true\n",
+        )
+        .expect("valid");
+        let (a, b) = (&c.feeds[0].access, &c.feeds[1].access);
+        let basic = a.basic.as_ref().expect("the default basic auth");
+        assert_eq!(
+            (basic.username.as_str(), basic.password.key.as_str()),
+            ("all", "poll.password_env")
+        );
+        assert_eq!(
+            a.proxy.as_ref().map(ProxyUrl::shown).as_deref(),
+            Some("socks5h://p:1080")
+        );
+        assert_eq!(a.headers.len(), 2);
+        assert!(a.has_credentials() && !a.article_auth);
+        let basic = b.basic.as_ref().expect("the feed's basic auth");
+        assert_eq!(
+            (basic.username.as_str(), basic.password.key.as_str()),
+            ("me", "feeds[1].password_file")
+        );
+        assert_eq!(
+            b.proxy.as_ref().map(ProxyUrl::shown).as_deref(),
+            Some("http://q:3128")
+        );
+        let names: Vec<&str> = b.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["X-A", "x-b"],
+            "a feed's header replaces the default of that name"
+        );
+        assert!(b.article_auth);
+    }
+
+    #[test]
+    fn access_mistakes_are_reported_at_their_keys() {
+        let Err(super::super::ConfigError::Invalid { problems, .. }) = parse(
+            "[poll]\narticle_auth = true\n\
+             [daemon]\nno_proxy = [\"a.example\"]\n\
+             [[feeds]]\nurl = \"https://a.example/f\"\nusername = \"me\"\n\
+             [[feeds]]\nurl = \"https://b.example/f\"\npassword_env = \"X\"\npassword_file = \"/x\"\n\
+             [[feeds]]\nurl = \"https://c.example/f\"\nproxy = \"socks4://p:1080\"\narticle_auth = true\n\
+             [[feeds]]\nurl = \"https://d.example/f\"\nusername = \"me\"\npassword_env = \"P\"\n\
+             headers = { Authorization = { env = \"T\" } }\n",
+        ) else {
+            panic!("must be rejected");
+        };
+        let mut paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "daemon.no_proxy",
+                "feeds[0].username",
+                "feeds[1].password_file",
+                "feeds[2].article_auth",
+                "feeds[2].proxy",
+                "feeds[3].username",
+                "poll.article_auth",
+            ]
+        );
+    }
+
     #[test]
     fn a_proxy_is_shown_without_its_credentials() {
         let p = ProxyUrl(Url::parse("socks5h://me:s3cret@proxy.example:1080").expect("url"));

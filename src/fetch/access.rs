@@ -183,3 +183,94 @@ pub fn auth_failed(status: u16, feed: &config::Feed) -> String {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BasicAuth, Secret};
+
+    fn feed(access: FeedAccess) -> config::Feed {
+        config::Feed {
+            name: "private".into(),
+            url: Url::parse("https://feeds.example/private.xml").expect("url"),
+            interval: None,
+            fetch_article: true,
+            sinks: vec![],
+            tags: vec![],
+            backfill: config::Backfill::All,
+            max_item_age: None,
+            access,
+        }
+    }
+
+    fn with_password(file: &std::path::Path) -> FeedAccess {
+        FeedAccess {
+            basic: Some(BasicAuth {
+                username: "reader".into(),
+                password: Secret {
+                    source: SecretSource::File(file.to_path_buf()),
+                    key: "feeds[0].password_file".into(),
+                },
+            }),
+            ..FeedAccess::default()
+        }
+    }
+
+    #[test]
+    fn credentials_go_to_the_feeds_origin_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret\n").expect("write");
+        let access = Access::resolve(&feed(with_password(&file))).expect("resolves");
+        let u = |s: &str| Url::parse(s).expect("url");
+        let auth = access.headers_for(&u("https://feeds.example/other.xml"));
+        // base64("reader:s3cret"): the file's newline is not part of the password.
+        assert_eq!(
+            auth.get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+            Some("Basic cmVhZGVyOnMzY3JldA==")
+        );
+        for elsewhere in [
+            "http://feeds.example/private.xml",
+            "https://feeds.example:8443/private.xml",
+            "https://cdn.example/private.xml",
+        ] {
+            assert!(access.headers_for(&u(elsewhere)).is_empty(), "{elsewhere}");
+        }
+        let plain = Access::for_articles(&feed(with_password(&file)));
+        assert!(
+            plain
+                .headers_for(&u("https://feeds.example/a/1"))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_missing_secret_names_its_key() {
+        let missing = std::path::Path::new("/nonexistent/feedwire/pw");
+        let err = Access::resolve(&feed(with_password(missing))).expect_err("no file");
+        assert!(
+            err.to_string()
+                .starts_with("feeds[0].password_file: cannot read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_refusal_hint_names_the_keys() {
+        let none = auth_failed(401, &feed(FeedAccess::default()));
+        assert!(
+            none.starts_with("authentication failed (HTTP 401)"),
+            "{none}"
+        );
+        assert!(
+            none.contains("password_env") && none.contains("cookie_env"),
+            "{none}"
+        );
+        let some = auth_failed(403, &feed(with_password(std::path::Path::new("/pw"))));
+        assert!(
+            some.contains("check the value behind feeds[0].password_file"),
+            "{some}"
+        );
+    }
+}
