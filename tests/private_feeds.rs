@@ -377,7 +377,7 @@ fn http_proxy() -> (SocketAddr, Asked) {
             return Ok(());
         }
         if method == "CONNECT" {
-            asked.push(target.to_string());
+            asked.push(format!("CONNECT {target}"));
             let mut upstream = TcpStream::connect(target).await?;
             client
                 .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -694,4 +694,87 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
         stderr.contains("feed"),
         "the daemon logged at debug level: {stderr}"
     );
+}
+
+/// The test CA and the certificate of `127.0.0.1` / `localhost` it signed (made once with
+/// openssl for these tests, valid for a century; the key protects nothing).
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+/// An HTTPS server on 127.0.0.1 answering every request with `body` (one per connection).
+fn https_feed(body: String) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(tls_fixture("server.pem"))
+            .expect("certificate fixture")
+            .collect::<Result<_, _>>()
+            .expect("certificate");
+    let key = PrivateKeyDer::from_pem_file(tls_fixture("server.key")).expect("key fixture");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocols")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let config = config.clone();
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let Ok(tls) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut stream = rustls::StreamOwned::new(tls, conn);
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/rss+xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.conn.send_close_notify();
+                let _ = stream.flush();
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_https_feed_goes_through_the_http_proxy_in_a_connect_tunnel() {
+    let feed = https_feed(feed_body("http://example.com", "tunnelled"));
+    let (http, http_asked) = http_proxy();
+    let setup = Setup::new(&format!(
+        "[article]\nfetch = false\n\n\
+         [[feeds]]\nname = \"tunnelled\"\nurl = \"https://{feed}/feed.xml\"\nproxy = \"http://fw:{PROXY_PASSWORD}@{http}\"\n",
+    ));
+    // The test CA is the only one the client trusts here.
+    let out = setup
+        .command(&["once"])
+        .env("SSL_CERT_FILE", tls_fixture("ca.pem"))
+        .output()
+        .expect("run feedwire");
+    assert_ok(&out);
+    assert_eq!(
+        titles(&setup).len(),
+        2,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(http_asked.all(), [format!("CONNECT {feed}")]);
 }
