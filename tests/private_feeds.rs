@@ -625,12 +625,15 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
          proxy = \"http://fw:{PROXY_PASSWORD}@{http}\"\n\n\
          [[feeds]]\nname = \"token\"\nurl = \"{}\"\nheaders = {{ X-Token = {{ file = {:?} }} }}\n\n\
          [[feeds]]\nname = \"cookie\"\nurl = \"{}\"\ncookie_env = \"FEED_COOKIE\"\n\n\
-         [[feeds]]\nname = \"refused\"\nurl = \"{}\"\ncookie_env = \"FEED_COOKIE\"\n",
+         [[feeds]]\nname = \"refused\"\nurl = \"{}\"\ncookie_env = \"FEED_COOKIE\"\n\n\
+         [[feeds]]\nname = \"deadproxy\"\nurl = \"{}\"\nproxy = \"http://fw:{PROXY_PASSWORD}@127.0.0.1:{}\"\n",
         server.url("/basic.xml"),
         server.url("/token.xml"),
         token_file.display().to_string(),
         server.url("/cookie.xml"),
         server.url("/refused.xml"),
+        server.url("/dead.xml"),
+        free_port(),
     ));
     daemon_keys(&setup, &format!("listen = \"127.0.0.1:{port}\""));
     let mut child = setup
@@ -641,7 +644,16 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn feedwire");
-    let arrived = wait_until(Duration::from_secs(30), || titles(&setup).len() >= 6);
+    // Every feed polled once: the items of three, the refusal and the dead proxy recorded.
+    let arrived = wait_until(Duration::from_secs(30), || {
+        titles(&setup).len() >= 6
+            && setup
+                .feeds_json()
+                .iter()
+                .filter(|f| f["errors_in_row"] == 1)
+                .count()
+                == 2
+    });
     let metrics = get(port, "/metrics");
     let status = get(port, "/");
     signal(&child, "TERM");
@@ -664,6 +676,10 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
     assert!(status.contains("basic"), "{status}");
     let feeds_json = String::from_utf8_lossy(&setup.run(&["feeds", "--json"]).stdout).to_string();
     let feeds_text = String::from_utf8_lossy(&setup.run(&["feeds"]).stdout).to_string();
+    assert!(
+        feeds_text.contains("cannot connect"),
+        "the dead proxy is an error: {feeds_text}"
+    );
     assert!(
         feeds_text.contains("authentication failed (HTTP 403)"),
         "{feeds_text}"
