@@ -166,6 +166,34 @@ impl Sink {
             || self.feeds.iter().any(|f| f == feed)
             || self.tags.iter().any(|t| tags.contains(t))
     }
+
+    /// Whether the sink reads a file when it starts (a secret, a header value, a template),
+    /// which a reload must read again even when the config did not change.
+    pub fn reads_files(&self) -> bool {
+        let file = |s: &SecretSource| matches!(s, SecretSource::File(_));
+        let broker = |a: &BrokerAuth| match a {
+            BrokerAuth::None => false,
+            BrokerAuth::Password { password, .. } => file(password),
+            BrokerAuth::Token(token) => file(token),
+        };
+        match &self.kind {
+            SinkKind::Log { .. } => false,
+            SinkKind::Webhook(w) => {
+                w.secret.as_ref().is_some_and(file)
+                    || matches!(w.template, Some(TemplateSource::File(_)))
+                    || w.headers
+                        .iter()
+                        .any(|(_, h)| matches!(h, HeaderSource::File(_)))
+            }
+            SinkKind::Preset(p) => match &p.preset {
+                Preset::Slack { url } | Preset::Discord { url } => file(url),
+                Preset::Telegram { token, .. } | Preset::Matrix { token, .. } => file(token),
+                Preset::Ntfy { token, .. } => token.as_ref().is_some_and(file),
+            },
+            SinkKind::Nats(n) => broker(&n.auth),
+            SinkKind::Amqp(a) => broker(&a.auth),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
