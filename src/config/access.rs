@@ -166,10 +166,24 @@ impl FeedAccess {
 /// `[poll]` gave, which a feed's own keys override (headers by name).
 pub(super) fn access(t: &Table<'_>, defaults: Option<&FeedAccess>) -> FeedAccess {
     let mut headers: Vec<FeedHeader> = defaults.map(|d| d.headers.clone()).unwrap_or_default();
-    for (name, source) in super::presets::headers(t) {
-        let key = t.path_of(&format!("headers.{name}"));
-        headers.retain(|h| !h.name.eq_ignore_ascii_case(&name));
-        headers.push(FeedHeader { name, source, key });
+    let given = super::presets::headers(t);
+    if !given.is_empty() {
+        // A table, since presets::headers found headers in it.
+        let table = t.table("headers");
+        for (name, source) in given {
+            let credential = ["authorization", "cookie", "proxy-authorization"]
+                .contains(&name.to_ascii_lowercase().as_str());
+            if credential && matches!(source, HeaderSource::Value(_)) {
+                table.problem(
+                    &name,
+                    "a credential is never written in the config: use { env = \"VAR\" } or { file = \"/path\" }",
+                );
+                continue;
+            }
+            headers.retain(|h| !h.name.eq_ignore_ascii_case(&name));
+            let key = table.path_of(&name);
+            headers.push(FeedHeader { name, source, key });
+        }
     }
     let basic = basic(t).or_else(|| defaults.and_then(|d| d.basic.clone()));
     let cookie = t
@@ -409,7 +423,8 @@ mod tests {
              [[feeds]]\nurl = \"https://b.example/f\"\npassword_env = \"X\"\npassword_file = \"/x\"\n\
              [[feeds]]\nurl = \"https://c.example/f\"\nproxy = \"socks4://p:1080\"\narticle_auth = true\n\
              [[feeds]]\nurl = \"https://d.example/f\"\nusername = \"me\"\npassword_env = \"P\"\n\
-             headers = { Authorization = { env = \"T\" } }\n",
+             headers = { Authorization = { env = \"T\" } }\n\
+             [[feeds]]\nurl = \"https://e.example/f\"\nheaders = { Cookie = \"id=1\" }\n",
         ) else {
             panic!("must be rejected");
         };
@@ -424,6 +439,7 @@ mod tests {
                 "feeds[2].article_auth",
                 "feeds[2].proxy",
                 "feeds[3].username",
+                "feeds[4].headers.Cookie",
                 "poll.article_auth",
             ]
         );
