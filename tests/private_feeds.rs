@@ -121,6 +121,11 @@ fn basic_auth_header_and_cookie_feeds_answer_only_with_the_right_credentials() {
             "token story 2"
         ]
     );
+    // `preview` of a configured feed sends its credentials, as the daemon does.
+    let url = server.url("/cookie.xml");
+    let shown = with_secrets(&setup, &["preview", &url]);
+    assert_ok(&shown);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("cookie story 1"));
     // The same feeds without the secrets' values: every one is refused.
     let other = Setup::new(&body);
     other

@@ -357,7 +357,10 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
     }
     // A feed's secrets too, each named by the key that names it.
     for feed in &config.feeds {
-        if let Err(e) = feedwire::fetch::Access::resolve(feed) {
+        // A default under [poll] is named once, not once per feed.
+        if let Err(e) = feedwire::fetch::Access::resolve(feed)
+            && !problems.contains(&e.to_string())
+        {
             problems.push(e.to_string());
         }
     }
