@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use feedwire::store::{PollStatus, Reader, SinkState, Timestamp};
+use feedwire::websub::SubState;
 
 use super::{DeliveriesArgs, Failure, ItemsArgs};
 
@@ -24,6 +25,17 @@ fn rfc3339(t: Option<Timestamp>) -> Option<String> {
     t.and_then(Timestamp::to_rfc3339)
 }
 
+/// A feed's WebSub subscription in `feeds --json`: state, hub, and the lease's end or the
+/// reason it failed.
+fn websub_json(state: &SubState, hub: &str) -> serde_json::Value {
+    let (until, reason) = match state {
+        SubState::Active { until } => (rfc3339(Some(*until)), None),
+        SubState::Failed { reason, .. } => (None, Some(reason.clone())),
+        _ => (None, None),
+    };
+    serde_json::json!({ "state": state.as_str(), "hub": hub, "until": until, "reason": reason })
+}
+
 pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
     let feeds = store.feeds_report().await?;
     if json {
@@ -36,6 +48,7 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
                     "http_status": f.last_http_status, "error": f.last_error,
                     "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at),
                     "next_poll_reason": f.schedule_reason, "items": f.items,
+                    "websub": f.websub.as_ref().map(|(state, hub)| websub_json(state, hub)),
                 })
             })
             .collect();
@@ -75,6 +88,9 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
         }
         if let Some(r) = f.schedule_reason.as_ref().filter(|_| f.active) {
             println!("    next poll: {r}");
+        }
+        if let Some((state, hub)) = &f.websub {
+            println!("    websub: {} (hub {hub})", state.describe());
         }
     }
     Ok(0)
