@@ -200,6 +200,25 @@ fn feed(hub: &str, topic: &str, numbers: &[u32], base: &str) -> String {
     )
 }
 
+/// The daemon's config: the callback on `port`, the webhook `receiver`, and `feeds`.
+fn write_config(setup: &Setup, port: u16, receiver: &Receiver, feeds: &str) {
+    setup.write_config(&format!(
+        "[article]\nfetch = false\nallowed_networks = [\"127.0.0.1/32\"]\n\n\
+         [websub]\ncallback = \"http://127.0.0.1:{port}/websub\"\n\n\
+         [sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\n{feeds}",
+        receiver.url()
+    ));
+    let config = std::fs::read_to_string(setup.config_path()).expect("config");
+    std::fs::write(
+        setup.config_path(),
+        config.replace(
+            "[daemon]\n",
+            &format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
+        ),
+    )
+    .expect("write config");
+}
+
 struct Fixture {
     hub: Hub,
     publisher: Server,
@@ -232,22 +251,15 @@ impl Fixture {
         );
         let receiver = Receiver::start(Duration::ZERO, |_| Answer::ok());
         let port = free_port();
-        let setup = Setup::new(&format!(
-            "[article]\nfetch = false\nallowed_networks = [\"127.0.0.1/32\"]\n\n\
-             [websub]\ncallback = \"http://127.0.0.1:{port}/websub\"\n\n\
-             [sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\n\
-             [[feeds]]\nname = \"pushed\"\nurl = \"{topic}\"\ninterval = \"{interval}\"\n",
-            receiver.url()
-        ));
-        let config = std::fs::read_to_string(setup.config_path()).expect("config");
-        std::fs::write(
-            setup.config_path(),
-            config.replace(
-                "[daemon]\n",
-                &format!("[daemon]\nlisten = \"127.0.0.1:{port}\"\n"),
+        let setup = Setup::new("");
+        write_config(
+            &setup,
+            port,
+            &receiver,
+            &format!(
+                "[[feeds]]\nname = \"pushed\"\nurl = \"{topic}\"\ninterval = \"{interval}\"\n"
             ),
-        )
-        .expect("write config");
+        );
         let log = std::fs::File::create(setup.path("stderr.log")).expect("log file");
         let child = setup
             .command(&["run"])
@@ -530,4 +542,69 @@ fn a_hub_that_goes_away_falls_back_to_polling() {
         "the item arrives by polling"
     );
     assert!(f.publisher.seen("/feed.xml").len() > polls_when_active);
+}
+
+#[test]
+fn a_feed_removed_from_the_config_is_unsubscribed_at_its_hub() {
+    let f = Fixture::start(3600, "1h");
+    f.subscribed();
+    let callback = f.callback();
+    let other = f.publisher.url("/other.xml");
+    f.publisher.set(
+        "/other.xml",
+        Route::ok(rss("Other", &[]), "application/rss+xml"),
+    );
+    write_config(
+        &f.setup,
+        f.port,
+        &f.receiver,
+        &format!("[[feeds]]\nname = \"other\"\nurl = \"{other}\"\n"),
+    );
+    signal(&f.child, "HUP");
+    assert!(
+        wait_until(Duration::from_secs(10), || f.hub.subscriptions().is_empty()),
+        "the hub verified our unsubscription\n{}",
+        f.log()
+    );
+    let requests = f.hub.state.lock().expect("lock").requests.clone();
+    assert!(
+        requests
+            .iter()
+            .any(|(mode, cb, _)| mode == "unsubscribe" && *cb == callback),
+        "{requests:?}"
+    );
+    // Its path is no subscription any more.
+    let body = f.body(&[1, 2]);
+    assert_eq!(
+        http(
+            "POST",
+            &callback,
+            &[("X-Hub-Signature", "sha256=00".into())],
+            body.as_bytes()
+        )
+        .map(|(s, _)| s),
+        Some(404)
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || f
+            .setup
+            .feeds_json()
+            .iter()
+            .all(|r| r["websub"].is_null())),
+        "no feed shows a subscription"
+    );
+}
+
+#[test]
+fn check_refuses_websub_without_listen() {
+    let setup = Setup::new(
+        "[websub]\ncallback = \"https://feedwire.example.com/websub\"\n\n[[feeds]]\nurl = \"https://example.com/feed.xml\"\n",
+    );
+    let out = setup.run(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("websub.callback") && stderr.contains("daemon.listen"),
+        "{stderr}"
+    );
 }
