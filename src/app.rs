@@ -128,8 +128,14 @@ pub async fn run(
     let (commands_tx, commands_rx) = mpsc::channel::<Command>(COMMAND_QUEUE);
     let websub = match (&mode, &config.websub, config.daemon.listen) {
         (Mode::Forever, Some(settings), Some(_)) => Some(
-            crate::websub::Subscriber::start(&config, settings, store.clone(), commands_tx.clone())
-                .await?,
+            crate::websub::Subscriber::start(
+                &config,
+                settings,
+                store.clone(),
+                commands_tx.clone(),
+                metrics.clone(),
+            )
+            .await?,
         ),
         _ => None,
     };

@@ -320,7 +320,7 @@ pub enum Command {
 
 /// Distributions kept per feed while its poll is in flight; beyond, the oldest is dropped
 /// (a later poll, pushed or not, reads the feed as it is then).
-pub const PUSH_BACKLOG: usize = 8;
+pub const PUSH_BACKLOG: usize = 2;
 
 /// The scheduler loop and the feeds it owns.
 pub struct Scheduler {

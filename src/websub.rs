@@ -587,6 +587,7 @@ pub struct Subscriber {
     scheduler: mpsc::Sender<Command>,
     /// (tokens, last refill) of the callback's token bucket.
     bucket: Mutex<(f64, Instant)>,
+    metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Subscriber {
@@ -596,6 +597,7 @@ impl Subscriber {
         settings: &config::WebSub,
         store: Store,
         scheduler: mpsc::Sender<Command>,
+        metrics: Arc<crate::telemetry::Metrics>,
     ) -> anyhow::Result<Arc<Subscriber>> {
         crate::fetch::install_crypto_provider();
         let client = reqwest::Client::builder()
@@ -617,6 +619,7 @@ impl Subscriber {
             lease: settings.lease,
             scheduler,
             bucket: Mutex::new((CALLBACK_BURST, Instant::now())),
+            metrics,
         }))
     }
 
@@ -875,6 +878,17 @@ impl Subscriber {
 
     /// The hub's verification of intent (a GET on the subscription's path).
     pub async fn verify(&self, token: &str, query: &str) -> Reply {
+        let reply = self.answer_verification(token, query).await;
+        self.metrics.websub(match &reply {
+            Reply::Ok(challenge) if challenge.is_empty() => "denied",
+            Reply::Ok(_) => "verified",
+            Reply::TooMany => "rate_limited",
+            _ => "not_ours",
+        });
+        reply
+    }
+
+    async fn answer_verification(&self, token: &str, query: &str) -> Reply {
         if !self.admit() {
             return Reply::TooMany;
         }
@@ -929,6 +943,24 @@ impl Subscriber {
 
     /// A content distribution (a POST on the subscription's path); `body` is already capped.
     pub fn distribute(
+        &self,
+        token: &str,
+        signature: Option<&str>,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let reply = self.take_distribution(token, signature, content_type, body);
+        self.metrics.websub(match &reply {
+            Reply::Accepted => "accepted",
+            Reply::Forbidden(_) => "rejected",
+            Reply::TooMany => "rate_limited",
+            Reply::Busy => "busy",
+            _ => "not_ours",
+        });
+        reply
+    }
+
+    fn take_distribution(
         &self,
         token: &str,
         signature: Option<&str>,

@@ -438,6 +438,17 @@ fn unsigned_or_wrongly_signed_distributions_are_rejected_and_change_nothing() {
     assert!(wait_until(Duration::from_secs(5), || f.has("urn:test:3")));
     assert!(!f.has("urn:test:2"), "{:?}", f.arrived());
     assert_eq!(f.websub_state()["state"], "active");
+    let (_, metrics) = http(
+        "GET",
+        &format!("http://127.0.0.1:{}/metrics", f.port),
+        &[],
+        b"",
+    )
+    .expect("metrics");
+    assert!(
+        metrics.contains("feedwire_websub_requests_total{outcome=\"rejected\"} 4"),
+        "{metrics}"
+    );
 }
 
 #[test]
