@@ -458,6 +458,7 @@ mod tests {
             backfill: crate::config::Backfill::All,
             max_item_age: None,
             websub: None,
+            access: Default::default(),
         }
     }
 

@@ -671,6 +671,7 @@ mod tests {
                 backfill: crate::config::Backfill::All,
                 max_item_age: None,
                 websub: None,
+                access: Default::default(),
             }),
             url,
             validators: Validators::default(),

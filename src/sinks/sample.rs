@@ -92,6 +92,7 @@ pub fn sample_feed(config: &config::Config, sink: &str) -> config::Feed {
             backfill: config::Backfill::All,
             max_item_age: None,
             websub: None,
+            access: Default::default(),
         })
 }
 

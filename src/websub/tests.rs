@@ -214,6 +214,7 @@ fn a_pushed_feed_is_polled_at_max_interval_but_errors_keep_their_backoff() {
         max_feed_size: 1 << 20,
         backfill: config::Backfill::All,
         max_item_age: None,
+        access: Default::default(),
     };
     let mut record = PollRecord {
         at: NOW,
