@@ -146,27 +146,34 @@ fn basic_auth_header_and_cookie_feeds_answer_only_with_the_right_credentials() {
 
 #[test]
 fn check_names_the_key_of_a_missing_secret_a_bad_proxy_and_a_url_with_a_password() {
-    let setup = Setup::new(
-        "[[feeds]]\nname = \"a\"\nurl = \"https://reader:hunter2@example.com/a.xml\"\n\n\
-         [[feeds]]\nname = \"b\"\nurl = \"https://example.com/b.xml\"\nproxy = \"ftp://proxy.example:21\"\n\n\
-         [[feeds]]\nname = \"c\"\nurl = \"https://example.com/c.xml\"\nusername = \"me\"\npassword_env = \"FEEDWIRE_TEST_UNSET_PASSWORD\"\n",
-    );
+    // A password in the URL still works, with a warning that names the keys to use.
+    let setup =
+        Setup::new("[[feeds]]\nname = \"a\"\nurl = \"https://reader:hunter2@example.com/a.xml\"\n");
     let out = setup.run(&["check"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("feeds[0].url") && err.contains("password_env"),
+        err.contains("warning: feeds[0].url") && err.contains("password_env"),
         "{err}"
     );
     assert!(
         !err.contains("hunter2"),
         "the password is not echoed: {err}"
     );
+    setup.write_config(
+        "[[feeds]]\nname = \"b\"\nurl = \"https://example.com/b.xml\"\nproxy = \"ftp://me:hunter2@proxy.example:21\"\n",
+    );
+    let out = setup.run(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("feeds[1].proxy") && err.contains("socks5://"),
+        err.contains("feeds[0].proxy") && err.contains("socks5://"),
         "{err}"
     );
-    // The first two make the config invalid; fix them to see the secret's check.
+    assert!(
+        !err.contains("hunter2"),
+        "the proxy's password is not echoed: {err}"
+    );
     setup.write_config(
         "[[feeds]]\nname = \"c\"\nurl = \"https://example.com/c.xml\"\nusername = \"me\"\npassword_env = \"FEEDWIRE_TEST_UNSET_PASSWORD\"\n",
     );
@@ -617,6 +624,7 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
         COOKIE.to_string(),
         "cookie",
     );
+    guarded(&server, "/inurl.xml", "authorization", basic(), "inurl");
     server.set("/refused.xml", Route::status(403));
     server.respond_prefix("/articles/", |_, _| Route::status(401));
     let (http, http_asked) = http_proxy();
@@ -631,7 +639,8 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
          [[feeds]]\nname = \"token\"\nurl = \"{}\"\nheaders = {{ X-Token = {{ file = {:?} }} }}\n\n\
          [[feeds]]\nname = \"cookie\"\nurl = \"{}\"\ncookie_env = \"FEED_COOKIE\"\n\n\
          [[feeds]]\nname = \"refused\"\nurl = \"{}\"\ncookie_env = \"FEED_COOKIE\"\n\n\
-         [[feeds]]\nname = \"deadproxy\"\nurl = \"{}\"\nproxy = \"http://fw:{PROXY_PASSWORD}@127.0.0.1:{}\"\n",
+         [[feeds]]\nname = \"deadproxy\"\nurl = \"{}\"\nproxy = \"http://fw:{PROXY_PASSWORD}@127.0.0.1:{}\"\n\n\
+         [[feeds]]\nname = \"inurl\"\nurl = \"{}\"\n",
         server.url("/basic.xml"),
         server.url("/token.xml"),
         token_file.display().to_string(),
@@ -639,6 +648,9 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
         server.url("/refused.xml"),
         server.url("/dead.xml"),
         free_port(),
+        server
+            .url("/inurl.xml")
+            .replace("://", &format!("://reader:{PASSWORD}@")),
     ));
     daemon_keys(&setup, &format!("listen = \"127.0.0.1:{port}\""));
     let mut child = setup
@@ -649,9 +661,9 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn feedwire");
-    // Every feed polled once: the items of three, the refusal and the dead proxy recorded.
+    // Every feed polled once: the items of four, the refusal and the dead proxy recorded.
     let arrived = wait_until(Duration::from_secs(30), || {
-        titles(&setup).len() >= 6
+        titles(&setup).len() >= 8
             && setup
                 .feeds_json()
                 .iter()

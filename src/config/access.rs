@@ -117,6 +117,45 @@ pub struct BasicAuth {
     pub password: Secret,
 }
 
+/// A user name and password written in a feed's URL: taken out of the URL (so the URL shown
+/// and sent in payloads has none) and sent as basic auth; `feedwire check` warns, naming the
+/// keys to use instead.
+#[derive(Clone, PartialEq)]
+pub struct UrlCredentials {
+    pub username: String,
+    pub password: String,
+    /// `feeds[N].url`.
+    pub key: String,
+}
+
+// Never print the password, not even in debug output.
+impl fmt::Debug for UrlCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UrlCredentials({}, ..)", self.key)
+    }
+}
+
+/// Takes the user name and password out of `url`, decoded.
+pub(super) fn take_userinfo(url: &mut Url, key: String) -> Option<UrlCredentials> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .to_string()
+    };
+    let credentials = UrlCredentials {
+        username: decode(url.username()),
+        password: decode(url.password().unwrap_or_default()),
+        key,
+    };
+    // Setting these fails only for URLs that cannot carry them, which an http URL can.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(credentials)
+}
+
 /// What a feed's requests carry and which way they go.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FeedAccess {
@@ -130,12 +169,15 @@ pub struct FeedAccess {
     pub proxy: Option<ProxyUrl>,
     /// The credentials also go with article fetches on the feed's own origin.
     pub article_auth: bool,
+    /// Basic auth written in the feed's URL (when `username` is not set).
+    pub in_url: Option<UrlCredentials>,
 }
 
 impl FeedAccess {
     /// Whether any credential (basic auth, a cookie, a header from env or file) is set.
     pub fn has_credentials(&self) -> bool {
         self.basic.is_some()
+            || self.in_url.is_some()
             || self.cookie.is_some()
             || self
                 .headers
@@ -148,6 +190,8 @@ impl FeedAccess {
         let mut keys: Vec<String> = Vec::new();
         if let Some(b) = &self.basic {
             keys.push(b.password.key.clone());
+        } else if let Some(u) = &self.in_url {
+            keys.push(format!("the password in {}", u.key));
         }
         if let Some(c) = &self.cookie {
             keys.push(c.key.clone());
@@ -223,6 +267,7 @@ pub(super) fn access(t: &Table<'_>, defaults: Option<&FeedAccess>) -> FeedAccess
         user_agent,
         proxy,
         article_auth,
+        in_url: None,
     };
     if access.basic.is_some()
         && let Some(h) = access

@@ -132,6 +132,16 @@ fn credential_headers(access: &FeedAccess) -> Result<HeaderMap, AccessError> {
             sensitive(&format!("Basic {token}"), &basic.password.key)?,
         );
     }
+    if access.basic.is_none()
+        && let Some(c) = &access.in_url
+    {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", c.username, c.password));
+        map.insert(
+            header::AUTHORIZATION,
+            sensitive(&format!("Basic {token}"), &c.key)?,
+        );
+    }
     if let Some(cookie) = &access.cookie {
         let value = read_secret(&cookie.source, &cookie.key)?;
         map.insert(header::COOKIE, sensitive(value.trim(), &cookie.key)?);
