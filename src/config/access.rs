@@ -291,13 +291,17 @@ pub(super) fn access(t: &Table<'_>, defaults: Option<&FeedAccess>) -> FeedAccess
             format!("give either cookie_env or {}, not both", h.key),
         );
     }
+    access
+}
+
+/// `article_auth` without any credential to send (checked once the URL's are known too).
+pub(super) fn check_article_auth(t: &Table<'_>, access: &FeedAccess) {
     if access.article_auth && !access.has_credentials() {
         t.problem(
             "article_auth",
             "there are no credentials to send: set username, cookie_env or headers from env/file",
         );
     }
-    access
 }
 
 fn basic(t: &Table<'_>) -> Option<BasicAuth> {

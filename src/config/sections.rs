@@ -338,6 +338,7 @@ fn feed(
     let mut url = url?;
     // Never kept in the URL, which logs, reports and payloads show; `check` warns about it.
     access.in_url = super::access::take_userinfo(&mut url, t.path_of("url"));
+    super::access::check_article_auth(t, &access);
     let name = match given_name {
         Some(n) => {
             if !valid_name(&n) {
