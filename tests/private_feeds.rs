@@ -221,7 +221,8 @@ fn credentials_do_not_follow_a_redirect_to_another_origin_nor_go_to_articles_una
         "[article]\nallowed_networks = [\"127.0.0.1/32\"]\n\n\
          [[feeds]]\nname = \"redirected\"\nurl = \"{}\"\nusername = \"reader\"\npassword_env = \"FEED_PASSWORD\"\n\
          headers = {{ X-Token = {{ env = \"FEED_TOKEN\" }} }}\ncookie_env = \"FEED_COOKIE\"\nfetch_article = false\n\n\
-         [[feeds]]\nname = \"auth\"\nurl = \"{}\"\nheaders = {{ X-Token = {{ env = \"FEED_TOKEN\" }} }}\narticle_auth = true\n",
+         [[feeds]]\nname = \"auth\"\nurl = \"{}\"\nheaders = {{ X-Token = {{ env = \"FEED_TOKEN\" }} }}\narticle_auth = true\n\
+         user_agent = \"private-agent/1\"\n",
         home.url("/redirect.xml"),
         home.url("/auth.xml"),
     ));
@@ -235,6 +236,12 @@ fn credentials_do_not_follow_a_redirect_to_another_origin_nor_go_to_articles_una
         assert_eq!(after[0].header(name), None, "{name} went to another origin");
     }
     // article_auth: the token goes to the article on the feed's origin, not the other one.
+    let agent = home.seen("/auth.xml")[0].header("user-agent");
+    assert_eq!(
+        agent.as_deref(),
+        Some("private-agent/1"),
+        "the feed's own user agent"
+    );
     let same = home.seen("/page/1");
     assert!(
         same.iter().any(|s| s.header("x-token").is_some()),
