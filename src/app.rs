@@ -101,6 +101,8 @@ pub fn client_settings(config: &Config) -> ClientSettings {
         user_agent: config.daemon.user_agent.clone(),
         max_connections: config.daemon.max_connections,
         per_host_connections: config.daemon.per_host_connections,
+        proxy: config.daemon.proxy.clone(),
+        no_proxy: config.daemon.no_proxy.clone(),
     }
 }
 
@@ -284,6 +286,9 @@ async fn reload(
         tracing::warn!(
             "changes to [daemon] connections, user_agent, [hosts] or [article] allowed_networks take effect at the next start"
         );
+    }
+    if old.daemon.proxy != new.daemon.proxy || old.daemon.no_proxy != new.daemon.no_proxy {
+        tracing::warn!("changes to [daemon] proxy or no_proxy take effect at the next start");
     }
     if old.daemon.state_dir != new.daemon.state_dir || old.daemon.listen != new.daemon.listen {
         tracing::warn!("changes to [daemon] state_dir or listen take effect at the next start");

@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::app::Shared;
 use crate::config::{self, Config};
-use crate::fetch::{FetchError, Fetched, Validators};
+use crate::fetch::{Access, FetchError, Fetched, Validators};
 use crate::ingest::Batch;
 use crate::model::{EventType, FeedItem, Timestamp};
 use crate::parse::{Headers, parse_response};
@@ -90,6 +90,22 @@ impl PollOutcome {
                 Some(read)
             }
             _ => None,
+        }
+    }
+
+    /// A 401 or 403 says authentication failed, with the key of `feed` to set or check.
+    pub fn for_feed(self, feed: &config::Feed) -> PollOutcome {
+        match self {
+            PollOutcome::Failed {
+                http_status: Some(status @ (401 | 403)),
+                retry_after,
+                ..
+            } => PollOutcome::Failed {
+                http_status: Some(status),
+                error: crate::fetch::auth_failed(status, feed),
+                retry_after,
+            },
+            other => other,
         }
     }
 
@@ -324,11 +340,22 @@ fn publisher_hint(headers: Option<Duration>, feed: Option<Duration>) -> Option<H
 
 /// Polls `state`'s feed once: fetch, parse, and which entries are not known yet.
 pub async fn poll(ctx: &Shared, config: &Config, state: &FeedState) -> PollOutcome {
+    let access = match Access::resolve(&state.feed) {
+        Ok(a) => a,
+        Err(e) => {
+            return PollOutcome::Failed {
+                http_status: None,
+                error: e.to_string(),
+                retry_after: None,
+            };
+        }
+    };
     let fetched = ctx
         .http
-        .get(
+        .get_feed(
             &state.url,
             Some(&state.validators),
+            &access,
             config.poll.timeout,
             config.poll.max_feed_size,
         )
@@ -344,7 +371,7 @@ pub async fn poll(ctx: &Shared, config: &Config, state: &FeedState) -> PollOutco
             };
         }
         Ok(Fetched::Body(body)) => body,
-        Err(e) => return PollOutcome::from_error(&e),
+        Err(e) => return PollOutcome::from_error(&e).for_feed(&state.feed),
     };
     let (url, identity, status) = (body.url.clone(), state.identity(), body.status);
     let parsed = ctx
@@ -576,6 +603,7 @@ mod tests {
             max_feed_size: 1 << 20,
             backfill: config::Backfill::All,
             max_item_age: None,
+            access: Default::default(),
         }
     }
 
@@ -592,6 +620,7 @@ mod tests {
                 tags: vec![],
                 backfill: crate::config::Backfill::All,
                 max_item_age: None,
+                access: Default::default(),
             }),
             url,
             validators: Validators {
@@ -749,6 +778,28 @@ mod tests {
         assert_eq!(s.url, to);
         assert_eq!(s.validators.etag.as_deref(), Some("\"new\""));
         assert!(outcome.into_items().is_some_and(|r| r.new.len() == 2));
+    }
+
+    #[test]
+    fn a_401_or_403_says_authentication_failed_and_backs_off_like_other_errors() {
+        for status in [401, 403] {
+            let e = FetchError::Status {
+                status,
+                retry_after: None,
+            };
+            let outcome = PollOutcome::from_error(&e).for_feed(&state(0).feed);
+            let PollOutcome::Failed { error, .. } = &outcome else {
+                panic!("a failure: {outcome:?}");
+            };
+            assert!(error.starts_with(&format!("authentication failed (HTTP {status})")));
+            let r = rec(&outcome, &state(0));
+            assert_eq!((r.status, r.errors_in_row), (PollStatus::Error, 1));
+        }
+        let other = PollOutcome::from_error(&FetchError::Status {
+            status: 500,
+            retry_after: None,
+        });
+        assert_eq!(other.clone().for_feed(&state(0).feed), other);
     }
 
     #[test]

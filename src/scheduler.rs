@@ -615,6 +615,7 @@ mod tests {
                 tags: vec![],
                 backfill: crate::config::Backfill::All,
                 max_item_age: None,
+                access: Default::default(),
             }),
             url,
             validators: Validators::default(),

@@ -237,6 +237,17 @@ impl Metrics {
         }
     }
 
+    /// Drops `feedwire_sink_state` of a sink that is no longer running (a reload removed or
+    /// replaced it; a replacement sets its state again when it starts).
+    pub fn forget_sink(&self, sink: &str) {
+        for s in SINK_STATES {
+            self.sink_state.remove(&SinkStateLabel {
+                sink: sink.to_string(),
+                state: s,
+            });
+        }
+    }
+
     pub fn delivery(&self, sink: &str, outcome: &'static str) {
         self.deliveries
             .get_or_create(&DeliveryLabel {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use feedwire::config::Config;
 use feedwire::store::{PollStatus, Reader, SinkState, Timestamp};
 
 use super::{DeliveriesArgs, Failure, ItemsArgs};
@@ -24,7 +25,24 @@ fn rfc3339(t: Option<Timestamp>) -> Option<String> {
     t.and_then(Timestamp::to_rfc3339)
 }
 
-pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
+/// How a feed is reached, as reports show it: whether credentials are sent (never their
+/// value) and the proxy (without its credentials), both from the config.
+fn access_of(config: &Config, name: &str) -> (bool, Option<String>) {
+    let Some(feed) = config.feed(name) else {
+        return (false, None);
+    };
+    let proxy = feed.access.proxy.clone().or_else(|| {
+        let host = feed.url.host_str().unwrap_or_default();
+        config
+            .daemon
+            .proxy
+            .clone()
+            .filter(|_| !config.daemon.no_proxy.matches(host))
+    });
+    (feed.access.has_credentials(), proxy.map(|p| p.shown()))
+}
+
+pub async fn feeds(store: &Reader, config: &Config, json: bool) -> Result<u8, Failure> {
     let feeds = store.feeds_report().await?;
     if json {
         let rows: Vec<serde_json::Value> = feeds
@@ -36,6 +54,7 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
                     "http_status": f.last_http_status, "error": f.last_error,
                     "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at),
                     "next_poll_reason": f.schedule_reason, "items": f.items,
+                    "auth": access_of(config, &f.name).0, "proxy": access_of(config, &f.name).1,
                 })
             })
             .collect();
@@ -43,8 +62,8 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
         return Ok(0);
     }
     println!(
-        "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6}",
-        "FEED", "STATUS", "HTTP", "ERRORS", "LAST POLL", "NEXT POLL", "ITEMS"
+        "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6} {:<4}",
+        "FEED", "STATUS", "HTTP", "ERRORS", "LAST POLL", "NEXT POLL", "ITEMS", "AUTH"
     );
     for f in &feeds {
         let status = if f.active {
@@ -54,8 +73,9 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
         } else {
             "removed".into()
         };
+        let (auth, proxy) = access_of(config, &f.name);
         println!(
-            "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6}",
+            "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6} {:<4}",
             f.name,
             status,
             f.last_http_status
@@ -68,8 +88,12 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
             } else {
                 "never".into()
             },
-            f.items
+            f.items,
+            if auth { "yes" } else { "no" }
         );
+        if let Some(p) = proxy {
+            println!("    proxy: {p}");
+        }
         if let Some(e) = &f.last_error {
             println!("    error: {e}");
         }

@@ -43,6 +43,7 @@ use crate::sinks::presets::Preset;
 use crate::sinks::queue::Template;
 use crate::sinks::template::{HeaderSource, TemplateSource};
 
+mod access;
 pub mod defaults;
 mod queues;
 mod read;
@@ -51,6 +52,8 @@ mod rules;
 mod sections;
 #[cfg(test)]
 mod tests;
+
+pub use access::{BasicAuth, FeedAccess, FeedHeader, NoProxy, ProxyUrl, Secret};
 
 /// Where the configuration is looked for when `--config` and `$FEEDWIRE_CONFIG` are absent.
 pub const DEFAULT_PATHS: &[&str] = &["config/feedwire.toml", "/etc/feedwire/feedwire.toml"];
@@ -93,6 +96,9 @@ pub struct Daemon {
     pub shutdown_grace: Duration,
     /// The environment variable holding the status page's token, when the page asks for one.
     pub status_token_env: Option<String>,
+    /// Every request goes through this proxy, but to `no_proxy` hosts and feeds with their own.
+    pub proxy: Option<ProxyUrl>,
+    pub no_proxy: NoProxy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +119,8 @@ pub struct Poll {
     pub backfill: Backfill,
     /// The default for feeds that set none: entries published earlier are not sent.
     pub max_item_age: Option<Duration>,
+    /// The defaults of every feed's credentials, headers, user agent and proxy.
+    pub access: FeedAccess,
 }
 
 /// Which items of a feed's first poll are emitted.
@@ -157,6 +165,34 @@ impl Sink {
         (self.feeds.is_empty() && self.tags.is_empty())
             || self.feeds.iter().any(|f| f == feed)
             || self.tags.iter().any(|t| tags.contains(t))
+    }
+
+    /// Whether the sink reads a file when it starts (a secret, a header value, a template),
+    /// which a reload must read again even when the config did not change.
+    pub fn reads_files(&self) -> bool {
+        let file = |s: &SecretSource| matches!(s, SecretSource::File(_));
+        let broker = |a: &BrokerAuth| match a {
+            BrokerAuth::None => false,
+            BrokerAuth::Password { password, .. } => file(password),
+            BrokerAuth::Token(token) => file(token),
+        };
+        match &self.kind {
+            SinkKind::Log { .. } => false,
+            SinkKind::Webhook(w) => {
+                w.secret.as_ref().is_some_and(file)
+                    || matches!(w.template, Some(TemplateSource::File(_)))
+                    || w.headers
+                        .iter()
+                        .any(|(_, h)| matches!(h, HeaderSource::File(_)))
+            }
+            SinkKind::Preset(p) => match &p.preset {
+                Preset::Slack { url } | Preset::Discord { url } => file(url),
+                Preset::Telegram { token, .. } | Preset::Matrix { token, .. } => file(token),
+                Preset::Ntfy { token, .. } => token.as_ref().is_some_and(file),
+            },
+            SinkKind::Nats(n) => broker(&n.auth),
+            SinkKind::Amqp(a) => broker(&a.auth),
+        }
     }
 }
 
@@ -281,6 +317,8 @@ pub struct Feed {
     pub backfill: Backfill,
     /// Entries published longer ago are stored as seen and not sent (else `poll.max_item_age`).
     pub max_item_age: Option<Duration>,
+    /// Credentials, headers, user agent and proxy (with `[poll]`'s defaults applied).
+    pub access: FeedAccess,
 }
 
 impl Config {

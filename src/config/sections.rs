@@ -110,7 +110,12 @@ fn daemon(t: &Table<'_>) -> Daemon {
         status_token_env: t
             .get::<Text>("status_token_env")
             .filter(|v| !v.trim().is_empty()),
+        proxy: t.get::<super::ProxyUrl>("proxy"),
+        no_proxy: super::NoProxy::new(t.get::<Strings>("no_proxy").unwrap_or_default()),
     };
+    if daemon.proxy.is_none() && !daemon.no_proxy.entries().is_empty() {
+        t.problem("no_proxy", "has no effect without daemon.proxy");
+    }
     t.finish();
     daemon
 }
@@ -128,6 +133,7 @@ fn poll(t: &Table<'_>) -> Poll {
         max_feed_size: t.get::<Size>("max_feed_size").unwrap_or(d::MAX_FEED_SIZE),
         backfill: t.get::<Backfill>("backfill").unwrap_or(Backfill::All),
         max_item_age: t.get::<Duration>("max_item_age"),
+        access: super::access::access(t, None),
     };
     if poll.min_interval > poll.max_interval {
         t.problem(
@@ -315,8 +321,16 @@ fn feed(
     let tags = t.get::<Strings>("tags").unwrap_or_default();
     let backfill = t.get::<Backfill>("backfill").unwrap_or(poll.backfill);
     let max_item_age = t.get::<Duration>("max_item_age").or(poll.max_item_age);
+    let access = super::access::access(t, Some(&poll.access));
     t.finish();
     let url = url?;
+    if !url.username().is_empty() || url.password().is_some() {
+        t.problem(
+            "url",
+            "the URL carries a user name or password: put the user name in username and the \
+             password in password_env or password_file, so it stays out of logs and reports",
+        );
+    }
     let name = match given_name {
         Some(n) => {
             if !valid_name(&n) {
@@ -360,6 +374,7 @@ fn feed(
         tags,
         backfill,
         max_item_age,
+        access,
     })
 }
 

@@ -160,12 +160,9 @@ fn environment_values_are_read_like_the_file() {
         "127.0.0.1/32, ::1".to_string(),
     );
     env.insert("FEEDWIRE__ARTICLE__FETCH".to_string(), "false".to_string());
-    env.insert(
-        "FEEDWIRE__DEDUP__MAX_DISTANCE".to_string(),
-        "99".to_string(),
-    );
+    env.insert("FEEDWIRE__POLL__TIMEOUT".to_string(), "soon".to_string());
     let Err(ConfigError::Invalid { problems, .. }) = parse("", Path::new("t.toml"), &env) else {
-        panic!("max_distance 99 must be rejected");
+        panic!("a timeout of \"soon\" must be rejected");
     };
     // From the environment there is no line to show.
     assert_eq!(
@@ -173,9 +170,9 @@ fn environment_values_are_read_like_the_file() {
             .iter()
             .map(|p| (p.path.as_str(), p.line))
             .collect::<Vec<_>>(),
-        vec![("dedup.max_distance", None)]
+        vec![("poll.timeout", None)]
     );
-    env.remove("FEEDWIRE__DEDUP__MAX_DISTANCE");
+    env.remove("FEEDWIRE__POLL__TIMEOUT");
     let c = parse("", Path::new("t.toml"), &env).expect("valid");
     assert_eq!(c.article.allowed_networks.len(), 2);
     assert!(!c.article.fetch);
