@@ -1,5 +1,5 @@
 //! Near-duplicate lookup against a store of 1,000,000 sketched items: p50/p99 per lookup,
-//! insert throughput, and the size of the items and the band index on disk.
+//! insert throughput, and the size on disk of the item rows, their sketches and the band index.
 //!
 //! Each item's shingle set is 150 to 400 random 64-bit shingle hashes (as many as a
 //! 150–400 word text has), from which the sketch and the bands are built as for a text.
