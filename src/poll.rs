@@ -22,6 +22,7 @@ use crate::parse::{Headers, parse_response};
 use crate::process;
 use crate::scheduler::{self, FeedState, Why};
 use crate::store::{FeedEvent, PollRecord, PollStatus};
+use crate::websub::{self, Distribution};
 
 /// Failed polls in a row after which sinks that ask hear that a feed is failing.
 pub const FAILING_AFTER: u32 = 3;
@@ -338,28 +339,50 @@ fn publisher_hint(headers: Option<Duration>, feed: Option<Duration>) -> Option<H
     }
 }
 
-/// Polls `state`'s feed once: fetch, parse, and which entries are not known yet.
-pub async fn poll(ctx: &Shared, config: &Config, state: &FeedState) -> PollOutcome {
-    let access = match Access::resolve(&state.feed) {
-        Ok(a) => a,
-        Err(e) => {
-            return PollOutcome::Failed {
-                http_status: None,
-                error: e.to_string(),
-                retry_after: None,
+/// Polls `state`'s feed once: fetch (or read what its WebSub hub `pushed`), parse, and
+/// which entries are not known yet.
+pub async fn poll(
+    ctx: &Shared,
+    config: &Config,
+    state: &FeedState,
+    pushed: Option<Distribution>,
+) -> PollOutcome {
+    let was_pushed = pushed.is_some();
+    let fetched = match pushed {
+        // A distribution is the feed's content, as a 200 would have brought it.
+        Some(d) => Ok(Fetched::Body(Box::new(crate::fetch::Body {
+            status: 200,
+            url: state.url.clone(),
+            content_type: d.content_type,
+            content_location: None,
+            validators: state.validators.clone(),
+            bytes: d.body,
+            moved_to: None,
+            fresh_for: None,
+            link: None,
+        }))),
+        None => {
+            let access = match Access::resolve(&state.feed) {
+                Ok(a) => a,
+                Err(e) => {
+                    return PollOutcome::Failed {
+                        http_status: None,
+                        error: e.to_string(),
+                        retry_after: None,
+                    };
+                }
             };
+            ctx.http
+                .get_feed(
+                    &state.url,
+                    Some(&state.validators),
+                    &access,
+                    config.poll.timeout,
+                    config.poll.max_feed_size,
+                )
+                .await
         }
     };
-    let fetched = ctx
-        .http
-        .get_feed(
-            &state.url,
-            Some(&state.validators),
-            &access,
-            config.poll.timeout,
-            config.poll.max_feed_size,
-        )
-        .await;
     let body = match fetched {
         Ok(Fetched::NotModified {
             validators,
@@ -401,6 +424,13 @@ pub async fn poll(ctx: &Shared, config: &Config, state: &FeedState) -> PollOutco
             };
         }
     };
+    if !was_pushed
+        && let Some(subscriber) = &ctx.websub
+        && websub::wanted(config, &state.feed)
+        && let Some(found) = websub::discover(&body.bytes, body.link.as_deref(), &body.url)
+    {
+        subscriber.advertised(state.id, &state.feed.name, found);
+    }
     let (new, updates) = match unseen(ctx, config, state, parsed.items).await {
         Ok(found) => found,
         Err(e) => {
@@ -559,14 +589,19 @@ pub async fn run(
         let (ctx, batches, finish) = (ctx.clone(), batches.clone(), finish.clone());
         tasks.spawn(async move {
             let config = ctx.config();
-            let outcome = poll(&ctx, &config, &state).await;
-            let record = record(
+            let mut state = state;
+            let pushed = state.pushed.take();
+            let outcome = poll(&ctx, &config, &state, pushed).await;
+            let mut record = record(
                 &outcome,
                 &state,
                 &config.poll,
                 Timestamp::now(),
                 scheduler::jittered,
             );
+            if ctx.websub.as_ref().is_some_and(|w| w.is_active(state.id)) {
+                websub::safety_net(&mut record, &config.poll, scheduler::jittered);
+            }
             match outcome.into_items() {
                 Some(read) => {
                     log(&ctx, &state, state.errors_in_row, &record);
@@ -620,6 +655,7 @@ mod tests {
                 tags: vec![],
                 backfill: crate::config::Backfill::All,
                 max_item_age: None,
+                websub: None,
                 access: Default::default(),
             }),
             url,
@@ -633,6 +669,7 @@ mod tests {
             rate: Rate::default(),
             last_ok_at: None,
             next_poll_at: None,
+            pushed: None,
         }
     }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use feedwire::config::Config;
 use feedwire::store::{PollStatus, Reader, SinkState, Timestamp};
+use feedwire::websub::SubState;
 
 use super::{DeliveriesArgs, Failure, ItemsArgs};
 
@@ -23,6 +24,17 @@ fn when(t: Option<Timestamp>) -> String {
 
 fn rfc3339(t: Option<Timestamp>) -> Option<String> {
     t.and_then(Timestamp::to_rfc3339)
+}
+
+/// A feed's WebSub subscription in `feeds --json`: state, hub, and the lease's end or the
+/// reason it failed.
+fn websub_json(state: &SubState, hub: &str) -> serde_json::Value {
+    let (until, reason) = match state {
+        SubState::Active { until } => (rfc3339(Some(*until)), None),
+        SubState::Failed { reason, .. } => (None, Some(reason.clone())),
+        _ => (None, None),
+    };
+    serde_json::json!({ "state": state.as_str(), "hub": hub, "until": until, "reason": reason })
 }
 
 /// How a feed is reached, as reports show it: whether credentials are sent (never their
@@ -54,6 +66,7 @@ pub async fn feeds(store: &Reader, config: &Config, json: bool) -> Result<u8, Fa
                     "http_status": f.last_http_status, "error": f.last_error,
                     "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at),
                     "next_poll_reason": f.schedule_reason, "items": f.items,
+                    "websub": f.websub.as_ref().map(|(state, hub)| websub_json(state, hub)),
                     "auth": access_of(config, &f.name).0, "proxy": access_of(config, &f.name).1,
                 })
             })
@@ -99,6 +112,9 @@ pub async fn feeds(store: &Reader, config: &Config, json: bool) -> Result<u8, Fa
         }
         if let Some(r) = f.schedule_reason.as_ref().filter(|_| f.active) {
             println!("    next poll: {r}");
+        }
+        if let Some((state, hub)) = &f.websub {
+            println!("    websub: {} (hub {hub})", state.describe());
         }
     }
     Ok(0)

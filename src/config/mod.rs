@@ -72,6 +72,18 @@ pub struct Config {
     pub hosts: BTreeMap<String, Host>,
     /// Filter and routing rules (`[[rules]]`), compiled, in the order written.
     pub rules: RuleSet,
+    /// WebSub push (`[websub]`), when a public callback is configured.
+    pub websub: Option<WebSub>,
+}
+
+/// The WebSub subscriber (`[websub]`): where hubs reach this daemon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSub {
+    /// The public URL whose path `[daemon] listen` serves; each subscription gets a path
+    /// below it.
+    pub callback: Url,
+    /// The lease asked of hubs (`hub.lease_seconds`); `None`: the hub's default.
+    pub lease: Option<Duration>,
 }
 
 /// How feedwire treats one host, feeds and article pages alike.
@@ -317,6 +329,9 @@ pub struct Feed {
     pub backfill: Backfill,
     /// Entries published longer ago are stored as seen and not sent (else `poll.max_item_age`).
     pub max_item_age: Option<Duration>,
+    /// WebSub push for this feed: `Some(false)` never, `Some(true)` or `None` when the feed
+    /// advertises a hub and `[websub]` is configured.
+    pub websub: Option<bool>,
     /// Credentials, headers, user agent and proxy (with `[poll]`'s defaults applied).
     pub access: FeedAccess,
 }

@@ -173,7 +173,7 @@ pub fn bands(hashes: &[u64]) -> Vec<i32> {
                     key = (key ^ u64::from(b)).wrapping_mul(super::fingerprint::FNV_PRIME);
                 }
             }
-            // The high half of the mixed hash (what migration 11 keeps of the 64-bit keys
+            // The high half of the mixed hash (what migration 12 keeps of the 64-bit keys
             // stored before: `key >> 32`).
             (super::fingerprint::fmix64(key) >> 32) as u32 as i32
         })

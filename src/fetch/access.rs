@@ -199,6 +199,7 @@ mod tests {
             tags: vec![],
             backfill: config::Backfill::All,
             max_item_age: None,
+            websub: None,
             access,
         }
     }

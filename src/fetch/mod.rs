@@ -72,6 +72,8 @@ pub struct Body {
     pub moved_to: Option<Url>,
     /// How long the publisher says the answer stays fresh (Cache-Control, Expires).
     pub fresh_for: Option<Duration>,
+    /// The `Link` header, where a feed may advertise its WebSub hub.
+    pub link: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -465,6 +467,7 @@ async fn fetch_body(
     let content_type = header_string(response.headers(), header::CONTENT_TYPE);
     let content_location = header_string(response.headers(), header::CONTENT_LOCATION);
     let fresh_for = freshness(response.headers());
+    let link = header_string(response.headers(), header::LINK);
     let final_url = response.url().clone();
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -482,6 +485,7 @@ async fn fetch_body(
         bytes,
         moved_to: None,
         fresh_for,
+        link,
     })))
 }
 

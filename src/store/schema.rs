@@ -187,7 +187,24 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE items ADD COLUMN not_sent TEXT;
     "#,
-    // 11: the near-duplicate index made small. Sketches leave the item rows for a table of
+    // 11: WebSub subscriptions, one per feed: the hub, the topic, the callback's path token
+    // and the secret distributions are signed with; the state `feedwire feeds` shows.
+    r#"
+    CREATE TABLE websub (
+        feed_id         INTEGER PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+        token           TEXT NOT NULL UNIQUE,
+        hub             TEXT NOT NULL,
+        topic           TEXT NOT NULL,
+        secret          TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        awaiting        INTEGER NOT NULL DEFAULT 0,
+        lease_until     INTEGER,
+        lease_ms        INTEGER,
+        reason          TEXT,
+        updated_at      INTEGER NOT NULL
+    );
+    "#,
+    // 12: the near-duplicate index made small. Sketches leave the item rows for a table of
     // their own keyed by the item's rowid (what the band rows point at), so the rows every
     // lookup and report reads stay a tenth of the size; a sketch carries its item's time, as
     // the window is checked on the candidate. Band rows lose their time and keep only the
@@ -284,7 +301,7 @@ mod tests {
             .expect("feed event");
     }
 
-    /// Migration 11 moves every stored sketch into its own table and every band row to its
+    /// Migration 12 moves every stored sketch into its own table and every band row to its
     /// 32-bit key, so items stored before it are still found as near copies after it.
     #[test]
     fn sketches_and_bands_move_to_the_small_index() {
@@ -292,7 +309,7 @@ mod tests {
         conn.pragma_update(None, "foreign_keys", false)
             .expect("pragma");
         let tx = conn.transaction().expect("tx");
-        for (i, sql) in MIGRATIONS.iter().enumerate().take(10) {
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(11) {
             tx.execute_batch(sql).expect("old migration");
             tx.pragma_update(None, "user_version", i as i64 + 1)
                 .expect("version");
