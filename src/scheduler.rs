@@ -7,7 +7,7 @@
 //! start-up spread) are pure functions below; the loop is [`Scheduler::run`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -221,6 +221,8 @@ pub struct FeedState {
     pub last_ok_at: Option<Timestamp>,
     /// When the feed is polled next (`None`: as soon as the start-up spread allows).
     pub next_poll_at: Option<Timestamp>,
+    /// A WebSub distribution this poll reads instead of fetching the feed.
+    pub pushed: Option<crate::websub::Distribution>,
 }
 
 impl FeedState {
@@ -241,6 +243,7 @@ impl FeedState {
             rate: stored.rate,
             last_ok_at: stored.last_ok_at,
             next_poll_at: stored.next_poll_at,
+            pushed: None,
         }
     }
 
@@ -309,7 +312,15 @@ pub enum Command {
     /// the list are dropped (when their poll in flight returns), new ones added, changed ones
     /// take their new settings.
     Reconfigure { feeds: Vec<FeedState> },
+    /// A WebSub hub pushed the feed's content: poll it from this body, at once.
+    Pushed(crate::websub::Distribution),
+    /// The feed's hub stopped pushing: poll it now, then on its normal schedule.
+    PollSoon { feed: i64 },
 }
+
+/// Distributions kept per feed while its poll is in flight; beyond, the oldest is dropped
+/// (a later poll, pushed or not, reads the feed as it is then).
+pub const PUSH_BACKLOG: usize = 2;
 
 /// The scheduler loop and the feeds it owns.
 pub struct Scheduler {
@@ -323,6 +334,8 @@ pub struct Scheduler {
     on_return: HashMap<i64, Option<FeedState>>,
     /// Spread feeds due at start over this window (the start-up spread).
     interval: Duration,
+    /// WebSub distributions waiting for their feed to be released.
+    pushes: HashMap<i64, VecDeque<crate::websub::Distribution>>,
 }
 
 impl Scheduler {
@@ -336,6 +349,7 @@ impl Scheduler {
             in_flight: HashSet::new(),
             on_return: HashMap::new(),
             interval,
+            pushes: HashMap::new(),
         };
         s.add(feeds);
         s
@@ -374,7 +388,10 @@ impl Scheduler {
     fn returned(&mut self, mut state: FeedState) {
         self.in_flight.remove(&state.id);
         match self.on_return.remove(&state.id) {
-            Some(None) => return,
+            Some(None) => {
+                self.pushes.remove(&state.id);
+                return;
+            }
             Some(Some(new)) => state = merge(state, new),
             None => {}
         }
@@ -385,7 +402,41 @@ impl Scheduler {
                 .queue
                 .schedule(state.id, at.unwrap_or_else(|| self.clock.now())),
         }
+        if self.pushes.get(&state.id).is_some_and(|q| !q.is_empty()) {
+            self.queue.schedule(state.id, self.clock.now());
+        }
         self.idle.insert(state.id, state);
+    }
+
+    /// A hub pushed `d`: its feed is polled from it at the next release.
+    fn pushed(&mut self, d: crate::websub::Distribution) {
+        let id = d.feed_id;
+        if !self.idle.contains_key(&id) && !self.in_flight.contains(&id) {
+            tracing::debug!(
+                feed_id = id,
+                "WebSub distribution for a feed no longer configured"
+            );
+            return;
+        }
+        let queue = self.pushes.entry(id).or_default();
+        if queue.len() >= PUSH_BACKLOG {
+            queue.pop_front();
+            tracing::warn!(
+                feed_id = id,
+                "WebSub distributions arrive faster than they are read; the oldest waiting one is dropped"
+            );
+        }
+        queue.push_back(d);
+        if self.idle.contains_key(&id) {
+            self.queue.schedule(id, self.clock.now());
+        }
+    }
+
+    /// The feed's hub stopped pushing: poll it now.
+    fn poll_soon(&mut self, id: i64) {
+        if self.idle.contains_key(&id) {
+            self.queue.schedule(id, self.clock.now());
+        }
     }
 
     fn reconfigure(&mut self, feeds: Vec<FeedState>) {
@@ -399,6 +450,7 @@ impl Scheduler {
         for id in gone {
             self.idle.remove(&id);
             self.queue.remove(id);
+            self.pushes.remove(&id);
         }
         for id in &self.in_flight {
             if !keep.contains(id) {
@@ -463,12 +515,15 @@ impl Scheduler {
                 }
                 Some(command) = commands.recv() => match command {
                     Command::Reconfigure { feeds } => self.reconfigure(feeds),
+                    Command::Pushed(d) => self.pushed(d),
+                    Command::PollSoon { feed } => self.poll_soon(feed),
                 },
                 _ = tokio::time::sleep_until(wake) => {
                     last_release = tokio::time::Instant::now();
                     self.queue.pop_due(self.clock.now(), &mut ready);
                     for id in ready.drain(..) {
-                        let Some(state) = self.idle.remove(&id) else { continue };
+                        let Some(mut state) = self.idle.remove(&id) else { continue };
+                        state.pushed = self.pushes.get_mut(&id).and_then(VecDeque::pop_front);
                         self.in_flight.insert(id);
                         tokio::select! {
                             sent = due.send(state) => if sent.is_err() { return },
@@ -615,6 +670,8 @@ mod tests {
                 tags: vec![],
                 backfill: crate::config::Backfill::All,
                 max_item_age: None,
+                websub: None,
+                access: Default::default(),
             }),
             url,
             validators: Validators::default(),
@@ -624,6 +681,7 @@ mod tests {
             rate: Rate::default(),
             last_ok_at: None,
             next_poll_at: next,
+            pushed: None,
         }
     }
 
@@ -696,6 +754,68 @@ mod tests {
             again.errors_in_row, 2,
             "the state comes back as it was returned"
         );
+        s.stop.cancel();
+    }
+
+    fn distribution(feed_id: i64, body: &str) -> crate::websub::Distribution {
+        crate::websub::Distribution {
+            feed_id,
+            body: body.as_bytes().to_vec(),
+            content_type: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pushed_feed_is_released_at_once_with_its_distribution() {
+        let mut s = start(|c| vec![feed(1, Some(c.now().after(Duration::from_secs(3600))))]);
+        let pushed_at = s.clock.now();
+        s.commands
+            .send(Command::Pushed(distribution(1, "<feed/>")))
+            .await
+            .expect("send");
+        let f = s.due.recv().await.expect("due");
+        assert!(
+            s.clock.now().since(pushed_at) <= TICK,
+            "released within a tick"
+        );
+        assert_eq!(f.pushed, Some(distribution(1, "<feed/>")));
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_distribution_for_a_feed_in_flight_waits_for_its_return() {
+        let mut s = start(|c| vec![feed(1, Some(c.now()))]);
+        let mut f = s.due.recv().await.expect("due");
+        assert_eq!(f.pushed, None, "a scheduled poll fetches");
+        // Pushed while the poll is in flight: at most one poll per feed, so it waits.
+        s.commands
+            .send(Command::Pushed(distribution(1, "a")))
+            .await
+            .expect("send");
+        let early = tokio::time::timeout(Duration::from_secs(1), s.due.recv()).await;
+        assert!(early.is_err(), "released while its poll was in flight");
+        f.next_poll_at = Some(s.clock.now().after(Duration::from_secs(3600)));
+        s.done.send(f).expect("send");
+        let again = tokio::time::timeout(Duration::from_secs(1), s.due.recv())
+            .await
+            .expect("released on return, not an hour later")
+            .expect("due");
+        assert_eq!(again.pushed, Some(distribution(1, "a")));
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_feed_whose_hub_went_away_is_polled_now() {
+        let mut s = start(|c| vec![feed(1, Some(c.now().after(Duration::from_secs(6 * 3600))))]);
+        s.commands
+            .send(Command::PollSoon { feed: 1 })
+            .await
+            .expect("send");
+        let f = tokio::time::timeout(Duration::from_secs(1), s.due.recv())
+            .await
+            .expect("polled now, not at the safety net's time")
+            .expect("due");
+        assert_eq!(f.pushed, None);
         s.stop.cancel();
     }
 

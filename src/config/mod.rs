@@ -43,6 +43,7 @@ use crate::sinks::presets::Preset;
 use crate::sinks::queue::Template;
 use crate::sinks::template::{HeaderSource, TemplateSource};
 
+mod access;
 pub mod defaults;
 mod queues;
 mod read;
@@ -51,6 +52,8 @@ mod rules;
 mod sections;
 #[cfg(test)]
 mod tests;
+
+pub use access::{BasicAuth, FeedAccess, FeedHeader, NoProxy, ProxyUrl, Secret, UrlCredentials};
 
 /// Where the configuration is looked for when `--config` and `$FEEDWIRE_CONFIG` are absent.
 pub const DEFAULT_PATHS: &[&str] = &["config/feedwire.toml", "/etc/feedwire/feedwire.toml"];
@@ -69,6 +72,18 @@ pub struct Config {
     pub hosts: BTreeMap<String, Host>,
     /// Filter and routing rules (`[[rules]]`), compiled, in the order written.
     pub rules: RuleSet,
+    /// WebSub push (`[websub]`), when a public callback is configured.
+    pub websub: Option<WebSub>,
+}
+
+/// The WebSub subscriber (`[websub]`): where hubs reach this daemon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSub {
+    /// The public URL whose path `[daemon] listen` serves; each subscription gets a path
+    /// below it.
+    pub callback: Url,
+    /// The lease asked of hubs (`hub.lease_seconds`); `None`: the hub's default.
+    pub lease: Option<Duration>,
 }
 
 /// How feedwire treats one host, feeds and article pages alike.
@@ -93,6 +108,9 @@ pub struct Daemon {
     pub shutdown_grace: Duration,
     /// The environment variable holding the status page's token, when the page asks for one.
     pub status_token_env: Option<String>,
+    /// Every request goes through this proxy, but to `no_proxy` hosts and feeds with their own.
+    pub proxy: Option<ProxyUrl>,
+    pub no_proxy: NoProxy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +131,8 @@ pub struct Poll {
     pub backfill: Backfill,
     /// The default for feeds that set none: entries published earlier are not sent.
     pub max_item_age: Option<Duration>,
+    /// The defaults of every feed's credentials, headers, user agent and proxy.
+    pub access: FeedAccess,
 }
 
 /// Which items of a feed's first poll are emitted.
@@ -309,6 +329,11 @@ pub struct Feed {
     pub backfill: Backfill,
     /// Entries published longer ago are stored as seen and not sent (else `poll.max_item_age`).
     pub max_item_age: Option<Duration>,
+    /// WebSub push for this feed: `Some(false)` never, `Some(true)` or `None` when the feed
+    /// advertises a hub and `[websub]` is configured.
+    pub websub: Option<bool>,
+    /// Credentials, headers, user agent and proxy (with `[poll]`'s defaults applied).
+    pub access: FeedAccess,
 }
 
 impl Config {

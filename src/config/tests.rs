@@ -187,3 +187,38 @@ fn an_empty_file_resolves_to_the_named_defaults() {
     assert_eq!(c.article.max_page_size, defaults::MAX_PAGE_SIZE);
     assert_eq!(c.dedup.retention, defaults::RETENTION);
 }
+
+#[test]
+fn websub_needs_listen_and_names_its_keys() {
+    let Err(ConfigError::Invalid { problems, .. }) = parse_str(
+        "[websub]\ncallback = \"https://fw.example.com/websub\"\nlease = \"soon\"\n\n[[feeds]]\nurl = \"https://a.example/feed\"\nwebsub = \"yes\"\n",
+    ) else {
+        panic!("[websub] without listen must be rejected");
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec!["websub.callback", "websub.lease", "feeds[0].websub"]
+    );
+    assert!(
+        problems[0].message.contains("daemon.listen"),
+        "{problems:?}"
+    );
+
+    let Err(ConfigError::Invalid { problems, .. }) =
+        parse_str("[[feeds]]\nurl = \"https://a.example/feed\"\nwebsub = true\n")
+    else {
+        panic!("websub = true without [websub] must be rejected");
+    };
+    assert_eq!(problems[0].path, "feeds[0].websub");
+
+    let c = parse_str(
+        "[daemon]\nlisten = \"127.0.0.1:9464\"\n[websub]\ncallback = \"https://fw.example.com/websub\"\nlease = \"10d\"\n\n[[feeds]]\nurl = \"https://a.example/feed\"\nwebsub = false\n",
+    )
+    .expect("valid");
+    let w = c.websub.expect("websub");
+    assert_eq!(w.callback.path(), "/websub");
+    assert_eq!(w.lease, Some(Duration::from_secs(10 * 24 * 3600)));
+    assert_eq!(c.feeds[0].websub, Some(false));
+    assert!(parse_str("").expect("valid").websub.is_none());
+}
