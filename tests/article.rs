@@ -230,6 +230,26 @@ fn extract_prints_the_seed_page_text_and_json() {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/seed-article/page.html");
+    // The reader is gone before the command writes, as with `feedwire extract … | head`
+    // when head has had enough.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = Command::new(BIN)
+        .arg("extract")
+        .arg(&page)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn extract_dir_writes_text_and_json_for_every_page() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in");

@@ -90,9 +90,9 @@ pub async fn run(explicit: Option<&Path>, args: ExtractArgs) -> Result<u8, Failu
             message: format!("extraction stopped: {e}"),
         })?;
     match args.format {
-        ExtractFormat::Text => println!("{}", article.text),
-        ExtractFormat::Html => println!("{}", article.html),
-        ExtractFormat::Json => println!(
+        ExtractFormat::Text => outln!("{}", article.text),
+        ExtractFormat::Html => outln!("{}", article.html),
+        ExtractFormat::Json => outln!(
             "{}",
             extract::article_json(&article, Some((encoding.name(), rule)))
         ),

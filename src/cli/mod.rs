@@ -1,6 +1,18 @@
 //! The command line: arguments (clap), the commands that are not the daemon (reports,
 //! OPML, extract), and the mapping of errors to one message and an exit code.
 
+/// `println!` for command output: when the reader has gone (`feedwire items | head`), the
+/// command ends quietly with 0, as a Unix filter does, instead of panicking.
+macro_rules! outln {
+    () => { $crate::cli::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+/// `print!` for command output, with [`outln!`]'s handling of a closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_out(format_args!($($arg)*)) };
+}
+
 pub mod daemon;
 pub mod extract;
 pub mod opml;
@@ -279,7 +291,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             let store = Store::open(&config.database_path())?;
             let since = args.since.map(|d| Timestamp::now().before(d));
             let n = store.redeliver(&args.sink, args.dead, since).await?;
-            println!(
+            outln!(
                 "queued {n} deliveries for sink {} again; a running daemon sends them within 30s",
                 args.sink
             );
@@ -302,7 +314,7 @@ async fn test_sink(explicit: Option<&Path>, args: TestSinkArgs) -> Result<u8, Fa
     let body = sample::sample_body(&sample::sample_feed(&config, &args.name));
     let shown =
         sample::show(&config, &args.name, &body).map_err(|e| Failure::usage(e.to_string()))?;
-    println!("{shown}");
+    outln!("{shown}");
     if !args.send {
         eprintln!("feedwire: not sent; add --send to deliver it for real");
         return Ok(0);
@@ -390,11 +402,25 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
         0 => String::new(),
         n => format!(", {n} rules"),
     };
-    println!(
+    outln!(
         "{}: ok ({} feeds, {} sinks{rules})",
         path.display(),
         config.feeds.len(),
         config.sinks.len()
     );
     Ok(0)
+}
+
+/// Writes command output to stdout. A closed pipe ends the process with 0 (the reader took
+/// what it wanted); any other write error ends it with 1 and a message.
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("feedwire: error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
 }

@@ -11,7 +11,7 @@ pub fn run(explicit: Option<&Path>, command: OpmlCommand) -> Result<u8, Failure>
     let (path, config) = load(explicit)?;
     let (file, write) = match command {
         OpmlCommand::Export { flat } => {
-            print!("{}", opml::write(&config.feeds, flat));
+            out!("{}", opml::write(&config.feeds, flat));
             return Ok(0);
         }
         OpmlCommand::Import { file, write } => (file, write),
@@ -33,11 +33,11 @@ pub fn run(explicit: Option<&Path>, command: OpmlCommand) -> Result<u8, Failure>
     );
     if !write {
         eprintln!("feedwire: {}: {summary}", file.display());
-        print!("{}", opml::to_toml(&plan.new));
+        out!("{}", opml::to_toml(&plan.new));
         return Ok(0);
     }
     if plan.new.is_empty() {
-        println!("nothing to add to {} ({summary})", path.display());
+        outln!("nothing to add to {} ({summary})", path.display());
         return Ok(0);
     }
     let write_error =
@@ -69,7 +69,7 @@ pub fn run(explicit: Option<&Path>, command: OpmlCommand) -> Result<u8, Failure>
         .open(&path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, addition.as_bytes()))
         .map_err(write_error)?;
-    println!(
+    outln!(
         "added {} feeds to {} ({summary}); the previous version is {}",
         plan.new.len(),
         path.display(),

@@ -18,8 +18,8 @@ pub async fn run(explicit: Option<&Path>, args: PreviewArgs) -> Result<u8, Failu
         .await
         .map_err(|e| Failure::runtime(e.to_string()))?;
     match args.format {
-        PreviewFormat::Text => print!("{}", preview::to_text(&shown)),
-        PreviewFormat::Json => println!("{}", preview::to_json(&shown)),
+        PreviewFormat::Text => out!("{}", preview::to_text(&shown)),
+        PreviewFormat::Json => outln!("{}", preview::to_json(&shown)),
     }
     Ok(0)
 }

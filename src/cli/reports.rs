@@ -85,12 +85,19 @@ pub async fn feeds(store: &Reader, config: &Config, json: bool) -> Result<u8, Fa
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
         return Ok(0);
     }
-    println!(
+    outln!(
         "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6} {:<4}",
-        "FEED", "STATUS", "HTTP", "ERRORS", "LAST POLL", "NEXT POLL", "ITEMS", "AUTH"
+        "FEED",
+        "STATUS",
+        "HTTP",
+        "ERRORS",
+        "LAST POLL",
+        "NEXT POLL",
+        "ITEMS",
+        "AUTH"
     );
     for f in &feeds {
         let status = if f.active {
@@ -101,7 +108,7 @@ pub async fn feeds(store: &Reader, config: &Config, json: bool) -> Result<u8, Fa
             "removed".into()
         };
         let (auth, proxy) = access_of(config, &f.name);
-        println!(
+        outln!(
             "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6} {:<4}",
             f.name,
             status,
@@ -119,16 +126,16 @@ pub async fn feeds(store: &Reader, config: &Config, json: bool) -> Result<u8, Fa
             if auth { "yes" } else { "no" }
         );
         if let Some(p) = proxy {
-            println!("    proxy: {p}");
+            outln!("    proxy: {p}");
         }
         if let Some(e) = &f.last_error {
-            println!("    error: {e}");
+            outln!("    error: {e}");
         }
         if let Some(r) = f.schedule_reason.as_ref().filter(|_| f.active) {
-            println!("    next poll: {r}");
+            outln!("    next poll: {r}");
         }
         if let Some((state, hub)) = &f.websub {
-            println!("    websub: {} (hub {hub})", state.describe());
+            outln!("    websub: {} (hub {hub})", state.describe());
         }
     }
     Ok(0)
@@ -149,31 +156,31 @@ pub async fn items(store: &Reader, args: ItemsArgs) -> Result<u8, Failure> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
         return Ok(0);
     }
     for i in &items {
-        println!(
+        outln!(
             "{}  {:<20} {}",
             i.id,
             i.feed,
             i.title.as_deref().unwrap_or("(untitled)")
         );
         if let Some(u) = &i.url {
-            println!("    {u}");
+            outln!("    {u}");
         }
         if let Some(d) = &i.duplicate_of {
-            println!(
+            outln!(
                 "    duplicate of {d} ({})",
                 i.duplicate_reason.as_deref().unwrap_or("?")
             );
         } else if !i.emitted {
             match i.not_sent.as_deref() {
                 Some(r) if r.starts_with("rule:") => {
-                    println!("    dropped by rule {}", &r["rule:".len()..])
+                    outln!("    dropped by rule {}", &r["rule:".len()..])
                 }
-                Some("max_item_age") => println!("    not emitted (published before max_item_age)"),
-                _ => println!("    not emitted (backfill limit)"),
+                Some("max_item_age") => outln!("    not emitted (published before max_item_age)"),
+                _ => outln!("    not emitted (backfill limit)"),
             }
         }
     }
@@ -183,16 +190,21 @@ pub async fn items(store: &Reader, args: ItemsArgs) -> Result<u8, Failure> {
 pub async fn deliveries(store: &Reader, args: DeliveriesArgs) -> Result<u8, Failure> {
     let backlog = store.backlog().await?;
     let states = store.sink_statuses().await?;
-    println!(
+    outln!(
         "{:<20} {:>9} {:>10} {:>6} {:<14} {:<8}",
-        "SINK", "PENDING", "DELIVERED", "DEAD", "OLDEST PENDING", "STATE"
+        "SINK",
+        "PENDING",
+        "DELIVERED",
+        "DEAD",
+        "OLDEST PENDING",
+        "STATE"
     );
     for b in backlog
         .iter()
         .filter(|b| args.sink.as_ref().is_none_or(|s| s == &b.sink))
     {
         let state = states.iter().find(|s| s.sink == b.sink);
-        println!(
+        outln!(
             "{:<20} {:>9} {:>10} {:>6} {:<14} {:<8}",
             b.sink,
             b.pending,
@@ -208,7 +220,7 @@ pub async fn deliveries(store: &Reader, args: DeliveriesArgs) -> Result<u8, Fail
                 .until
                 .filter(|_| s.state == SinkState::Paused)
                 .map(|t| format!(", next probe {}", when(Some(t))));
-            println!(
+            outln!(
                 "    {}{}{}: {}",
                 s.state.as_str(),
                 since.unwrap_or_default(),
@@ -219,11 +231,11 @@ pub async fn deliveries(store: &Reader, args: DeliveriesArgs) -> Result<u8, Fail
     }
     let rows = store.deliveries_report(args.sink, args.dead, 100).await?;
     if !rows.is_empty() {
-        println!();
-        println!("{}:", if args.dead { "dead letters" } else { "pending" });
+        outln!();
+        outln!("{}:", if args.dead { "dead letters" } else { "pending" });
     }
     for r in &rows {
-        println!(
+        outln!(
             "{}  {:<12} attempts {:<3} {}  {}",
             r.webhook_id,
             r.sink,
@@ -236,7 +248,7 @@ pub async fn deliveries(store: &Reader, args: DeliveriesArgs) -> Result<u8, Fail
             r.item_title.as_deref().unwrap_or("(untitled)")
         );
         if let Some(e) = &r.last_error {
-            println!("    last error: {e}");
+            outln!("    last error: {e}");
         }
     }
     Ok(0)
