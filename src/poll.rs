@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use url::Url;
 
@@ -468,13 +468,27 @@ pub const RECORD_BATCH: usize = 1024;
 pub struct Finish {
     pub scheduler: mpsc::UnboundedSender<FeedState>,
     /// Records of polls without items, written in batches by [`write_records`].
-    pub records: mpsc::Sender<(i64, PollRecord)>,
+    records: mpsc::Sender<(i64, PollRecord)>,
+    /// Dropped with the last `Finish`: then [`write_records`] stops waiting for ticks, so
+    /// a shutdown does not wait a tick for records that cannot come any more.
+    _open: Arc<DropGuard>,
+}
+
+/// The receiving end of [`Finish`]'s records, for [`write_records`].
+pub struct Records {
+    queue: mpsc::Receiver<(i64, PollRecord)>,
+    /// Cancelled when the last [`Finish`] is dropped.
+    closed: CancellationToken,
 }
 
 /// Writes the records of polls without items: whatever arrived, one transaction per
 /// [`scheduler::TICK`] at most, then wakes the sinks of their feed events. Ends when every
 /// [`Finish`] is dropped, after writing what it holds.
-pub async fn write_records(ctx: Arc<Shared>, mut records: mpsc::Receiver<(i64, PollRecord)>) {
+pub async fn write_records(ctx: Arc<Shared>, records: Records) {
+    let Records {
+        queue: mut records,
+        closed,
+    } = records;
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while records.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let wake: Vec<String> = batch
@@ -489,11 +503,31 @@ pub async fn write_records(ctx: Arc<Shared>, mut records: mpsc::Receiver<(i64, P
             tracing::error!(polls = n, error = %e, "cannot record polls");
         }
         ctx.wakes.wake(&wake);
-        tokio::time::sleep(scheduler::TICK).await;
+        // A full batch means more are waiting: written at once, so the queue keeps up with
+        // any poll rate; otherwise the next tick's records are gathered first.
+        if n < RECORD_BATCH {
+            tokio::select! {
+                _ = tokio::time::sleep(scheduler::TICK) => {}
+                _ = closed.cancelled() => {}
+            }
+        }
     }
 }
 
 impl Finish {
+    /// Where the polls' stages send finished feeds: the scheduler's channel, and a new
+    /// record queue for [`write_records`].
+    pub fn new(scheduler: mpsc::UnboundedSender<FeedState>) -> (Finish, Records) {
+        let (records, queue) = mpsc::channel(RECORD_QUEUE);
+        let closed = CancellationToken::new();
+        let finish = Finish {
+            scheduler,
+            records,
+            _open: Arc::new(closed.clone().drop_guard()),
+        };
+        (finish, Records { queue, closed })
+    }
+
     /// Queues the record of a poll that has no items to store (its feed event's sinks are
     /// woken once it is written), and gives the feed back to the scheduler.
     pub async fn record(&self, ctx: &Shared, mut state: FeedState, mut record: PollRecord) {

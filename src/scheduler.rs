@@ -258,11 +258,8 @@ impl FeedState {
 }
 
 /// Due feeds are released together at most this often: one wake-up per tick for every feed
-/// due by then, instead of one per feed.
-pub const TICK: Duration = Duration::from_millis(100);
-
-/// Finished polls taken back in one wake-up at most.
-const RETURN_BATCH: usize = 256;
+/// due by then, instead of one per feed. Finished polls are taken back at the same ticks.
+pub const TICK: Duration = Duration::from_secs(1);
 
 /// Farther than any wake-up the loop needs to compute.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -427,7 +424,9 @@ impl Scheduler {
     }
 
     /// Hands out due feeds on `due` until `stop`, taking them back from `done`. Every
-    /// [`TICK`] at most, all feeds due by then are released together.
+    /// [`TICK`] at most, all feeds due by then are released together, and every finished
+    /// poll is taken back: one wake-up per tick, not one per feed going out or coming back
+    /// (a returned feed is due an interval later, so a tick's delay costs nothing).
     pub async fn run(
         mut self,
         due: mpsc::Sender<FeedState>,
@@ -437,35 +436,38 @@ impl Scheduler {
         stop: CancellationToken,
     ) {
         let mut ready = Vec::new();
-        let mut returned = Vec::with_capacity(RETURN_BATCH);
-        // The first release is not held back by a tick.
+        // The first tick is not held back.
         let start = tokio::time::Instant::now();
-        let mut last_release = start.checked_sub(TICK).unwrap_or(start);
+        let mut last_tick = start.checked_sub(TICK).unwrap_or(start);
         loop {
             heartbeat.store(Timestamp::now().as_millis(), Ordering::Relaxed);
             let now = tokio::time::Instant::now();
-            let wake = self
+            let mut wake = self
                 .queue
                 .next_due()
-                .map(|at| self.clock.instant_at(at).max(last_release + TICK))
+                .map(|at| self.clock.instant_at(at).max(last_tick + TICK))
                 .unwrap_or(now + HEARTBEAT_EVERY)
                 .min(now + HEARTBEAT_EVERY);
+            if !self.in_flight.is_empty() {
+                // Polls in flight come back at the next tick.
+                wake = wake.min(last_tick + TICK);
+            }
             tokio::select! {
                 _ = stop.cancelled() => return,
-                n = done.recv_many(&mut returned, RETURN_BATCH) => {
-                    if n == 0 {
-                        // Every stage that reports back is gone: shutting down.
-                        return;
-                    }
-                    for state in returned.drain(..) {
-                        self.returned(state);
-                    }
-                }
                 Some(command) = commands.recv() => match command {
-                    Command::Reconfigure { feeds } => self.reconfigure(feeds),
+                    Command::Reconfigure { feeds } => {
+                        // Feeds that came back first, so that their new settings apply now.
+                        if !self.take_back(&mut done) {
+                            return;
+                        }
+                        self.reconfigure(feeds)
+                    }
                 },
                 _ = tokio::time::sleep_until(wake) => {
-                    last_release = tokio::time::Instant::now();
+                    last_tick = tokio::time::Instant::now();
+                    if !self.take_back(&mut done) {
+                        return;
+                    }
                     self.queue.pop_due(self.clock.now(), &mut ready);
                     for id in ready.drain(..) {
                         let Some(state) = self.idle.remove(&id) else { continue };
@@ -476,6 +478,18 @@ impl Scheduler {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Takes back every feed whose poll is done; false when no stage can report back any
+    /// more (shutting down).
+    fn take_back(&mut self, done: &mut mpsc::UnboundedReceiver<FeedState>) -> bool {
+        loop {
+            match done.try_recv() {
+                Ok(state) => self.returned(state),
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }
         }
     }

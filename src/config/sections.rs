@@ -35,7 +35,7 @@ pub(super) fn config(root: &Table<'_>) -> Config {
     let mut names = HashSet::new();
     for t in root.array("feeds") {
         if let Some(f) = feed(&t, &sinks, &sink_names, &poll, &article, &mut names) {
-            feeds.push(f);
+            feeds.push(std::sync::Arc::new(f));
         }
     }
     let feed_names: BTreeSet<String> = feeds.iter().map(|f| f.name.clone()).collect();
