@@ -37,8 +37,9 @@ use crate::telemetry::Metrics;
 const DUE_QUEUE: usize = 64;
 /// Parsed batches waiting for article processing.
 const BATCH_QUEUE: usize = 32;
-/// Reloaded configs not yet applied.
-const RELOAD_QUEUE: usize = 4;
+/// Commands for the scheduler not yet applied: reloads, WebSub distributions and fallbacks.
+/// The callback answers 503 (the hub retries) when it is full.
+const COMMAND_QUEUE: usize = 64;
 /// How often `once` looks whether its deliveries are done.
 const ONCE_DELIVERY_CHECK: Duration = Duration::from_millis(50);
 /// How often the service manager gets a STATUS line (and the watchdog, when it is longer).
@@ -79,6 +80,8 @@ pub struct Shared {
     /// Per-sink wake-ups of the delivery workers.
     pub wakes: Wakes,
     pub metrics: Arc<Metrics>,
+    /// The WebSub subscriber, when `run` serves a `[websub]` callback.
+    pub websub: Option<Arc<crate::websub::Subscriber>>,
 }
 
 impl Shared {
@@ -102,6 +105,8 @@ pub fn client_settings(config: &Config) -> ClientSettings {
         user_agent: config.daemon.user_agent.clone(),
         max_connections: config.daemon.max_connections,
         per_host_connections: config.daemon.per_host_connections,
+        proxy: config.daemon.proxy.clone(),
+        no_proxy: config.daemon.no_proxy.clone(),
     }
 }
 
@@ -123,7 +128,22 @@ pub async fn run(
     let http = HttpClient::new(&client_settings(&config))?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut deliveries = Deliveries::start(&config, store.clone(), metrics.clone())?;
+    let (commands_tx, commands_rx) = mpsc::channel::<Command>(COMMAND_QUEUE);
+    let websub = match (&mode, &config.websub, config.daemon.listen) {
+        (Mode::Forever, Some(settings), Some(_)) => Some(
+            crate::websub::Subscriber::start(
+                &config,
+                settings,
+                store.clone(),
+                commands_tx.clone(),
+                metrics.clone(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let ctx = Arc::new(Shared {
+        websub: websub.clone(),
         config: RwLock::new(config.clone()),
         store: store.clone(),
         http,
@@ -162,8 +182,13 @@ pub async fn run(
                 &store,
                 &metrics,
                 &heartbeat,
+                websub.clone(),
                 &stop_polling,
             )?;
+            if let Some(subscriber) = &websub {
+                subscriber.configure(&config, &feed_ids(&feeds)).await;
+                stages.spawn(subscriber.clone().watch(stop_polling.clone()));
+            }
             stages.spawn(supervise(
                 store.reader(),
                 ctx.clone(),
@@ -175,7 +200,6 @@ pub async fn run(
                 sinks = config.sinks.len(),
                 "feedwire running"
             );
-            let (commands_tx, commands_rx) = mpsc::channel::<Command>(RELOAD_QUEUE);
             let scheduler = Scheduler::new(Clock::new(), feeds, config.poll.interval);
             stages.spawn(scheduler.run(
                 due_tx,
@@ -262,6 +286,11 @@ async fn feed_states(store: &Store, config: &Config) -> anyhow::Result<Vec<FeedS
         .collect())
 }
 
+/// Each feed's store id and name.
+fn feed_ids(feeds: &[FeedState]) -> Vec<(i64, String)> {
+    feeds.iter().map(|f| (f.id, f.feed.name.clone())).collect()
+}
+
 /// Applies a reloaded config: feeds and sinks added, removed or changed; the store, the HTTP
 /// client and unchanged sinks' workers stay.
 async fn reload(
@@ -281,6 +310,9 @@ async fn reload(
             "changes to [daemon] connections, user_agent, [hosts] or [article] allowed_networks take effect at the next start"
         );
     }
+    if old.daemon.proxy != new.daemon.proxy || old.daemon.no_proxy != new.daemon.no_proxy {
+        tracing::warn!("changes to [daemon] proxy or no_proxy take effect at the next start");
+    }
     if old.daemon.state_dir != new.daemon.state_dir || old.daemon.listen != new.daemon.listen {
         tracing::warn!("changes to [daemon] state_dir or listen take effect at the next start");
     }
@@ -293,7 +325,13 @@ async fn reload(
             return;
         }
     };
+    if old.websub != new.websub {
+        tracing::warn!("changes to [websub] take effect at the next start");
+    }
     ctx.set_config(new.clone());
+    if let Some(subscriber) = &ctx.websub {
+        subscriber.configure(&new, &feed_ids(&feeds)).await;
+    }
     for problem in deliveries.reconfigure(&new).await {
         tracing::error!(error = %problem, "a sink could not be started; the other sinks go on");
     }
@@ -337,6 +375,7 @@ fn serve(
     store: &Store,
     metrics: &Arc<Metrics>,
     heartbeat: &Arc<AtomicI64>,
+    websub: Option<Arc<crate::websub::Subscriber>>,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<StatusPage>> {
     let Some(addr) = config.daemon.listen else {
@@ -349,6 +388,8 @@ fn serve(
         metrics: metrics.clone(),
         heartbeat: heartbeat.clone(),
         page: page.clone(),
+        websub,
+        max_body: config.poll.max_feed_size,
     };
     let server = tokio::spawn(crate::server::serve(addr, endpoint, stop.clone()));
     stages.spawn(async move {

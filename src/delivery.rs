@@ -154,12 +154,15 @@ impl Deliveries {
             if let Err(e) = r.task.await {
                 tracing::error!(sink = %name, error = %e, "a delivery worker stopped unexpectedly");
             }
+            // After the worker's last round, which may still have set it.
+            self.metrics.forget_sink(name);
         }
     }
 
     /// Makes the workers match `config`: removed sinks stopped, new ones started, changed
     /// ones replaced (the old worker finishes its round first), unchanged ones kept (a log
-    /// sink reopens its file). A sink that cannot start is reported and left out; the others
+    /// sink reopens its file). A sink that reads a secret, header or template file is
+    /// replaced on every reload, so that a rotated secret or an edited template takes effect. A sink that cannot start is reported and left out; the others
     /// go on.
     pub async fn reconfigure(&mut self, config: &Config) -> Vec<String> {
         let mut problems = Vec::new();
@@ -170,6 +173,7 @@ impl Deliveries {
                 self.running
                     .get(&name)
                     .is_some_and(|r| r.settings == *s && r.user_agent == *user_agent)
+                    && !s.reads_files()
             });
             if keep {
                 if let Some(log) = self.running.get(&name).and_then(|r| r.log.as_ref())

@@ -8,6 +8,8 @@
 //! - [`scheduler`]: owns every feed's state; releases due feeds (interval, spread, backoff).
 //! - [`poll`]: one conditional GET and parse of a due feed → a [`poll::PollOutcome`], and the
 //!   rules that follow from it.
+//! - [`websub`]: the WebSub subscriber: hubs pushing feeds, handed to the poll stage as
+//!   polls; polling stays as the safety net.
 //! - [`fetch`]: the one HTTP client (conditional GET, body caps, per-host limits and pauses).
 //! - [`parse`]: feed bytes to items with their identity; pure.
 //! - [`rules`]: filter and routing rules (drop, keep, route); pure.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod model;
 pub mod scheduler;
 pub mod poll;
+pub mod websub;
 pub mod fetch;
 pub mod parse;
 pub mod rules;

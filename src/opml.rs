@@ -457,6 +457,8 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             backfill: crate::config::Backfill::All,
             max_item_age: None,
+            websub: None,
+            access: Default::default(),
         }
     }
 

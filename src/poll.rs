@@ -15,13 +15,14 @@ use url::Url;
 
 use crate::app::Shared;
 use crate::config::{self, Config};
-use crate::fetch::{FetchError, Fetched, Validators};
+use crate::fetch::{Access, FetchError, Fetched, Validators};
 use crate::ingest::Batch;
 use crate::model::{EventType, FeedItem, Timestamp};
 use crate::parse::{Headers, parse_response};
 use crate::process;
 use crate::scheduler::{self, FeedState, Why};
 use crate::store::{FeedEvent, PollRecord, PollStatus};
+use crate::websub::{self, Distribution};
 
 /// Failed polls in a row after which sinks that ask hear that a feed is failing.
 pub const FAILING_AFTER: u32 = 3;
@@ -90,6 +91,22 @@ impl PollOutcome {
                 Some(read)
             }
             _ => None,
+        }
+    }
+
+    /// A 401 or 403 says authentication failed, with the key of `feed` to set or check.
+    pub fn for_feed(self, feed: &config::Feed) -> PollOutcome {
+        match self {
+            PollOutcome::Failed {
+                http_status: Some(status @ (401 | 403)),
+                retry_after,
+                ..
+            } => PollOutcome::Failed {
+                http_status: Some(status),
+                error: crate::fetch::auth_failed(status, feed),
+                retry_after,
+            },
+            other => other,
         }
     }
 
@@ -322,17 +339,50 @@ fn publisher_hint(headers: Option<Duration>, feed: Option<Duration>) -> Option<H
     }
 }
 
-/// Polls `state`'s feed once: fetch, parse, and which entries are not known yet.
-pub async fn poll(ctx: &Shared, config: &Config, state: &FeedState) -> PollOutcome {
-    let fetched = ctx
-        .http
-        .get(
-            &state.url,
-            Some(&state.validators),
-            config.poll.timeout,
-            config.poll.max_feed_size,
-        )
-        .await;
+/// Polls `state`'s feed once: fetch (or read what its WebSub hub `pushed`), parse, and
+/// which entries are not known yet.
+pub async fn poll(
+    ctx: &Shared,
+    config: &Config,
+    state: &FeedState,
+    pushed: Option<Distribution>,
+) -> PollOutcome {
+    let was_pushed = pushed.is_some();
+    let fetched = match pushed {
+        // A distribution is the feed's content, as a 200 would have brought it.
+        Some(d) => Ok(Fetched::Body(Box::new(crate::fetch::Body {
+            status: 200,
+            url: state.url.clone(),
+            content_type: d.content_type,
+            content_location: None,
+            validators: state.validators.clone(),
+            bytes: d.body,
+            moved_to: None,
+            fresh_for: None,
+            link: None,
+        }))),
+        None => {
+            let access = match Access::resolve(&state.feed) {
+                Ok(a) => a,
+                Err(e) => {
+                    return PollOutcome::Failed {
+                        http_status: None,
+                        error: e.to_string(),
+                        retry_after: None,
+                    };
+                }
+            };
+            ctx.http
+                .get_feed(
+                    &state.url,
+                    Some(&state.validators),
+                    &access,
+                    config.poll.timeout,
+                    config.poll.max_feed_size,
+                )
+                .await
+        }
+    };
     let body = match fetched {
         Ok(Fetched::NotModified {
             validators,
@@ -344,7 +394,7 @@ pub async fn poll(ctx: &Shared, config: &Config, state: &FeedState) -> PollOutco
             };
         }
         Ok(Fetched::Body(body)) => body,
-        Err(e) => return PollOutcome::from_error(&e),
+        Err(e) => return PollOutcome::from_error(&e).for_feed(&state.feed),
     };
     let (url, identity, status) = (body.url.clone(), state.identity(), body.status);
     let parsed = ctx
@@ -374,6 +424,13 @@ pub async fn poll(ctx: &Shared, config: &Config, state: &FeedState) -> PollOutco
             };
         }
     };
+    if !was_pushed
+        && let Some(subscriber) = &ctx.websub
+        && websub::wanted(config, &state.feed)
+        && let Some(found) = websub::discover(&body.bytes, body.link.as_deref(), &body.url)
+    {
+        subscriber.advertised(state.id, &state.feed.name, found);
+    }
     let (new, updates) = match unseen(ctx, config, state, parsed.items).await {
         Ok(found) => found,
         Err(e) => {
@@ -566,14 +623,19 @@ pub async fn run(
         let (ctx, batches, finish) = (ctx.clone(), batches.clone(), finish.clone());
         tasks.spawn(async move {
             let config = ctx.config();
-            let outcome = poll(&ctx, &config, &state).await;
-            let record = record(
+            let mut state = state;
+            let pushed = state.pushed.take();
+            let outcome = poll(&ctx, &config, &state, pushed).await;
+            let mut record = record(
                 &outcome,
                 &state,
                 &config.poll,
                 Timestamp::now(),
                 scheduler::jittered,
             );
+            if ctx.websub.as_ref().is_some_and(|w| w.is_active(state.id)) {
+                websub::safety_net(&mut record, &config.poll, scheduler::jittered);
+            }
             match outcome.into_items() {
                 Some(read) => {
                     log(&ctx, &state, state.errors_in_row, &record);
@@ -610,6 +672,7 @@ mod tests {
             max_feed_size: 1 << 20,
             backfill: config::Backfill::All,
             max_item_age: None,
+            access: Default::default(),
         }
     }
 
@@ -626,6 +689,8 @@ mod tests {
                 tags: vec![],
                 backfill: crate::config::Backfill::All,
                 max_item_age: None,
+                websub: None,
+                access: Default::default(),
             }),
             url,
             validators: Validators {
@@ -638,6 +703,7 @@ mod tests {
             rate: Rate::default(),
             last_ok_at: None,
             next_poll_at: None,
+            pushed: None,
         }
     }
 
@@ -783,6 +849,28 @@ mod tests {
         assert_eq!(s.url, to);
         assert_eq!(s.validators.etag.as_deref(), Some("\"new\""));
         assert!(outcome.into_items().is_some_and(|r| r.new.len() == 2));
+    }
+
+    #[test]
+    fn a_401_or_403_says_authentication_failed_and_backs_off_like_other_errors() {
+        for status in [401, 403] {
+            let e = FetchError::Status {
+                status,
+                retry_after: None,
+            };
+            let outcome = PollOutcome::from_error(&e).for_feed(&state(0).feed);
+            let PollOutcome::Failed { error, .. } = &outcome else {
+                panic!("a failure: {outcome:?}");
+            };
+            assert!(error.starts_with(&format!("authentication failed (HTTP {status})")));
+            let r = rec(&outcome, &state(0));
+            assert_eq!((r.status, r.errors_in_row), (PollStatus::Error, 1));
+        }
+        let other = PollOutcome::from_error(&FetchError::Status {
+            status: 500,
+            retry_after: None,
+        });
+        assert_eq!(other.clone().for_feed(&state(0).feed), other);
     }
 
     #[test]

@@ -69,6 +69,8 @@ impl Settings {
                     hosts: c.hosts.clone(),
                     max_connections: c.daemon.max_connections,
                     per_host_connections: c.daemon.per_host_connections,
+                    proxy: c.daemon.proxy.clone(),
+                    no_proxy: c.daemon.no_proxy.clone(),
                 },
                 feed_timeout: c.poll.timeout,
                 max_feed_size: c.poll.max_feed_size,
@@ -82,6 +84,8 @@ impl Settings {
                     hosts: Default::default(),
                     max_connections: 8,
                     per_host_connections: 2,
+                    proxy: None,
+                    no_proxy: Default::default(),
                 },
                 feed_timeout: DEFAULT_TIMEOUT,
                 max_feed_size: DEFAULT_MAX_FEED,
@@ -163,6 +167,7 @@ pub async fn preview(
         if extract && item.link.is_some() {
             let done = article(
                 &http,
+                &crate::fetch::Access::default(),
                 &blocking,
                 "preview",
                 item,

@@ -214,6 +214,8 @@ pub async fn contents(
         }
     };
     let slots = Arc::new(tokio::sync::Semaphore::new(ARTICLES_AT_ONCE));
+    // The feed's proxy, and its credentials only with article_auth.
+    let access = Arc::new(crate::fetch::Access::for_articles(feed));
     let mut tasks = JoinSet::new();
     let mut out: Vec<Option<Processed>> = Vec::with_capacity(items.len());
     for (index, (item, not_sent)) in items.into_iter().zip(verdicts).enumerate() {
@@ -237,6 +239,7 @@ pub async fn contents(
         let (timeout, max) = (config.article.timeout, config.article.max_page_size);
         let name = feed.name.clone();
         let metrics = metrics.clone();
+        let access = access.clone();
         let permit = slots
             .clone()
             .acquire_owned()
@@ -245,7 +248,7 @@ pub async fn contents(
         tasks.spawn(async move {
             let _permit = permit;
             let started = std::time::Instant::now();
-            let processed = article(&http, &blocking, &name, item, timeout, max).await;
+            let processed = article(&http, &access, &blocking, &name, item, timeout, max).await;
             metrics
                 .extraction_seconds
                 .observe(started.elapsed().as_secs_f64());
@@ -284,6 +287,7 @@ fn plain(item: FeedItem, error: Option<String>) -> Processed {
 /// Fetches and cleans one item's page; on any failure the feed's content, with the reason.
 pub async fn article(
     http: &HttpClient,
+    access: &crate::fetch::Access,
     blocking: &Blocking,
     feed: &str,
     item: FeedItem,
@@ -293,7 +297,7 @@ pub async fn article(
     let Some(link) = item.link.clone() else {
         return plain(item, None);
     };
-    let body = match http.get_article(&link, timeout, max_size).await {
+    let body = match http.get_article_via(&link, access, timeout, max_size).await {
         Ok(b) => b,
         Err(e) => {
             tracing::info!(feed, url = %link, reason = %e, "article not fetched; sending the feed's content");

@@ -7,7 +7,7 @@
 //! start-up spread) are pure functions below; the loop is [`Scheduler::run`].
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -221,6 +221,8 @@ pub struct FeedState {
     pub last_ok_at: Option<Timestamp>,
     /// When the feed is polled next (`None`: as soon as the start-up spread allows).
     pub next_poll_at: Option<Timestamp>,
+    /// A WebSub distribution this poll reads instead of fetching the feed.
+    pub pushed: Option<crate::websub::Distribution>,
 }
 
 impl FeedState {
@@ -241,6 +243,7 @@ impl FeedState {
             rate: stored.rate,
             last_ok_at: stored.last_ok_at,
             next_poll_at: stored.next_poll_at,
+            pushed: None,
         }
     }
 
@@ -306,7 +309,15 @@ pub enum Command {
     /// the list are dropped (when their poll in flight returns), new ones added, changed ones
     /// take their new settings.
     Reconfigure { feeds: Vec<FeedState> },
+    /// A WebSub hub pushed the feed's content: poll it from this body, at once.
+    Pushed(crate::websub::Distribution),
+    /// The feed's hub stopped pushing: poll it now, then on its normal schedule.
+    PollSoon { feed: i64 },
 }
+
+/// Distributions kept per feed while its poll is in flight; beyond, the oldest is dropped
+/// (a later poll, pushed or not, reads the feed as it is then).
+pub const PUSH_BACKLOG: usize = 2;
 
 /// The scheduler loop and the feeds it owns.
 pub struct Scheduler {
@@ -320,6 +331,8 @@ pub struct Scheduler {
     on_return: HashMap<i64, Option<FeedState>>,
     /// Spread feeds due at start over this window (the start-up spread).
     interval: Duration,
+    /// WebSub distributions waiting for their feed to be released.
+    pushes: HashMap<i64, VecDeque<crate::websub::Distribution>>,
 }
 
 impl Scheduler {
@@ -333,6 +346,7 @@ impl Scheduler {
             in_flight: HashSet::new(),
             on_return: HashMap::new(),
             interval,
+            pushes: HashMap::new(),
         };
         s.add(feeds);
         s
@@ -371,7 +385,10 @@ impl Scheduler {
     fn returned(&mut self, mut state: FeedState) {
         self.in_flight.remove(&state.id);
         match self.on_return.remove(&state.id) {
-            Some(None) => return,
+            Some(None) => {
+                self.pushes.remove(&state.id);
+                return;
+            }
             Some(Some(new)) => state = merge(state, new),
             None => {}
         }
@@ -382,7 +399,41 @@ impl Scheduler {
                 .queue
                 .schedule(state.id, at.unwrap_or_else(|| self.clock.now())),
         }
+        if self.pushes.get(&state.id).is_some_and(|q| !q.is_empty()) {
+            self.queue.schedule(state.id, self.clock.now());
+        }
         self.idle.insert(state.id, state);
+    }
+
+    /// A hub pushed `d`: its feed is polled from it at the next release.
+    fn pushed(&mut self, d: crate::websub::Distribution) {
+        let id = d.feed_id;
+        if !self.idle.contains_key(&id) && !self.in_flight.contains(&id) {
+            tracing::debug!(
+                feed_id = id,
+                "WebSub distribution for a feed no longer configured"
+            );
+            return;
+        }
+        let queue = self.pushes.entry(id).or_default();
+        if queue.len() >= PUSH_BACKLOG {
+            queue.pop_front();
+            tracing::warn!(
+                feed_id = id,
+                "WebSub distributions arrive faster than they are read; the oldest waiting one is dropped"
+            );
+        }
+        queue.push_back(d);
+        if self.idle.contains_key(&id) {
+            self.queue.schedule(id, self.clock.now());
+        }
+    }
+
+    /// The feed's hub stopped pushing: poll it now.
+    fn poll_soon(&mut self, id: i64) {
+        if self.idle.contains_key(&id) {
+            self.queue.schedule(id, self.clock.now());
+        }
     }
 
     fn reconfigure(&mut self, feeds: Vec<FeedState>) {
@@ -396,6 +447,7 @@ impl Scheduler {
         for id in gone {
             self.idle.remove(&id);
             self.queue.remove(id);
+            self.pushes.remove(&id);
         }
         for id in &self.in_flight {
             if !keep.contains(id) {
@@ -462,6 +514,16 @@ impl Scheduler {
                         }
                         self.reconfigure(feeds)
                     }
+                    // A push is news to read now, not at the next tick: rare, so the
+                    // release it brings forward costs nothing on the cheap path.
+                    Command::Pushed(d) => {
+                        self.pushed(d);
+                        last_tick = tokio::time::Instant::now().checked_sub(TICK).unwrap_or(last_tick);
+                    }
+                    Command::PollSoon { feed } => {
+                        self.poll_soon(feed);
+                        last_tick = tokio::time::Instant::now().checked_sub(TICK).unwrap_or(last_tick);
+                    }
                 },
                 _ = tokio::time::sleep_until(wake) => {
                     last_tick = tokio::time::Instant::now();
@@ -470,7 +532,8 @@ impl Scheduler {
                     }
                     self.queue.pop_due(self.clock.now(), &mut ready);
                     for id in ready.drain(..) {
-                        let Some(state) = self.idle.remove(&id) else { continue };
+                        let Some(mut state) = self.idle.remove(&id) else { continue };
+                        state.pushed = self.pushes.get_mut(&id).and_then(VecDeque::pop_front);
                         self.in_flight.insert(id);
                         tokio::select! {
                             sent = due.send(state) => if sent.is_err() { return },
@@ -629,6 +692,8 @@ mod tests {
                 tags: vec![],
                 backfill: crate::config::Backfill::All,
                 max_item_age: None,
+                websub: None,
+                access: Default::default(),
             }),
             url,
             validators: Validators::default(),
@@ -638,6 +703,7 @@ mod tests {
             rate: Rate::default(),
             last_ok_at: None,
             next_poll_at: next,
+            pushed: None,
         }
     }
 

@@ -118,7 +118,23 @@ pub struct Metrics {
     pub feeds_in_error: Gauge,
     /// `feedwire_feeds`
     pub feeds: Gauge,
+    /// `feedwire_websub_requests_total{outcome}`: requests on the WebSub callback, one of
+    /// [`WEBSUB_OUTCOMES`].
+    pub websub_requests: Family<OutcomeLabel, Counter>,
 }
+
+/// What became of a request on the WebSub callback: `verified` (challenge echoed), `denied`
+/// (the hub's denial recorded), `not_ours` (404), `accepted` (a distribution handed on),
+/// `rejected` (unsigned or wrongly signed), `rate_limited`, `busy`.
+pub const WEBSUB_OUTCOMES: [&str; 7] = [
+    "verified",
+    "denied",
+    "not_ours",
+    "accepted",
+    "rejected",
+    "rate_limited",
+    "busy",
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -189,6 +205,12 @@ impl Metrics {
         );
         let feeds = Gauge::default();
         registry.register("feeds", "Feeds configured", feeds.clone());
+        let websub_requests = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "websub_requests",
+            "Requests on the WebSub callback by outcome",
+            websub_requests.clone(),
+        );
         registry.register(
             "build",
             "Build information",
@@ -210,6 +232,7 @@ impl Metrics {
             sink_state,
             feeds_in_error,
             feeds,
+            websub_requests,
         }
     }
 
@@ -219,6 +242,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    pub fn websub(&self, outcome: &'static str) {
+        self.websub_requests
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     pub fn poll(&self, outcome: &'static str) {
@@ -234,6 +263,17 @@ impl Metrics {
                     state: s,
                 })
                 .set(i64::from(s == state));
+        }
+    }
+
+    /// Drops `feedwire_sink_state` of a sink that is no longer running (a reload removed or
+    /// replaced it; a replacement sets its state again when it starts).
+    pub fn forget_sink(&self, sink: &str) {
+        for s in SINK_STATES {
+            self.sink_state.remove(&SinkStateLabel {
+                sink: sink.to_string(),
+                state: s,
+            });
         }
     }
 

@@ -2,42 +2,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 
-/// A plain HTTP/1.0 GET: (status, body).
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-/// The value of one sample, parsed with a Prometheus text parser.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .expect("valid exposition");
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => f64::NAN,
-        })
+fn status_and_body(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get(port, path, "").map(|(status, _, body)| (status, body))
 }
 
 #[test]
@@ -70,20 +41,22 @@ fn metrics_move_with_polls_and_readiness_follows_the_database() {
         .spawn()
         .expect("spawn");
 
-    assert!(wait_until(Duration::from_secs(10), || get(
+    assert!(wait_until(Duration::from_secs(10), || status_and_body(
         port, "/healthz"
     )
     .is_some_and(|(s, _)| s == 200)));
     assert!(wait_until(Duration::from_secs(10), || setup.lines().len() == 2));
-    let (status, first) = get(port, "/metrics").expect("metrics");
+    let (status, first) = status_and_body(port, "/metrics").expect("metrics");
     assert_eq!(status, 200);
     assert_eq!(
-        sample(&first, "feedwire_items_total", &[("kind", "new")]),
+        metric_sample(&first, "feedwire_items_total", &[("kind", "new")]),
         Some(2.0)
     );
-    assert!(sample(&first, "feedwire_polls_total", &[("outcome", "ok")]).unwrap_or(0.0) >= 1.0);
+    assert!(
+        metric_sample(&first, "feedwire_polls_total", &[("outcome", "ok")]).unwrap_or(0.0) >= 1.0
+    );
     assert_eq!(
-        sample(
+        metric_sample(
             &first,
             "feedwire_deliveries_total",
             &[("sink", "out"), ("outcome", "delivered")]
@@ -91,23 +64,24 @@ fn metrics_move_with_polls_and_readiness_follows_the_database() {
         Some(2.0)
     );
     assert_eq!(
-        sample(&first, "feedwire_outbox_pending", &[("sink", "out")]),
+        metric_sample(&first, "feedwire_outbox_pending", &[("sink", "out")]),
         Some(0.0)
     );
-    assert_eq!(sample(&first, "feedwire_feeds", &[]), Some(1.0));
+    assert_eq!(metric_sample(&first, "feedwire_feeds", &[]), Some(1.0));
     assert!(first.contains("feedwire_build_info"), "{first}");
 
     // The feed is polled every second: the 304 counter moves.
-    let not_modified =
-        |t: &str| sample(t, "feedwire_polls_total", &[("outcome", "not_modified")]).unwrap_or(0.0);
+    let not_modified = |t: &str| {
+        metric_sample(t, "feedwire_polls_total", &[("outcome", "not_modified")]).unwrap_or(0.0)
+    };
     let before = not_modified(&first);
-    assert!(wait_until(Duration::from_secs(10), || get(
+    assert!(wait_until(Duration::from_secs(10), || status_and_body(
         port, "/metrics"
     )
     .is_some_and(|(_, t)| not_modified(&t) > before)));
 
-    assert_eq!(get(port, "/readyz").map(|(s, _)| s), Some(200));
-    let (status, page) = get(port, "/").expect("status page");
+    assert_eq!(status_and_body(port, "/readyz").map(|(s, _)| s), Some(200));
+    let (status, page) = status_and_body(port, "/").expect("status page");
     assert_eq!(status, 200);
     assert!(
         page.contains("data-name=\"f\"") && page.contains("data-sink=\"out\""),
@@ -117,12 +91,14 @@ fn metrics_move_with_polls_and_readiness_follows_the_database() {
     // Another process holds the write lock: the database does not answer, /readyz says so.
     let db = rusqlite::Connection::open(setup.path("state/feedwire.db")).expect("open db");
     db.execute_batch("BEGIN IMMEDIATE").expect("lock");
-    let (status, body) = get(port, "/readyz").expect("readyz");
+    let (status, body) = status_and_body(port, "/readyz").expect("readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("database"), "{body}");
     db.execute_batch("ROLLBACK").expect("unlock");
-    assert!(wait_until(Duration::from_secs(10), || get(port, "/readyz")
-        .is_some_and(|(s, _)| s == 200)));
+    assert!(wait_until(Duration::from_secs(10), || status_and_body(
+        port, "/readyz"
+    )
+    .is_some_and(|(s, _)| s == 200)));
 
     signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(10)).expect("exits");

@@ -230,3 +230,96 @@ fn a_host_paused_by_retry_after_stays_paused_across_a_reload() {
     );
     assert_eq!(feeds.seen("/one.xml").len(), 1);
 }
+
+#[test]
+fn a_reload_reads_secret_files_again_and_forgets_removed_sinks() {
+    let feed = Server::start();
+    let listed = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1));
+    {
+        let listed = listed.clone();
+        let base = feed.url("");
+        feed.respond("/rss.xml", move |_, _| {
+            let n = listed.load(std::sync::atomic::Ordering::SeqCst);
+            let entries: Vec<Entry> = (1..=n).map(|i| Entry::new(i, &base)).collect();
+            Route::ok(rss("F", &entries), "application/rss+xml")
+        });
+    }
+    let receiver = Server::start();
+    receiver.set("/hook", Route::status(200));
+    receiver.set("/spare", Route::status(200));
+    let port = free_port();
+    let listen = format!("listen = \"127.0.0.1:{port}\"\n");
+    let config = |with_spare: bool, token: &std::path::Path| {
+        let mut text = format!(
+            "[article]\nfetch = false\n\n\
+             [sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\
+             headers = {{ X-Token = {{ file = {token:?} }} }}\n\n",
+            receiver.url("/hook"),
+        );
+        if with_spare {
+            text.push_str(&format!(
+                "[sinks.spare]\ntype = \"webhook\"\nurl = \"{}\"\n\n",
+                receiver.url("/spare")
+            ));
+        }
+        text.push_str(&format!(
+            "[[feeds]]\nname = \"f\"\nurl = \"{}\"\ninterval = \"1s\"\n",
+            feed.url("/rss.xml")
+        ));
+        text
+    };
+    let setup = Setup::new("");
+    let token = setup.path("token");
+    std::fs::write(&token, "first\n").expect("write the token file");
+    setup.write_config_with_daemon(&listen, &config(true, &token));
+    let stderr = std::fs::File::create(setup.path("stderr")).expect("create the stderr file");
+    let killed = Killed(
+        setup
+            .command(&["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn feedwire run"),
+    );
+    let log = || std::fs::read_to_string(setup.path("stderr")).unwrap_or_default();
+
+    let tokens = || -> Vec<(String, String)> {
+        receiver
+            .seen("/hook")
+            .iter()
+            .map(|s| (guid_of(s), s.header("x-token").unwrap_or_default()))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || !tokens().is_empty()),
+        "the first item reaches the hook:\n{}",
+        log()
+    );
+    assert_eq!(tokens()[0].1, "first");
+    let scrape = get_ok(port, "/metrics").unwrap_or_default();
+    assert_eq!(sink_state(&scrape, "spare", "up"), Some(1.0), "{scrape}");
+
+    // The secret is rotated and one sink removed; the config of the other is unchanged.
+    std::fs::write(&token, "second\n").expect("rewrite the token file");
+    setup.write_config_with_daemon(&listen, &config(false, &token));
+    signal(&killed.0, "HUP");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            get_ok(port, "/metrics").is_some_and(|m| sink_state(&m, "spare", "up").is_none())
+        }),
+        "the removed sink's state leaves /metrics"
+    );
+    listed.store(2, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        wait_until(Duration::from_secs(20), || tokens().len() >= 2),
+        "the second item reaches the hook: {:?}",
+        tokens()
+    );
+    let second = tokens()
+        .into_iter()
+        .find(|(guid, _)| guid == "urn:test:2")
+        .expect("item 2 was delivered");
+    assert_eq!(second.1, "second", "the reload read the header file again");
+    let scrape = get_ok(port, "/metrics").unwrap_or_default();
+    assert_eq!(sink_state(&scrape, "hook", "up"), Some(1.0), "{scrape}");
+}

@@ -7,10 +7,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -22,18 +22,6 @@ const TOKEN: &str = "s3cret-status-token";
 const HOSTILE: &str = "<script>alert(1)</script> Hostile";
 /// How long one DevTools answer or page load may take on a busy machine.
 const CDP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A plain HTTP/1.0 GET: (status, head, body).
-fn get(port: u16, path: &str, headers: &str) -> Option<(u16, String, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    Some((status, head.to_lowercase(), body.to_string()))
-}
 
 /// Three feeds (one with a hostile title, one carrying a copy of its story, one failing) and
 /// a webhook that refuses everything, served by the daemon on `port` with a token.
@@ -99,7 +87,7 @@ fn start_daemon(port: u16) -> (Server, Setup, Killed) {
     let auth = format!("Authorization: Bearer {TOKEN}\r\n");
     assert!(
         wait_until(Duration::from_secs(20), || {
-            get(port, "/", &auth).is_some_and(|(s, _, body)| {
+            http_get(port, "/", &auth).is_some_and(|(s, _, body)| {
                 s == 200
                     && body.contains("id=\"items-today\">4<")
                     && body.contains("HTTP 404")
@@ -107,7 +95,7 @@ fn start_daemon(port: u16) -> (Server, Setup, Killed) {
             })
         }),
         "the daemon did not poll its feeds: {:?}",
-        get(port, "/", &auth).map(|(_, _, b)| b)
+        http_get(port, "/", &auth).map(|(_, _, b)| b)
     );
     (server, setup, child)
 }
@@ -117,12 +105,12 @@ fn token_is_required_and_headers_are_strict() {
     let port = free_port();
     let (_server, setup, mut child) = start_daemon(port);
 
-    let (status, head, _) = get(port, "/", "").expect("page");
+    let (status, head, _) = http_get(port, "/", "").expect("page");
     assert_eq!(status, 401, "no token: {head}");
     assert!(head.contains("www-authenticate: bearer"), "{head}");
-    let (status, _, _) = get(port, "/?token=wrong", "").expect("page");
+    let (status, _, _) = http_get(port, "/?token=wrong", "").expect("page");
     assert_eq!(status, 401);
-    let (status, _, _) = get(port, "/", "Authorization: Bearer wrong\r\n").expect("page");
+    let (status, _, _) = http_get(port, "/", "Authorization: Bearer wrong\r\n").expect("page");
     assert_eq!(status, 401);
 
     for (path, headers) in [
@@ -132,7 +120,7 @@ fn token_is_required_and_headers_are_strict() {
             format!("Authorization: Bearer {TOKEN}\r\n"),
         ),
     ] {
-        let (status, head, body) = get(port, &path, &headers).expect("page");
+        let (status, head, body) = http_get(port, &path, &headers).expect("page");
         assert_eq!(status, 200, "{path}: {head}");
         let csp = head
             .lines()
@@ -158,11 +146,14 @@ fn token_is_required_and_headers_are_strict() {
         );
     }
     // Health and metrics stay open to probes; assets are the same for everyone.
-    assert_eq!(get(port, "/healthz", "").map(|r| r.0), Some(200));
-    let (status, head, _) = get(port, "/assets/status.js", "").expect("asset");
+    assert_eq!(http_get(port, "/healthz", "").map(|r| r.0), Some(200));
+    let (status, head, _) = http_get(port, "/assets/status.js", "").expect("asset");
     assert_eq!(status, 200);
     assert!(head.contains("content-type: text/javascript"), "{head}");
-    assert_eq!(get(port, "/assets/nothing.js", "").map(|r| r.0), Some(404));
+    assert_eq!(
+        http_get(port, "/assets/nothing.js", "").map(|r| r.0),
+        Some(404)
+    );
 
     // A reload that adds a sink and a tag: the page shows them without a restart.
     let config = std::fs::read_to_string(setup.config_path()).expect("config");
@@ -176,7 +167,7 @@ fn token_is_required_and_headers_are_strict() {
     signal(&child.0, "HUP");
     let auth = format!("Authorization: Bearer {TOKEN}\r\n");
     assert!(
-        wait_until(Duration::from_secs(10), || get(port, "/", &auth)
+        wait_until(Duration::from_secs(10), || http_get(port, "/", &auth)
             .is_some_and(|(_, _, body)| body.contains("data-sink=\"extra\"")
                 && body.contains("<span class=\"tag\">reloaded</span>"))),
         "the reloaded sink and tag are not shown"
@@ -573,16 +564,6 @@ impl Browser {
             })
             .cloned()
             .collect()
-    }
-}
-
-/// A child process killed when dropped: the browser, the daemon of a failing test.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

@@ -340,38 +340,6 @@ use receiver::{Answer, Receiver, Record};
 /// Each request is held this long, so that requests sent together are seen overlapping.
 const HOLD: Duration = Duration::from_millis(25);
 
-/// A plain HTTP/1.0 GET of the daemon's endpoint: the body on a 200.
-fn get(port: u16, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    if raw.split_whitespace().nth(1) != Some("200") {
-        return None;
-    }
-    raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-}
-
-/// `feedwire_sink_state{sink, state}` from a scrape.
-fn sink_state(metrics: &str, sink: &str, state: &str) -> Option<f64> {
-    let scrape = prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_string())))
-        .expect("valid exposition");
-    scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == "feedwire_sink_state"
-                && s.labels.get("sink") == Some(sink)
-                && s.labels.get("state") == Some(state)
-        })
-        .and_then(|s| match s.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => Some(v),
-            _ => None,
-        })
-}
-
 /// Serves `/metrics` on a free port: the config's `[daemon]` gets a `listen`.
 fn listen_on_free_port(setup: &Setup) -> u16 {
     let port = free_port();
@@ -493,12 +461,12 @@ fn a_receiver_down_for_a_minute_gets_only_probes_then_everything_within_10s() {
         deliveries(&setup, "hook").0.last().map(String::as_str) == Some("paused")
     });
     let (_, text) = deliveries(&setup, "hook");
-    let scrape = get(port, "/metrics").unwrap_or_default();
+    let scrape = get_ok(port, "/metrics").unwrap_or_default();
     let all_in = wait_until(DOWN + Duration::from_secs(30), || {
         receiver.delivered_ids().len() == ITEMS
     });
     let (after, after_text) = deliveries(&setup, "hook");
-    let scrape_after = get(port, "/metrics").unwrap_or_default();
+    let scrape_after = get_ok(port, "/metrics").unwrap_or_default();
     signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(10)).expect("exits after SIGTERM");
     assert!(paused, "the sink pauses while its receiver is down");

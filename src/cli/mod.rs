@@ -256,8 +256,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Extract(args) => extract::run(cli.config.as_deref(), args).await,
         Command::Preview(args) => preview::run(cli.config.as_deref(), args).await,
         Command::Feeds(args) => {
-            let store = open_store(cli.config.as_deref())?;
-            reports::feeds(&store, args.json).await
+            let (_, config) = load(cli.config.as_deref())?;
+            let store = Store::open(&config.database_path())?.reader();
+            reports::feeds(&store, &config, args.json).await
         }
         Command::Items(args) => {
             let store = open_store(cli.config.as_deref())?;
@@ -352,6 +353,12 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
         };
         if let Err(e) = result {
             problems.push(format!("sinks.{name}: {e}"));
+        }
+    }
+    // A feed's secrets too, each named by the key that names it.
+    for feed in &config.feeds {
+        if let Err(e) = feedwire::fetch::Access::resolve(feed) {
+            problems.push(e.to_string());
         }
     }
     if let Err(e) = feedwire::server::status::token(&config) {

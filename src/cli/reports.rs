@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use feedwire::config::Config;
 use feedwire::store::{PollStatus, Reader, SinkState, Timestamp};
+use feedwire::websub::SubState;
 
 use super::{DeliveriesArgs, Failure, ItemsArgs};
 
@@ -24,7 +26,35 @@ fn rfc3339(t: Option<Timestamp>) -> Option<String> {
     t.and_then(Timestamp::to_rfc3339)
 }
 
-pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
+/// A feed's WebSub subscription in `feeds --json`: state, hub, and the lease's end or the
+/// reason it failed.
+fn websub_json(state: &SubState, hub: &str) -> serde_json::Value {
+    let (until, reason) = match state {
+        SubState::Active { until } => (rfc3339(Some(*until)), None),
+        SubState::Failed { reason, .. } => (None, Some(reason.clone())),
+        _ => (None, None),
+    };
+    serde_json::json!({ "state": state.as_str(), "hub": hub, "until": until, "reason": reason })
+}
+
+/// How a feed is reached, as reports show it: whether credentials are sent (never their
+/// value) and the proxy (without its credentials), both from the config.
+fn access_of(config: &Config, name: &str) -> (bool, Option<String>) {
+    let Some(feed) = config.feed(name) else {
+        return (false, None);
+    };
+    let proxy = feed.access.proxy.clone().or_else(|| {
+        let host = feed.url.host_str().unwrap_or_default();
+        config
+            .daemon
+            .proxy
+            .clone()
+            .filter(|_| !config.daemon.no_proxy.matches(host))
+    });
+    (feed.access.has_credentials(), proxy.map(|p| p.shown()))
+}
+
+pub async fn feeds(store: &Reader, config: &Config, json: bool) -> Result<u8, Failure> {
     let feeds = store.feeds_report().await?;
     if json {
         let rows: Vec<serde_json::Value> = feeds
@@ -36,6 +66,8 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
                     "http_status": f.last_http_status, "error": f.last_error,
                     "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at),
                     "next_poll_reason": f.schedule_reason, "items": f.items,
+                    "websub": f.websub.as_ref().map(|(state, hub)| websub_json(state, hub)),
+                    "auth": access_of(config, &f.name).0, "proxy": access_of(config, &f.name).1,
                 })
             })
             .collect();
@@ -43,8 +75,8 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
         return Ok(0);
     }
     println!(
-        "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6}",
-        "FEED", "STATUS", "HTTP", "ERRORS", "LAST POLL", "NEXT POLL", "ITEMS"
+        "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6} {:<4}",
+        "FEED", "STATUS", "HTTP", "ERRORS", "LAST POLL", "NEXT POLL", "ITEMS", "AUTH"
     );
     for f in &feeds {
         let status = if f.active {
@@ -54,8 +86,9 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
         } else {
             "removed".into()
         };
+        let (auth, proxy) = access_of(config, &f.name);
         println!(
-            "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6}",
+            "{:<24} {:<13} {:>4} {:>6} {:<12} {:<12} {:>6} {:<4}",
             f.name,
             status,
             f.last_http_status
@@ -68,13 +101,20 @@ pub async fn feeds(store: &Reader, json: bool) -> Result<u8, Failure> {
             } else {
                 "never".into()
             },
-            f.items
+            f.items,
+            if auth { "yes" } else { "no" }
         );
+        if let Some(p) = proxy {
+            println!("    proxy: {p}");
+        }
         if let Some(e) = &f.last_error {
             println!("    error: {e}");
         }
         if let Some(r) = f.schedule_reason.as_ref().filter(|_| f.active) {
             println!("    next poll: {r}");
+        }
+        if let Some((state, hub)) = &f.websub {
+            println!("    websub: {} (hub {hub})", state.describe());
         }
     }
     Ok(0)

@@ -44,6 +44,7 @@ use crate::sinks::presets::Preset;
 use crate::sinks::queue::Template;
 use crate::sinks::template::{HeaderSource, TemplateSource};
 
+mod access;
 pub mod defaults;
 mod queues;
 mod read;
@@ -52,6 +53,8 @@ mod rules;
 mod sections;
 #[cfg(test)]
 mod tests;
+
+pub use access::{BasicAuth, FeedAccess, FeedHeader, NoProxy, ProxyUrl, Secret};
 
 /// Where the configuration is looked for when `--config` and `$FEEDWIRE_CONFIG` are absent.
 pub const DEFAULT_PATHS: &[&str] = &["config/feedwire.toml", "/etc/feedwire/feedwire.toml"];
@@ -71,6 +74,18 @@ pub struct Config {
     pub hosts: BTreeMap<String, Host>,
     /// Filter and routing rules (`[[rules]]`), compiled, in the order written.
     pub rules: RuleSet,
+    /// WebSub push (`[websub]`), when a public callback is configured.
+    pub websub: Option<WebSub>,
+}
+
+/// The WebSub subscriber (`[websub]`): where hubs reach this daemon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSub {
+    /// The public URL whose path `[daemon] listen` serves; each subscription gets a path
+    /// below it.
+    pub callback: Url,
+    /// The lease asked of hubs (`hub.lease_seconds`); `None`: the hub's default.
+    pub lease: Option<Duration>,
 }
 
 /// How feedwire treats one host, feeds and article pages alike.
@@ -95,6 +110,9 @@ pub struct Daemon {
     pub shutdown_grace: Duration,
     /// The environment variable holding the status page's token, when the page asks for one.
     pub status_token_env: Option<String>,
+    /// Every request goes through this proxy, but to `no_proxy` hosts and feeds with their own.
+    pub proxy: Option<ProxyUrl>,
+    pub no_proxy: NoProxy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +133,8 @@ pub struct Poll {
     pub backfill: Backfill,
     /// The default for feeds that set none: entries published earlier are not sent.
     pub max_item_age: Option<Duration>,
+    /// The defaults of every feed's credentials, headers, user agent and proxy.
+    pub access: FeedAccess,
 }
 
 /// Which items of a feed's first poll are emitted.
@@ -159,6 +179,34 @@ impl Sink {
         (self.feeds.is_empty() && self.tags.is_empty())
             || self.feeds.iter().any(|f| f == feed)
             || self.tags.iter().any(|t| tags.contains(t))
+    }
+
+    /// Whether the sink reads a file when it starts (a secret, a header value, a template),
+    /// which a reload must read again even when the config did not change.
+    pub fn reads_files(&self) -> bool {
+        let file = |s: &SecretSource| matches!(s, SecretSource::File(_));
+        let broker = |a: &BrokerAuth| match a {
+            BrokerAuth::None => false,
+            BrokerAuth::Password { password, .. } => file(password),
+            BrokerAuth::Token(token) => file(token),
+        };
+        match &self.kind {
+            SinkKind::Log { .. } => false,
+            SinkKind::Webhook(w) => {
+                w.secret.as_ref().is_some_and(file)
+                    || matches!(w.template, Some(TemplateSource::File(_)))
+                    || w.headers
+                        .iter()
+                        .any(|(_, h)| matches!(h, HeaderSource::File(_)))
+            }
+            SinkKind::Preset(p) => match &p.preset {
+                Preset::Slack { url } | Preset::Discord { url } => file(url),
+                Preset::Telegram { token, .. } | Preset::Matrix { token, .. } => file(token),
+                Preset::Ntfy { token, .. } => token.as_ref().is_some_and(file),
+            },
+            SinkKind::Nats(n) => broker(&n.auth),
+            SinkKind::Amqp(a) => broker(&a.auth),
+        }
     }
 }
 
@@ -283,6 +331,11 @@ pub struct Feed {
     pub backfill: Backfill,
     /// Entries published longer ago are stored as seen and not sent (else `poll.max_item_age`).
     pub max_item_age: Option<Duration>,
+    /// WebSub push for this feed: `Some(false)` never, `Some(true)` or `None` when the feed
+    /// advertises a hub and `[websub]` is configured.
+    pub websub: Option<bool>,
+    /// Credentials, headers, user agent and proxy (with `[poll]`'s defaults applied).
+    pub access: FeedAccess,
 }
 
 impl Config {

@@ -13,7 +13,7 @@ use super::read::{
 };
 use super::{
     Article, Backfill, Config, Daemon, Dedup, Feed, Host, LogFormat, LogPath, Poll, SecretSource,
-    Sink, SinkKind, Webhook,
+    Sink, SinkKind, WebSub, Webhook,
 };
 use crate::model::EventType;
 use crate::sinks::presets;
@@ -35,6 +35,12 @@ pub(super) fn config(root: &Table<'_>) -> Config {
     let mut names = HashSet::new();
     for t in root.array("feeds") {
         if let Some(f) = feed(&t, &sinks, &sink_names, &poll, &article, &mut names) {
+            if f.websub == Some(true) && !root.has("websub") {
+                t.problem(
+                    "websub",
+                    "needs a [websub] section with the callback hubs reach this daemon at",
+                );
+            }
             feeds.push(std::sync::Arc::new(f));
         }
     }
@@ -57,8 +63,13 @@ pub(super) fn config(root: &Table<'_>) -> Config {
         }
         hosts.insert(name.to_ascii_lowercase(), host(&t));
     }
+    let websub = root
+        .has("websub")
+        .then(|| websub(&root.table("websub"), &daemon))
+        .flatten();
     root.finish();
     Config {
+        websub,
         daemon,
         poll,
         article,
@@ -110,7 +121,12 @@ fn daemon(t: &Table<'_>) -> Daemon {
         status_token_env: t
             .get::<Text>("status_token_env")
             .filter(|v| !v.trim().is_empty()),
+        proxy: t.get::<super::ProxyUrl>("proxy"),
+        no_proxy: super::NoProxy::new(t.get::<Strings>("no_proxy").unwrap_or_default()),
     };
+    if daemon.proxy.is_none() && !daemon.no_proxy.entries().is_empty() {
+        t.problem("no_proxy", "has no effect without daemon.proxy");
+    }
     t.finish();
     daemon
 }
@@ -128,6 +144,7 @@ fn poll(t: &Table<'_>) -> Poll {
         max_feed_size: t.get::<Size>("max_feed_size").unwrap_or(d::MAX_FEED_SIZE),
         backfill: t.get::<Backfill>("backfill").unwrap_or(Backfill::All),
         max_item_age: t.get::<Duration>("max_item_age"),
+        access: super::access::access(t, None),
     };
     if poll.min_interval > poll.max_interval {
         t.problem(
@@ -315,8 +332,17 @@ fn feed(
     let tags = t.get::<Strings>("tags").unwrap_or_default();
     let backfill = t.get::<Backfill>("backfill").unwrap_or(poll.backfill);
     let max_item_age = t.get::<Duration>("max_item_age").or(poll.max_item_age);
+    let websub = t.get::<Flag>("websub");
+    let access = super::access::access(t, Some(&poll.access));
     t.finish();
     let url = url?;
+    if !url.username().is_empty() || url.password().is_some() {
+        t.problem(
+            "url",
+            "the URL carries a user name or password: put the user name in username and the \
+             password in password_env or password_file, so it stays out of logs and reports",
+        );
+    }
     let name = match given_name {
         Some(n) => {
             if !valid_name(&n) {
@@ -360,6 +386,8 @@ fn feed(
         tags,
         backfill,
         max_item_age,
+        websub,
+        access,
     })
 }
 
@@ -378,6 +406,34 @@ fn derived_name(url: &url::Url, names: &mut HashSet<String>) -> String {
     }
     names.insert(candidate.clone());
     candidate
+}
+
+/// `[websub]`: the callback is served on `[daemon] listen`, so it needs one.
+fn websub(t: &Table<'_>, daemon: &Daemon) -> Option<WebSub> {
+    let callback = t.get::<HttpUrl>("callback");
+    if !t.has("callback") {
+        t.problem(
+            "callback",
+            "[websub] needs a callback: the public URL hubs reach this daemon at, like \"https://feedwire.example.com/websub\"",
+        );
+    }
+    let lease = t.get::<Duration>("lease");
+    if daemon.listen.is_none() && t.has("callback") {
+        t.problem(
+            "callback",
+            "is served on [daemon] listen, which is not set: set daemon.listen (the address the callback's requests reach)",
+        );
+    }
+    if let Some(c) = &callback
+        && (c.query().is_some() || c.fragment().is_some())
+    {
+        t.problem("callback", "must have no query or fragment");
+    }
+    t.finish();
+    Some(WebSub {
+        callback: callback?,
+        lease,
+    })
 }
 
 fn host(t: &Table<'_>) -> Host {

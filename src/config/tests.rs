@@ -160,12 +160,9 @@ fn environment_values_are_read_like_the_file() {
         "127.0.0.1/32, ::1".to_string(),
     );
     env.insert("FEEDWIRE__ARTICLE__FETCH".to_string(), "false".to_string());
-    env.insert(
-        "FEEDWIRE__DEDUP__MAX_DISTANCE".to_string(),
-        "99".to_string(),
-    );
+    env.insert("FEEDWIRE__POLL__TIMEOUT".to_string(), "soon".to_string());
     let Err(ConfigError::Invalid { problems, .. }) = parse("", Path::new("t.toml"), &env) else {
-        panic!("max_distance 99 must be rejected");
+        panic!("a timeout of \"soon\" must be rejected");
     };
     // From the environment there is no line to show.
     assert_eq!(
@@ -173,9 +170,9 @@ fn environment_values_are_read_like_the_file() {
             .iter()
             .map(|p| (p.path.as_str(), p.line))
             .collect::<Vec<_>>(),
-        vec![("dedup.max_distance", None)]
+        vec![("poll.timeout", None)]
     );
-    env.remove("FEEDWIRE__DEDUP__MAX_DISTANCE");
+    env.remove("FEEDWIRE__POLL__TIMEOUT");
     let c = parse("", Path::new("t.toml"), &env).expect("valid");
     assert_eq!(c.article.allowed_networks.len(), 2);
     assert!(!c.article.fetch);
@@ -189,4 +186,39 @@ fn an_empty_file_resolves_to_the_named_defaults() {
     assert_eq!(c.poll.max_interval, defaults::POLL_MAX_INTERVAL);
     assert_eq!(c.article.max_page_size, defaults::MAX_PAGE_SIZE);
     assert_eq!(c.dedup.retention, defaults::RETENTION);
+}
+
+#[test]
+fn websub_needs_listen_and_names_its_keys() {
+    let Err(ConfigError::Invalid { problems, .. }) = parse_str(
+        "[websub]\ncallback = \"https://fw.example.com/websub\"\nlease = \"soon\"\n\n[[feeds]]\nurl = \"https://a.example/feed\"\nwebsub = \"yes\"\n",
+    ) else {
+        panic!("[websub] without listen must be rejected");
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        vec!["websub.callback", "websub.lease", "feeds[0].websub"]
+    );
+    assert!(
+        problems[0].message.contains("daemon.listen"),
+        "{problems:?}"
+    );
+
+    let Err(ConfigError::Invalid { problems, .. }) =
+        parse_str("[[feeds]]\nurl = \"https://a.example/feed\"\nwebsub = true\n")
+    else {
+        panic!("websub = true without [websub] must be rejected");
+    };
+    assert_eq!(problems[0].path, "feeds[0].websub");
+
+    let c = parse_str(
+        "[daemon]\nlisten = \"127.0.0.1:9464\"\n[websub]\ncallback = \"https://fw.example.com/websub\"\nlease = \"10d\"\n\n[[feeds]]\nurl = \"https://a.example/feed\"\nwebsub = false\n",
+    )
+    .expect("valid");
+    let w = c.websub.expect("websub");
+    assert_eq!(w.callback.path(), "/websub");
+    assert_eq!(w.lease, Some(Duration::from_secs(10 * 24 * 3600)));
+    assert_eq!(c.feeds[0].websub, Some(false));
+    assert!(parse_str("").expect("valid").websub.is_none());
 }

@@ -1,10 +1,12 @@
 //! The one HTTP client: conditional GET, whole-request deadlines, bodies capped after
 //! decompression, and in-flight limits for all hosts and per origin.
 
+mod access;
 mod limits;
 mod policy;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -12,8 +14,11 @@ use ipnet::IpNet;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use url::Url;
 
+pub use access::{Access, AccessError, auth_failed};
 pub use limits::HostLimiter;
 pub use policy::{Refused, check_url, refusal};
+
+use crate::config::{NoProxy, ProxyUrl};
 
 /// The longest pause a host's `Retry-After` can impose.
 pub const MAX_HOST_PAUSE: Duration = Duration::from_secs(6 * 3600);
@@ -32,23 +37,6 @@ pub const MAX_REDIRECTS: usize = 5;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle keep-alive connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// At most [`MAX_REDIRECTS`] hops, no loops, every hop checked by the address policy.
-fn redirect_policy(allowed: Arc<Vec<IpNet>>) -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= MAX_REDIRECTS {
-            return attempt.error(Refused(format!("more than {MAX_REDIRECTS} redirects")));
-        }
-        if attempt.previous().contains(attempt.url()) {
-            let message = format!("redirect loop at {}", attempt.url());
-            return attempt.error(Refused(message));
-        }
-        if let Err(e) = check_url(attempt.url(), &allowed) {
-            return attempt.error(e);
-        }
-        attempt.follow()
-    })
-}
 
 /// Validators from the previous answer, for a conditional GET.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,6 +72,8 @@ pub struct Body {
     pub moved_to: Option<Url>,
     /// How long the publisher says the answer stays fresh (Cache-Control, Expires).
     pub fresh_for: Option<Duration>,
+    /// The `Link` header, where a feed may advertise its WebSub hub.
+    pub link: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,16 +121,33 @@ pub struct ClientSettings {
     pub hosts: std::collections::BTreeMap<String, crate::config::Host>,
     pub max_connections: usize,
     pub per_host_connections: usize,
+    /// `[daemon] proxy`, for every request but to `no_proxy` hosts and feeds with their own.
+    pub proxy: Option<ProxyUrl>,
+    pub no_proxy: NoProxy,
 }
 
-/// The HTTP client shared by feed polls (and, later, article fetches).
+/// The clients of one way out: direct (or `[daemon] proxy`), or one feed proxy.
+#[derive(Clone)]
+struct Clients {
+    /// For feeds, which the config names and so are trusted.
+    feeds: reqwest::Client,
+    /// For article pages, whose URLs come from feeds: the address policy applies to every
+    /// resolved address (and, through a proxy, to the target before the request).
+    articles: reqwest::Client,
+}
+
+/// The HTTP client shared by feed polls and article fetches. Redirects are followed hop by
+/// hop here, so each hop is checked (the address policy for articles) and credentials go
+/// only to their feed's origin.
 #[derive(Clone)]
 pub struct HttpClient {
-    /// For feeds, which the config names and so are trusted.
-    client: reqwest::Client,
-    /// For article pages, whose URLs come from feeds: the address policy applies to every
-    /// resolved address and every redirect hop.
-    articles: reqwest::Client,
+    /// Requests of feeds without a proxy of their own.
+    default: Clients,
+    /// Feeds' own proxies, built when first used (a reload may bring a new one).
+    by_proxy: Arc<Mutex<HashMap<ProxyUrl, Clients>>>,
+    daemon_proxy: Option<ProxyUrl>,
+    no_proxy: NoProxy,
+    user_agent: String,
     allowed: Arc<Vec<IpNet>>,
     /// In-flight requests, all hosts and per origin.
     limits: HostLimiter,
@@ -149,28 +156,21 @@ pub struct HttpClient {
 impl HttpClient {
     pub fn new(settings: &ClientSettings) -> Result<HttpClient, FetchError> {
         install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .user_agent(settings.user_agent.clone())
-            // Feed redirects are followed hop by hop in `get`, to see which are permanent.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build()
-            .map_err(transport)?;
         let allowed = Arc::new(settings.allowed_networks.clone());
-        let articles = reqwest::Client::builder()
-            .user_agent(settings.user_agent.clone())
-            .redirect(redirect_policy(allowed.clone()))
-            .dns_resolver(Arc::new(policy::PolicyResolver {
-                allowed: allowed.clone(),
-            }))
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build()
-            .map_err(transport)?;
+        let default = match &settings.proxy {
+            Some(p) => build_clients(
+                &settings.user_agent,
+                &allowed,
+                Some((p, settings.no_proxy.clone())),
+            )?,
+            None => build_clients(&settings.user_agent, &allowed, None)?,
+        };
         Ok(HttpClient {
-            client,
-            articles,
+            default,
+            by_proxy: Arc::default(),
+            daemon_proxy: settings.proxy.clone(),
+            no_proxy: settings.no_proxy.clone(),
+            user_agent: settings.user_agent.clone(),
             allowed,
             limits: HostLimiter::new(
                 settings.max_connections,
@@ -188,12 +188,29 @@ impl HttpClient {
         timeout: Duration,
         max_size: u64,
     ) -> Result<Body, FetchError> {
-        check_url(url, &self.allowed).map_err(|e| FetchError::Refused(e.0))?;
+        self.get_article_via(url, &Access::default(), timeout, max_size)
+            .await
+    }
+
+    /// [`HttpClient::get_article`] the way a feed's requests go (its proxy, and its
+    /// credentials when `access` has them for articles).
+    pub async fn get_article_via(
+        &self,
+        url: &Url,
+        access: &Access,
+        timeout: Duration,
+        max_size: u64,
+    ) -> Result<Body, FetchError> {
+        let clients = self.clients(access)?;
+        let hops = Hops::Article(access);
         match self
-            .request(&self.articles, url, None, timeout, max_size)
+            .follow(&clients.articles, url, None, hops, timeout, max_size)
             .await?
         {
-            Fetched::Body(body) => Ok(*body),
+            Fetched::Body(mut body) => {
+                body.moved_to = None;
+                Ok(*body)
+            }
             Fetched::NotModified { .. } => Err(FetchError::Status {
                 status: 304,
                 retry_after: None,
@@ -210,6 +227,73 @@ impl HttpClient {
         timeout: Duration,
         max_size: u64,
     ) -> Result<Fetched, FetchError> {
+        self.get_feed(url, validators, &Access::default(), timeout, max_size)
+            .await
+    }
+
+    /// [`HttpClient::get`] with a feed's access: its proxy, user agent and credentials (the
+    /// credentials on its own origin only, redirects included).
+    pub async fn get_feed(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+        access: &Access,
+        timeout: Duration,
+        max_size: u64,
+    ) -> Result<Fetched, FetchError> {
+        let clients = self.clients(access)?;
+        self.follow(
+            &clients.feeds,
+            url,
+            validators,
+            Hops::Feed(access),
+            timeout,
+            max_size,
+        )
+        .await
+    }
+
+    /// The clients `access` goes out through.
+    fn clients(&self, access: &Access) -> Result<Clients, FetchError> {
+        let Some(proxy) = &access.proxy else {
+            return Ok(self.default.clone());
+        };
+        let mut built = self.by_proxy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = built.get(proxy) {
+            return Ok(c.clone());
+        }
+        let clients = build_clients(
+            &self.user_agent,
+            &self.allowed,
+            Some((proxy, NoProxy::default())),
+        )?;
+        built.insert(proxy.clone(), clients.clone());
+        Ok(clients)
+    }
+
+    /// Whether a request to `url` with `access` goes through a proxy (which, not this
+    /// process, then connects to the target).
+    fn proxied(&self, access: &Access, url: &Url) -> bool {
+        access.proxy.is_some()
+            || (self.daemon_proxy.is_some()
+                && !self.no_proxy.matches(url.host_str().unwrap_or_default()))
+    }
+
+    /// Follows redirects hop by hop (at most [`MAX_REDIRECTS`], no loops, http and https
+    /// only). An article hop is checked by the address policy first; through a proxy, its
+    /// name is resolved and every address checked before the request.
+    async fn follow(
+        &self,
+        client: &reqwest::Client,
+        url: &Url,
+        validators: Option<&Validators>,
+        hops: Hops<'_>,
+        timeout: Duration,
+        max_size: u64,
+    ) -> Result<Fetched, FetchError> {
+        let access = match hops {
+            Hops::Feed(a) | Hops::Article(a) => a,
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         let mut current = url.clone();
         let mut seen: Vec<Url> = Vec::new();
@@ -219,8 +303,23 @@ impl HttpClient {
             if left.is_zero() {
                 return Err(FetchError::Timeout(timeout));
             }
+            if let Hops::Article(_) = hops {
+                check_url(&current, &self.allowed).map_err(|e| FetchError::Refused(e.0))?;
+                if self.proxied(access, &current) {
+                    match tokio::time::timeout(
+                        left,
+                        policy::check_resolved(&current, &self.allowed),
+                    )
+                    .await
+                    {
+                        Ok(checked) => checked.map_err(|e| FetchError::Refused(e.0))?,
+                        Err(_) => return Err(FetchError::Timeout(timeout)),
+                    }
+                }
+            }
+            let headers = access.headers_for(&current);
             match self
-                .request(&self.client, &current, validators, left, max_size)
+                .request(client, &current, validators, headers, left, max_size)
                 .await
             {
                 Err(FetchError::Redirect { status, location }) => {
@@ -245,7 +344,11 @@ impl HttpClient {
                 }
                 Ok(Fetched::Body(mut body)) => {
                     if permanent && !seen.is_empty() {
-                        body.moved_to = Some(current);
+                        // A feed URL never carries credentials (the config refuses them).
+                        let mut to = current;
+                        let _ = to.set_username("");
+                        let _ = to.set_password(None);
+                        body.moved_to = Some(to);
                     }
                     return Ok(Fetched::Body(body));
                 }
@@ -263,6 +366,7 @@ impl HttpClient {
         client: &reqwest::Client,
         url: &Url,
         validators: Option<&Validators>,
+        extra: HeaderMap,
         timeout: Duration,
         max_size: u64,
     ) -> Result<Fetched, FetchError> {
@@ -272,7 +376,7 @@ impl HttpClient {
         }
         let agent = self.limits.rule(url).and_then(|r| r.user_agent.clone());
         let _permit = self.limits.acquire(url).await;
-        let fetch = fetch_body(client, url, validators, agent.as_deref(), max_size);
+        let fetch = fetch_body(client, url, validators, agent.as_deref(), extra, max_size);
         let result = match tokio::time::timeout(timeout, fetch).await {
             Ok(result) => result,
             Err(_) => Err(FetchError::Timeout(timeout)),
@@ -304,12 +408,15 @@ async fn fetch_body(
     url: &Url,
     validators: Option<&Validators>,
     user_agent: Option<&str>,
+    extra: HeaderMap,
     max_size: u64,
 ) -> Result<Fetched, FetchError> {
     let mut headers = HeaderMap::new();
     if let Some(agent) = user_agent.and_then(|a| HeaderValue::from_str(a).ok()) {
         headers.insert(header::USER_AGENT, agent);
     }
+    // The feed's own user agent and its credentials (already limited to its origin).
+    headers.extend(extra);
     if let Some(v) = validators {
         if let Some(etag) = v
             .etag
@@ -360,6 +467,7 @@ async fn fetch_body(
     let content_type = header_string(response.headers(), header::CONTENT_TYPE);
     let content_location = header_string(response.headers(), header::CONTENT_LOCATION);
     let fresh_for = freshness(response.headers());
+    let link = header_string(response.headers(), header::LINK);
     let final_url = response.url().clone();
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
@@ -377,7 +485,74 @@ async fn fetch_body(
         bytes,
         moved_to: None,
         fresh_for,
+        link,
     })))
+}
+
+/// Which rules the hops of one request follow.
+#[derive(Clone, Copy)]
+enum Hops<'a> {
+    /// A feed: trusted, credentials on its origin.
+    Feed(&'a Access),
+    /// An article page: the address policy on every hop.
+    Article(&'a Access),
+}
+
+/// The feed and article clients of one way out. Proxies come only from the config: the
+/// `HTTP(S)_PROXY` variables are not read, so no proxy the policy does not know about is used.
+fn build_clients(
+    user_agent: &str,
+    allowed: &Arc<Vec<IpNet>>,
+    proxy: Option<(&ProxyUrl, NoProxy)>,
+) -> Result<Clients, FetchError> {
+    let base = || {
+        reqwest::Client::builder()
+            .user_agent(user_agent.to_string())
+            // Redirects are followed hop by hop in `follow`.
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+    };
+    let mut feeds = base();
+    let mut articles = base();
+    let mut exempt = Vec::new();
+    if let Some((proxy, no_proxy)) = proxy {
+        if let Some(host) = proxy.url().host_str() {
+            // The proxy is named in the config: its own address is trusted.
+            exempt.push(host.to_ascii_lowercase());
+        }
+        feeds = feeds.proxy(route(proxy.url().clone(), no_proxy.clone()));
+        // Article names are resolved here, through the policy, and the proxy is given the
+        // checked address: socks5h (names resolved by the proxy) becomes socks5.
+        let mut checked = proxy.url().clone();
+        if proxy.resolves_names() {
+            checked
+                .set_scheme("socks5")
+                .map_err(|()| FetchError::Transport("cannot use the socks5 proxy".into()))?;
+        }
+        articles = articles.proxy(route(checked, no_proxy));
+    }
+    let articles = articles.dns_resolver(Arc::new(policy::PolicyResolver {
+        allowed: allowed.clone(),
+        exempt,
+    }));
+    Ok(Clients {
+        feeds: feeds.build().map_err(transport)?,
+        articles: articles.build().map_err(transport)?,
+    })
+}
+
+/// Every request through `proxy`, but to the `no_proxy` hosts (the same rule as
+/// [`HttpClient::proxied`] and the reports, since it is the same function).
+fn route(proxy: Url, no_proxy: NoProxy) -> reqwest::Proxy {
+    reqwest::Proxy::custom(move |url| {
+        if no_proxy.matches(url.host_str().unwrap_or_default()) {
+            None
+        } else {
+            Some(proxy.clone())
+        }
+    })
 }
 
 /// rustls needs a process-wide crypto provider; ring builds faster than aws-lc.

@@ -87,18 +87,51 @@ pub fn check_url(url: &Url, allowed: &[IpNet]) -> Result<(), Refused> {
     }
 }
 
+/// Resolves `url`'s host and checks every address, for a request a proxy will make: the
+/// proxy connects wherever the name points, so one refused address refuses the URL.
+pub async fn check_resolved(url: &Url, allowed: &[IpNet]) -> Result<(), Refused> {
+    check_url(url, allowed)?;
+    let Some(url::Host::Domain(host)) = url.host() else {
+        // An IP literal was checked by `check_url`.
+        return Ok(());
+    };
+    let port = url.port_or_known_default().unwrap_or(80);
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Refused(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if found.is_empty() {
+        return Err(Refused(format!("{host} has no address")));
+    }
+    for a in &found {
+        if let Some(why) = refusal(a.ip(), allowed) {
+            return Err(Refused(format!(
+                "refused {host}: it resolves to {}, a {why} address",
+                a.ip()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A DNS resolver that drops refused addresses, and fails when none is left.
 pub struct PolicyResolver {
     pub allowed: Arc<Vec<IpNet>>,
+    /// Names resolved without the policy: the proxies the config names (trusted, like feeds).
+    pub exempt: Vec<String>,
 }
 
 impl Resolve for PolicyResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allowed = self.allowed.clone();
         let host = name.as_str().to_string();
+        let exempt = self.exempt.iter().any(|e| e.eq_ignore_ascii_case(&host));
         Box::pin(async move {
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if exempt {
+                return Ok(Box::new(found.into_iter()) as Addrs);
+            }
             let mut refused = None;
             let ok: Vec<SocketAddr> = found
                 .into_iter()

@@ -3,6 +3,7 @@
 //! page at `/` (`status.rs`, its template and assets embedded from `assets/`).
 
 pub mod status;
+mod websub;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,10 @@ pub struct Endpoint {
     pub heartbeat: Arc<AtomicI64>,
     /// The status page, on its own read-only connection.
     pub page: status::StatusPage,
+    /// The WebSub subscriber whose callback is served here, when `[websub]` is set.
+    pub websub: Option<Arc<crate::websub::Subscriber>>,
+    /// The cap on a content distribution's body (`poll.max_feed_size`).
+    pub max_body: u64,
 }
 
 /// Serves until `stop`; an address that cannot be bound is an error for the caller.
@@ -46,7 +51,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(listen = %addr, "serving /metrics, /healthz, /readyz and the status page");
-    let app = Router::new()
+    let mut app = Router::new();
+    if let Some(subscriber) = &endpoint.websub {
+        let path = format!("{}/{{token}}", subscriber.callback_path());
+        tracing::info!(listen = %addr, path = %path, "serving the WebSub callback");
+        app = app.route(&path, get(websub::verify).post(websub::distribute));
+    }
+    let app = app
         .route("/", get(status_page))
         .route("/assets/{name}", get(asset))
         .route("/metrics", get(metrics))

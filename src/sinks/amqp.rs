@@ -9,7 +9,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use tokio::sync::Mutex;
 
 use super::payload::route_of;
-use super::queue::read_secret;
+use super::queue::{failure, read_secret, timed};
 use super::webhook::SecretError;
 use super::{BrokerFault, DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind};
 use crate::config::{Amqp, BrokerAuth};
@@ -168,40 +168,19 @@ impl AmqpSink {
 impl Sink for AmqpSink {
     fn deliver<'a>(&'a self, event: Outgoing<'a>) -> DeliverFuture<'a> {
         Box::pin(async move {
-            let started = std::time::Instant::now();
-            let result =
-                match tokio::time::timeout(self.config.delivery.timeout, self.publish(event)).await
-                {
-                    Ok(result) => result,
-                    Err(_) => {
-                        self.reset().await;
-                        Err(failure(
-                            Fault::Transport(TransportKind::Timeout),
-                            format!(
-                                "no confirm within {}",
-                                humantime::format_duration(self.config.delivery.timeout)
-                            ),
-                        ))
-                    }
-                };
-            result.map_err(|mut e| {
-                e.elapsed = started.elapsed();
-                e
-            })
+            let result = timed(self.config.delivery.timeout, "confirm", self.publish(event)).await;
+            if result
+                .as_ref()
+                .is_err_and(|e| e.fault == Fault::Transport(TransportKind::Timeout))
+            {
+                // The channel may still owe the confirm: start the next attempt on a new one.
+                self.reset().await;
+            }
+            result
         })
     }
 
     fn concurrency(&self) -> usize {
         self.config.delivery.concurrency
-    }
-}
-
-fn failure(fault: Fault, message: String) -> SinkError {
-    SinkError {
-        fault,
-        retry_after: None,
-        // Set by `deliver`, which knows when the attempt began.
-        elapsed: std::time::Duration::ZERO,
-        message,
     }
 }

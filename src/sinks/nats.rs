@@ -7,7 +7,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 use tokio::sync::Mutex;
 
 use super::payload::route_of;
-use super::queue::{Template, read_secret};
+use super::queue::{Template, failure, read_secret, timed};
 use super::webhook::SecretError;
 use super::{BrokerFault, DeliverFuture, Fault, Outgoing, Sink, SinkError, TransportKind};
 use crate::config::{BrokerAuth, Nats};
@@ -121,27 +121,13 @@ impl NatsSink {
 
 impl Sink for NatsSink {
     fn deliver<'a>(&'a self, event: Outgoing<'a>) -> DeliverFuture<'a> {
-        Box::pin(async move {
-            // The ack wait has the same timeout; this one also bounds the connect and a
-            // publish waiting for room in the client's buffer.
-            let started = std::time::Instant::now();
-            let result =
-                match tokio::time::timeout(self.config.delivery.timeout, self.publish(event)).await
-                {
-                    Ok(result) => result,
-                    Err(_) => Err(failure(
-                        Fault::Transport(TransportKind::Timeout),
-                        format!(
-                            "no PubAck within {}",
-                            humantime::format_duration(self.config.delivery.timeout)
-                        ),
-                    )),
-                };
-            result.map_err(|mut e| {
-                e.elapsed = started.elapsed();
-                e
-            })
-        })
+        // The ack wait has the same timeout; this one also bounds the connect and a publish
+        // waiting for room in the client's buffer.
+        Box::pin(timed(
+            self.config.delivery.timeout,
+            "PubAck",
+            self.publish(event),
+        ))
     }
 
     fn concurrency(&self) -> usize {
@@ -201,16 +187,6 @@ fn publish_error(subject: &str, kind: PublishErrorKind, error: &str) -> SinkErro
         _ => Fault::Broker(BrokerFault::Busy),
     };
     failure(fault, format!("cannot publish to {subject}: {error}"))
-}
-
-fn failure(fault: Fault, message: String) -> SinkError {
-    SinkError {
-        fault,
-        retry_after: None,
-        // Set by `deliver`, which knows when the attempt began.
-        elapsed: std::time::Duration::ZERO,
-        message,
-    }
 }
 
 #[cfg(test)]

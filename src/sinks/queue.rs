@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::payload::Route;
 use super::webhook::SecretError;
+use super::{Fault, SinkError, TransportKind};
 use crate::config::SecretSource;
 
 /// A subject or routing key with `{feed}` and `{type}` placeholders, checked once when the
@@ -126,6 +127,43 @@ pub fn read_secret(source: &SecretSource) -> Result<String, SecretError> {
         return Err(SecretError::Empty);
     }
     Ok(text)
+}
+
+/// A broker's failure before the attempt's time is known; [`timed`] sets it.
+pub fn failure(fault: Fault, message: String) -> SinkError {
+    SinkError {
+        fault,
+        retry_after: None,
+        elapsed: std::time::Duration::ZERO,
+        message,
+    }
+}
+
+/// Runs one publish under the sink's delivery timeout and stamps how long the attempt
+/// took. `waited_for` names what did not come in time ("PubAck", "confirm").
+pub async fn timed<F>(
+    timeout: std::time::Duration,
+    waited_for: &str,
+    publish: F,
+) -> Result<(), SinkError>
+where
+    F: std::future::Future<Output = Result<(), SinkError>>,
+{
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(timeout, publish).await {
+        Ok(result) => result,
+        Err(_) => Err(failure(
+            Fault::Transport(TransportKind::Timeout),
+            format!(
+                "no {waited_for} within {}",
+                humantime::format_duration(timeout)
+            ),
+        )),
+    };
+    result.map_err(|mut e| {
+        e.elapsed = started.elapsed();
+        e
+    })
 }
 
 #[cfg(test)]

@@ -91,6 +91,8 @@ pub fn sample_feed(config: &config::Config, sink: &str) -> config::Feed {
             tags: Vec::new(),
             backfill: config::Backfill::All,
             max_item_age: None,
+            websub: None,
+            access: Default::default(),
         })
 }
 

@@ -15,6 +15,7 @@ mod read;
 mod schema;
 pub mod postgres;
 pub mod status;
+mod websub;
 
 pub use read::{DeliveryReport, FeedCounts, FeedReport, ItemReport, Reader, SinkBacklog};
 

@@ -28,6 +28,8 @@ pub struct FeedReport {
     /// Why the next poll is when it is.
     pub schedule_reason: Option<String>,
     pub items: i64,
+    /// The feed's WebSub subscription: its state and hub.
+    pub websub: Option<(crate::websub::SubState, String)>,
 }
 
 /// How many feeds are configured, and how many of them failed their last poll.
@@ -148,11 +150,13 @@ impl Reader {
             let mut stmt = conn.prepare(
                 "SELECT f.name, f.url, f.title, f.active, f.last_poll_at, f.last_status, f.last_http_status,
                         f.last_error, f.errors_in_row, f.next_poll_at,
-                        (SELECT COUNT(*) FROM items i WHERE i.feed_id = f.id), f.schedule_reason
+                        (SELECT COUNT(*) FROM items i WHERE i.feed_id = f.id), f.schedule_reason, f.id
                  FROM feeds f ORDER BY f.active DESC, f.name",
             )?;
+            let mut websub = super::websub::states(conn)?;
             let rows = stmt.query_map([], |r| {
                 Ok(FeedReport {
+                    websub: websub.remove(&r.get::<_, i64>(12)?),
                     name: r.get(0)?,
                     url: r.get(1)?,
                     title: r.get(2)?,

@@ -187,6 +187,23 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE items ADD COLUMN not_sent TEXT;
     "#,
+    // 11: WebSub subscriptions, one per feed: the hub, the topic, the callback's path token
+    // and the secret distributions are signed with; the state `feedwire feeds` shows.
+    r#"
+    CREATE TABLE websub (
+        feed_id         INTEGER PRIMARY KEY REFERENCES feeds(id) ON DELETE CASCADE,
+        token           TEXT NOT NULL UNIQUE,
+        hub             TEXT NOT NULL,
+        topic           TEXT NOT NULL,
+        secret          TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        awaiting        INTEGER NOT NULL DEFAULT 0,
+        lease_until     INTEGER,
+        lease_ms        INTEGER,
+        reason          TEXT,
+        updated_at      INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this binary writes.

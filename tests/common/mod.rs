@@ -357,10 +357,15 @@ impl Setup {
     }
 
     pub fn write_config(&self, body: &str) {
+        self.write_config_with_daemon("", body);
+    }
+
+    /// As [`Setup::write_config`], with more `[daemon]` lines (`listen = …`).
+    pub fn write_config_with_daemon(&self, daemon: &str, body: &str) {
         let state = self.dir.path().join("state");
         let out = self.dir.path().join("out.jsonl");
         let mut text = format!(
-            "[daemon]\nstate_dir = {:?}\nshutdown_grace = \"3s\"\n\n",
+            "[daemon]\nstate_dir = {:?}\nshutdown_grace = \"3s\"\n{daemon}\n",
             state.display().to_string()
         );
         if !body.contains("[sinks.") {
@@ -476,4 +481,58 @@ pub fn assert_ok(out: &Output) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A plain HTTP/1.0 GET to a daemon's `listen` port: (status, lower-cased head, body).
+/// `headers` are extra request lines, each ending in `\r\n`.
+pub fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n").ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let status = raw.split_whitespace().nth(1)?.parse().ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    Some((status, head.to_lowercase(), body.to_string()))
+}
+
+/// The body of a GET that answered 200.
+pub fn get_ok(port: u16, path: &str) -> Option<String> {
+    http_get(port, path, "").and_then(|(status, _, body)| (status == 200).then_some(body))
+}
+
+/// The value of one sample in a Prometheus text scrape, parsed with a Prometheus parser.
+pub fn metric_sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("valid exposition");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+/// `feedwire_sink_state{sink, state}` from a scrape.
+pub fn sink_state(metrics: &str, sink: &str, state: &str) -> Option<f64> {
+    metric_sample(
+        metrics,
+        "feedwire_sink_state",
+        &[("sink", sink), ("state", state)],
+    )
+}
+
+/// A child process killed (and reaped) when the test ends, whatever the outcome.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
