@@ -35,8 +35,9 @@ use crate::telemetry::Metrics;
 
 /// Due feeds waiting for a poll slot.
 const DUE_QUEUE: usize = 64;
-/// Parsed batches waiting for article processing.
-const BATCH_QUEUE: usize = 32;
+/// Parsed batches waiting for article processing: few, since the one writer sets the pace
+/// and each waiting batch holds all its items (a burst of 50-item feeds piled up megabytes).
+const BATCH_QUEUE: usize = 4;
 /// Commands for the scheduler not yet applied: reloads, WebSub distributions and fallbacks.
 /// The callback answers 503 (the hub retries) when it is full.
 const COMMAND_QUEUE: usize = 64;

@@ -296,7 +296,7 @@ pub fn apply(state: &mut FeedState, record: &PollRecord) {
         state.rate = rate;
     }
     if let Some(to) = record.moved_to.as_deref().and_then(|u| Url::parse(u).ok()) {
-        state.url = to;
+        state.moved = (to != state.feed.url).then_some(to);
     }
 }
 
@@ -317,7 +317,7 @@ pub fn feed_event(
         id: &ulid::Ulid::new().to_string(),
         created: chrono::Utc::now(),
         feed: &state.feed,
-        url: state.url.as_str(),
+        url: state.url().as_str(),
         error: record.error.as_deref(),
         http_status: record.http_status,
         failed_polls: if kind == EventType::FeedFailing {
@@ -352,7 +352,7 @@ pub async fn poll(
         // A distribution is the feed's content, as a 200 would have brought it.
         Some(d) => Ok(Fetched::Body(Box::new(crate::fetch::Body {
             status: 200,
-            url: state.url.clone(),
+            url: state.url().clone(),
             content_type: d.content_type,
             content_location: None,
             validators: state.validators.clone(),
@@ -374,7 +374,7 @@ pub async fn poll(
             };
             ctx.http
                 .get_feed(
-                    &state.url,
+                    state.url(),
                     Some(&state.validators),
                     &access,
                     config.poll.timeout,
@@ -692,7 +692,7 @@ mod tests {
                 websub: None,
                 access: Default::default(),
             }),
-            url,
+            moved: None,
             validators: Validators {
                 etag: Some("\"old\"".into()),
                 last_modified: None,
@@ -846,7 +846,7 @@ mod tests {
         assert_eq!(r.moved_to.as_deref(), Some(to.as_str()));
         assert_eq!(r.title.as_deref(), Some("F"));
         apply(&mut s, &r);
-        assert_eq!(s.url, to);
+        assert_eq!(s.url(), &to);
         assert_eq!(s.validators.etag.as_deref(), Some("\"new\""));
         assert!(outcome.into_items().is_some_and(|r| r.new.len() == 2));
     }
