@@ -94,8 +94,9 @@ impl PollOutcome {
         }
     }
 
-    /// A 401 or 403 says authentication failed, with the key of `feed` to set or check.
-    pub fn for_feed(self, feed: &config::Feed) -> PollOutcome {
+    /// A 401 or 403 says authentication failed, with the key of `feed` to set or check
+    /// (`polled`: the address asked, which differs from the feed's after a permanent move).
+    pub fn for_feed(self, feed: &config::Feed, polled: &Url) -> PollOutcome {
         match self {
             PollOutcome::Failed {
                 http_status: Some(status @ (401 | 403)),
@@ -103,7 +104,7 @@ impl PollOutcome {
                 ..
             } => PollOutcome::Failed {
                 http_status: Some(status),
-                error: crate::fetch::auth_failed(status, feed),
+                error: crate::fetch::auth_failed(status, feed, polled),
                 retry_after,
             },
             other => other,
@@ -394,7 +395,7 @@ pub async fn poll(
             };
         }
         Ok(Fetched::Body(body)) => body,
-        Err(e) => return PollOutcome::from_error(&e).for_feed(&state.feed),
+        Err(e) => return PollOutcome::from_error(&e).for_feed(&state.feed, &state.url),
     };
     let (url, identity, status) = (body.url.clone(), state.identity(), body.status);
     let parsed = ctx
@@ -858,7 +859,8 @@ mod tests {
                 status,
                 retry_after: None,
             };
-            let outcome = PollOutcome::from_error(&e).for_feed(&state(0).feed);
+            let s = state(0);
+            let outcome = PollOutcome::from_error(&e).for_feed(&s.feed, &s.url);
             let PollOutcome::Failed { error, .. } = &outcome else {
                 panic!("a failure: {outcome:?}");
             };
@@ -870,7 +872,8 @@ mod tests {
             status: 500,
             retry_after: None,
         });
-        assert_eq!(other.clone().for_feed(&state(0).feed), other);
+        let s = state(0);
+        assert_eq!(other.clone().for_feed(&s.feed, &s.url), other);
     }
 
     #[test]

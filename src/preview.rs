@@ -41,6 +41,8 @@ pub enum PreviewError {
     NotModified { url: Url },
     #[error("cannot start the HTTP client: {0}")]
     Client(#[source] FetchError),
+    #[error("{0}")]
+    Access(#[source] crate::fetch::AccessError),
     #[error("{target} does not parse as a feed: {source}")]
     Parse {
         target: String,
@@ -56,6 +58,9 @@ pub struct Settings {
     pub max_feed_size: u64,
     pub article_timeout: Duration,
     pub max_page_size: u64,
+    /// The configured feeds: a target that is one of them is fetched with its credentials
+    /// and proxy, as the daemon would.
+    pub feeds: Vec<crate::config::Feed>,
 }
 
 impl Settings {
@@ -76,6 +81,7 @@ impl Settings {
                 max_feed_size: c.poll.max_feed_size,
                 article_timeout: c.article.timeout,
                 max_page_size: c.article.max_page_size,
+                feeds: c.feeds.clone(),
             },
             None => Settings {
                 client: ClientSettings {
@@ -91,6 +97,7 @@ impl Settings {
                 max_feed_size: DEFAULT_MAX_FEED,
                 article_timeout: DEFAULT_TIMEOUT,
                 max_page_size: DEFAULT_MAX_PAGE,
+                feeds: Vec::new(),
             },
         }
     }
@@ -111,10 +118,26 @@ pub async fn preview(
 ) -> Result<Preview, PreviewError> {
     let http = HttpClient::new(&settings.client).map_err(PreviewError::Client)?;
     let remote = target.starts_with("http://") || target.starts_with("https://");
+    let configured = Url::parse(target)
+        .ok()
+        .and_then(|u| settings.feeds.iter().find(|f| f.url == u));
+    let (access, article_access) = match configured {
+        Some(f) => (
+            crate::fetch::Access::resolve(f).map_err(PreviewError::Access)?,
+            crate::fetch::Access::for_articles(f),
+        ),
+        None => Default::default(),
+    };
     let (bytes, url, content_type, content_location) = match Url::parse(target) {
         Ok(url) if remote => {
             let fetched = http
-                .get(&url, None, settings.feed_timeout, settings.max_feed_size)
+                .get_feed(
+                    &url,
+                    None,
+                    &access,
+                    settings.feed_timeout,
+                    settings.max_feed_size,
+                )
                 .await
                 .map_err(|source| PreviewError::Fetch {
                     url: url.clone(),
@@ -167,7 +190,7 @@ pub async fn preview(
         if extract && item.link.is_some() {
             let done = article(
                 &http,
-                &crate::fetch::Access::default(),
+                &article_access,
                 &blocking,
                 "preview",
                 item,

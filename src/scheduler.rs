@@ -785,6 +785,68 @@ mod tests {
         s.stop.cancel();
     }
 
+    fn distribution(feed_id: i64, body: &str) -> crate::websub::Distribution {
+        crate::websub::Distribution {
+            feed_id,
+            body: body.as_bytes().to_vec(),
+            content_type: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pushed_feed_is_released_at_once_with_its_distribution() {
+        let mut s = start(|c| vec![feed(1, Some(c.now().after(Duration::from_secs(3600))))]);
+        let pushed_at = s.clock.now();
+        s.commands
+            .send(Command::Pushed(distribution(1, "<feed/>")))
+            .await
+            .expect("send");
+        let f = s.due.recv().await.expect("due");
+        assert!(
+            s.clock.now().since(pushed_at) <= TICK,
+            "released within a tick"
+        );
+        assert_eq!(f.pushed, Some(distribution(1, "<feed/>")));
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_distribution_for_a_feed_in_flight_waits_for_its_return() {
+        let mut s = start(|c| vec![feed(1, Some(c.now()))]);
+        let mut f = s.due.recv().await.expect("due");
+        assert_eq!(f.pushed, None, "a scheduled poll fetches");
+        // Pushed while the poll is in flight: at most one poll per feed, so it waits.
+        s.commands
+            .send(Command::Pushed(distribution(1, "a")))
+            .await
+            .expect("send");
+        let early = tokio::time::timeout(Duration::from_secs(1), s.due.recv()).await;
+        assert!(early.is_err(), "released while its poll was in flight");
+        f.next_poll_at = Some(s.clock.now().after(Duration::from_secs(3600)));
+        s.done.send(f).expect("send");
+        let again = tokio::time::timeout(Duration::from_secs(1), s.due.recv())
+            .await
+            .expect("released on return, not an hour later")
+            .expect("due");
+        assert_eq!(again.pushed, Some(distribution(1, "a")));
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_feed_whose_hub_went_away_is_polled_now() {
+        let mut s = start(|c| vec![feed(1, Some(c.now().after(Duration::from_secs(6 * 3600))))]);
+        s.commands
+            .send(Command::PollSoon { feed: 1 })
+            .await
+            .expect("send");
+        let f = tokio::time::timeout(Duration::from_secs(1), s.due.recv())
+            .await
+            .expect("polled now, not at the safety net's time")
+            .expect("due");
+        assert_eq!(f.pushed, None);
+        s.stop.cancel();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_gone_feed_is_not_polled_again() {
         let mut s = start(|c| vec![feed(1, Some(c.now()))]);

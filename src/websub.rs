@@ -600,12 +600,21 @@ impl Subscriber {
         metrics: Arc<crate::telemetry::Metrics>,
     ) -> anyhow::Result<Arc<Subscriber>> {
         crate::fetch::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .user_agent(config.daemon.user_agent.clone())
             .timeout(HUB_TIMEOUT)
             // A redirect could lead past the address policy.
             .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            // Proxies come only from the config, as for every other request.
+            .no_proxy();
+        if let Some(proxy) = &config.daemon.proxy {
+            // Hubs are reached the way out the daemon is given, but for `no_proxy` hosts.
+            let (url, no_proxy) = (proxy.url().clone(), config.daemon.no_proxy.clone());
+            client = client.proxy(reqwest::Proxy::custom(move |u| {
+                (!no_proxy.matches(u.host_str().unwrap_or_default())).then(|| url.clone())
+            }));
+        }
+        let client = client.build()?;
         let mut book = Book::default();
         for sub in store.websub_subscriptions().await? {
             book.put(sub);

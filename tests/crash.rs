@@ -96,6 +96,24 @@ fn feedwire(bin: &Path, setup: &Setup, args: &[&str]) -> Command {
     c
 }
 
+/// A copy of the binary in the test's own directory, ready to run. Until every process that
+/// another test thread forked while the copy was open for writing has called exec, running
+/// the copy fails with "text file busy"; that lasts moments, so the copy is tried until it
+/// runs.
+fn private_binary(setup: &Setup) -> std::path::PathBuf {
+    let bin = setup.path("feedwire");
+    std::fs::copy(BIN, &bin).expect("copy the feedwire binary");
+    let ready = wait_until(Duration::from_secs(10), || {
+        match Command::new(&bin).arg("--version").output() {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => false,
+            Err(e) => panic!("cannot run the copied binary: {e}"),
+        }
+    });
+    assert!(ready, "the copied binary stayed busy for 10 s");
+    bin
+}
+
 fn output(mut c: Command) -> Output {
     c.output().expect("run feedwire")
 }
@@ -141,8 +159,7 @@ fn kill_9_during_deliveries_loses_nothing_and_keeps_one_webhook_id_per_item() {
     ));
     // One copy of the binary for all restarts, so that a rebuild during the run (a target
     // directory shared with other checkouts) cannot swap it between two starts.
-    let bin = setup.path("feedwire");
-    std::fs::copy(BIN, &bin).expect("copy the feedwire binary");
+    let bin = private_binary(&setup);
     let log_path = setup.path("daemon.log");
     let log_tail = || {
         let text = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -313,8 +330,7 @@ fn kill_9_during_an_outage_loses_nothing_and_keeps_the_webhook_ids() {
         receiver.url(),
         feed.url("/rss.xml"),
     ));
-    let bin = setup.path("feedwire");
-    std::fs::copy(BIN, &bin).expect("copy the feedwire binary");
+    let bin = private_binary(&setup);
     let log = std::fs::File::create(setup.path("daemon.log")).expect("daemon log");
     let mut child = feedwire(&bin, &setup, &["run"])
         .stdout(Stdio::null())

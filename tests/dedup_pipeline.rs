@@ -299,6 +299,63 @@ fn a_copy_with_one_added_sentence_in_another_feed_is_a_duplicate() {
     assert_eq!(reasons, ["near"]);
 }
 
+/// A feed that carries a story and, further down, a copy of it with one sentence added (a
+/// live blog's digest, an aggregator): the copy is a duplicate although both are stored in
+/// the same ingest transaction, whose index rows are written only at its end.
+#[test]
+fn a_copy_in_the_same_poll_is_a_duplicate() {
+    let server = Server::start();
+    let wire = base_story("hospital");
+    let copy = wire.replacen(
+        "health officials said on Tuesday.",
+        "health officials said on Tuesday. A spokesperson for the regional health board said the situation was being reviewed every hour.",
+        1,
+    );
+    assert_ne!(copy, wire, "the sentence is added");
+    server.set(
+        "/a.xml",
+        Route::ok(
+            rss(
+                "A",
+                &[
+                    entry(
+                        "a-1",
+                        "Hospitals cancel operations after cyberattack",
+                        "https://wire.example/health/cyberattack",
+                        &wire,
+                    ),
+                    entry(
+                        "a-2",
+                        "Cyberattack hits Braxford hospitals",
+                        "https://courier.example/news/braxford-hospitals",
+                        &copy,
+                    ),
+                ],
+            ),
+            "application/rss+xml",
+        ),
+    );
+    let setup = Setup::new("");
+    let out = setup.path("events.jsonl");
+    setup.write_config(&config(&server, &["a"], &out));
+    assert_ok(&setup.run(&["once"]));
+    let lines = read_lines(&out);
+    assert_eq!(
+        kinds(&lines),
+        vec!["item.duplicate", "item.new"],
+        "{lines:#?}"
+    );
+    let new = lines
+        .iter()
+        .find(|l| l["type"] == "item.new")
+        .expect("one new item");
+    let dup = lines
+        .iter()
+        .find(|l| l["type"] == "item.duplicate")
+        .expect("one duplicate");
+    assert_eq!(dup["duplicate_of"], new["id"]);
+}
+
 #[test]
 fn template_reports_and_a_follow_up_in_other_feeds_stay_new() {
     let server = Server::start();

@@ -121,6 +121,11 @@ fn basic_auth_header_and_cookie_feeds_answer_only_with_the_right_credentials() {
             "token story 2"
         ]
     );
+    // `preview` of a configured feed sends its credentials, as the daemon does.
+    let url = server.url("/cookie.xml");
+    let shown = with_secrets(&setup, &["preview", &url]);
+    assert_ok(&shown);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("cookie story 1"));
     // The same feeds without the secrets' values: every one is refused.
     let other = Setup::new(&body);
     other
@@ -141,27 +146,34 @@ fn basic_auth_header_and_cookie_feeds_answer_only_with_the_right_credentials() {
 
 #[test]
 fn check_names_the_key_of_a_missing_secret_a_bad_proxy_and_a_url_with_a_password() {
-    let setup = Setup::new(
-        "[[feeds]]\nname = \"a\"\nurl = \"https://reader:hunter2@example.com/a.xml\"\n\n\
-         [[feeds]]\nname = \"b\"\nurl = \"https://example.com/b.xml\"\nproxy = \"ftp://proxy.example:21\"\n\n\
-         [[feeds]]\nname = \"c\"\nurl = \"https://example.com/c.xml\"\nusername = \"me\"\npassword_env = \"FEEDWIRE_TEST_UNSET_PASSWORD\"\n",
-    );
+    // A password in the URL still works, with a warning that names the keys to use.
+    let setup =
+        Setup::new("[[feeds]]\nname = \"a\"\nurl = \"https://reader:hunter2@example.com/a.xml\"\n");
     let out = setup.run(&["check"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_ok(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("feeds[0].url") && err.contains("password_env"),
+        err.contains("warning: feeds[0].url") && err.contains("password_env"),
         "{err}"
     );
     assert!(
         !err.contains("hunter2"),
         "the password is not echoed: {err}"
     );
+    setup.write_config(
+        "[[feeds]]\nname = \"b\"\nurl = \"https://example.com/b.xml\"\nproxy = \"ftp://me:hunter2@proxy.example:21\"\n",
+    );
+    let out = setup.run(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("feeds[1].proxy") && err.contains("socks5://"),
+        err.contains("feeds[0].proxy") && err.contains("socks5://"),
         "{err}"
     );
-    // The first two make the config invalid; fix them to see the secret's check.
+    assert!(
+        !err.contains("hunter2"),
+        "the proxy's password is not echoed: {err}"
+    );
     setup.write_config(
         "[[feeds]]\nname = \"c\"\nurl = \"https://example.com/c.xml\"\nusername = \"me\"\npassword_env = \"FEEDWIRE_TEST_UNSET_PASSWORD\"\n",
     );
@@ -209,7 +221,8 @@ fn credentials_do_not_follow_a_redirect_to_another_origin_nor_go_to_articles_una
         "[article]\nallowed_networks = [\"127.0.0.1/32\"]\n\n\
          [[feeds]]\nname = \"redirected\"\nurl = \"{}\"\nusername = \"reader\"\npassword_env = \"FEED_PASSWORD\"\n\
          headers = {{ X-Token = {{ env = \"FEED_TOKEN\" }} }}\ncookie_env = \"FEED_COOKIE\"\nfetch_article = false\n\n\
-         [[feeds]]\nname = \"auth\"\nurl = \"{}\"\nheaders = {{ X-Token = {{ env = \"FEED_TOKEN\" }} }}\narticle_auth = true\n",
+         [[feeds]]\nname = \"auth\"\nurl = \"{}\"\nheaders = {{ X-Token = {{ env = \"FEED_TOKEN\" }} }}\narticle_auth = true\n\
+         user_agent = \"private-agent/1\"\n",
         home.url("/redirect.xml"),
         home.url("/auth.xml"),
     ));
@@ -223,6 +236,12 @@ fn credentials_do_not_follow_a_redirect_to_another_origin_nor_go_to_articles_una
         assert_eq!(after[0].header(name), None, "{name} went to another origin");
     }
     // article_auth: the token goes to the article on the feed's origin, not the other one.
+    let agent = home.seen("/auth.xml")[0].header("user-agent");
+    assert_eq!(
+        agent.as_deref(),
+        Some("private-agent/1"),
+        "the feed's own user agent"
+    );
     let same = home.seen("/page/1");
     assert!(
         same.iter().any(|s| s.header("x-token").is_some()),
@@ -612,6 +631,7 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
         COOKIE.to_string(),
         "cookie",
     );
+    guarded(&server, "/inurl.xml", "authorization", basic(), "inurl");
     server.set("/refused.xml", Route::status(403));
     server.respond_prefix("/articles/", |_, _| Route::status(401));
     let (http, http_asked) = http_proxy();
@@ -625,12 +645,19 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
          proxy = \"http://fw:{PROXY_PASSWORD}@{http}\"\n\n\
          [[feeds]]\nname = \"token\"\nurl = \"{}\"\nheaders = {{ X-Token = {{ file = {:?} }} }}\n\n\
          [[feeds]]\nname = \"cookie\"\nurl = \"{}\"\ncookie_env = \"FEED_COOKIE\"\n\n\
-         [[feeds]]\nname = \"refused\"\nurl = \"{}\"\ncookie_env = \"FEED_COOKIE\"\n",
+         [[feeds]]\nname = \"refused\"\nurl = \"{}\"\ncookie_env = \"FEED_COOKIE\"\n\n\
+         [[feeds]]\nname = \"deadproxy\"\nurl = \"{}\"\nproxy = \"http://fw:{PROXY_PASSWORD}@127.0.0.1:{}\"\n\n\
+         [[feeds]]\nname = \"inurl\"\nurl = \"{}\"\n",
         server.url("/basic.xml"),
         server.url("/token.xml"),
         token_file.display().to_string(),
         server.url("/cookie.xml"),
         server.url("/refused.xml"),
+        server.url("/dead.xml"),
+        free_port(),
+        server
+            .url("/inurl.xml")
+            .replace("://", &format!("://reader:{PASSWORD}@")),
     ));
     daemon_keys(&setup, &format!("listen = \"127.0.0.1:{port}\""));
     let mut child = setup
@@ -641,7 +668,16 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn feedwire");
-    let arrived = wait_until(Duration::from_secs(30), || titles(&setup).len() >= 6);
+    // Every feed polled once: the items of four, the refusal and the dead proxy recorded.
+    let arrived = wait_until(Duration::from_secs(30), || {
+        titles(&setup).len() >= 8
+            && setup
+                .feeds_json()
+                .iter()
+                .filter(|f| f["errors_in_row"] == 1)
+                .count()
+                == 2
+    });
     let metrics = get(port, "/metrics");
     let status = get(port, "/");
     signal(&child, "TERM");
@@ -664,6 +700,10 @@ fn no_secret_appears_in_logs_reports_metrics_payloads_or_the_status_page() {
     assert!(status.contains("basic"), "{status}");
     let feeds_json = String::from_utf8_lossy(&setup.run(&["feeds", "--json"]).stdout).to_string();
     let feeds_text = String::from_utf8_lossy(&setup.run(&["feeds"]).stdout).to_string();
+    assert!(
+        feeds_text.contains("cannot connect"),
+        "the dead proxy is an error: {feeds_text}"
+    );
     assert!(
         feeds_text.contains("authentication failed (HTTP 403)"),
         "{feeds_text}"

@@ -50,34 +50,28 @@ fn start_daemon(port: u16) -> (Server, Setup, Killed) {
     server.set("/broken.xml", Route::status(404));
     server.set("/hook", Route::status(400));
     let setup = Setup::new("");
-    setup.write_config(&format!(
+    setup.write_config_with_daemon(
+        &format!("listen = \"127.0.0.1:{port}\"\nstatus_token_env = \"STATUS_TEST_TOKEN\"\n"),
+        &format!(
         "[article]\nfetch = false\n\n\
          [sinks.out]\ntype = \"log\"\npath = {out:?}\nevents = [\"item.new\", \"item.duplicate\"]\n\n\
          [sinks.hook]\ntype = \"webhook\"\nurl = \"{hook}\"\n\n\
-         [[feeds]]\nname = \"alpha\"\nurl = \"{alpha_url}\"\ntags = [\"news\"]\n\n\
+         [[feeds]]\nname = \"alpha\"\nurl = \"{alpha}\"\ntags = [\"news\"]\n\
+         username = \"reader\"\npassword_env = \"STATUS_TEST_PASSWORD\"\n\n\
          [[feeds]]\nname = \"beta\"\nurl = \"{beta}\"\ntags = [\"wire\", \"news\"]\n\n\
          [[feeds]]\nname = \"broken\"\nurl = \"{broken}\"\n",
         out = setup.path("out.jsonl").display().to_string(),
         hook = server.url("/hook"),
-        // Credentials in a feed URL must never reach the page.
-        alpha_url = server.url("/alpha.xml").replace("://", "://reader:hunter2@"),
+        alpha = server.url("/alpha.xml"),
         beta = server.url("/beta.xml"),
         broken = server.url("/broken.xml"),
-    ));
-    let config = std::fs::read_to_string(setup.config_path()).expect("config");
-    std::fs::write(
-        setup.config_path(),
-        config.replace(
-            "[daemon]\n",
-            &format!(
-                "[daemon]\nlisten = \"127.0.0.1:{port}\"\nstatus_token_env = \"STATUS_TEST_TOKEN\"\n"
-            ),
-        ),
-    )
-    .expect("write config");
+    ),
+    );
+    // The feed's credentials must never reach the page.
     let child = setup
         .command(&["run"])
         .env("STATUS_TEST_TOKEN", TOKEN)
+        .env("STATUS_TEST_PASSWORD", "hunter2")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

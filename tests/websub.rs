@@ -219,6 +219,21 @@ fn write_config(setup: &Setup, port: u16, receiver: &Receiver, feeds: &str) {
     .expect("write config");
 }
 
+/// `feedwire run`, its standard error appended to `stderr.log`.
+fn spawn(setup: &Setup) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(setup.path("stderr.log"))
+        .expect("log file");
+    setup
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn feedwire")
+}
+
 struct Fixture {
     hub: Hub,
     publisher: Server,
@@ -260,13 +275,7 @@ impl Fixture {
                 "[[feeds]]\nname = \"pushed\"\nurl = \"{topic}\"\ninterval = \"{interval}\"\n"
             ),
         );
-        let log = std::fs::File::create(setup.path("stderr.log")).expect("log file");
-        let child = setup
-            .command(&["run"])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn feedwire");
+        let child = spawn(&setup);
         Fixture {
             hub,
             publisher,
@@ -618,4 +627,29 @@ fn check_refuses_websub_without_listen() {
         stderr.contains("websub.callback") && stderr.contains("daemon.listen"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_subscription_outlives_a_restart() {
+    let mut f = Fixture::start(3600, "1h");
+    f.subscribed();
+    signal(&f.child, "TERM");
+    assert!(wait_exit(&mut f.child, Duration::from_secs(10)).is_some_and(|s| s.success()));
+    f.child = spawn(&f.setup);
+    let metrics = format!("http://127.0.0.1:{}/metrics", f.port);
+    assert!(
+        wait_until(Duration::from_secs(10), || http("GET", &metrics, &[], b"")
+            .is_some()),
+        "the restarted daemon serves its callback"
+    );
+    // The same path and secret still work: the hub is not asked again.
+    let body = f.body(&[1, 2]);
+    assert_eq!(f.hub.publish(&f.topic, &body, None), vec![202]);
+    assert!(
+        wait_until(Duration::from_secs(5), || f.has("urn:test:2")),
+        "{}",
+        f.log()
+    );
+    assert_eq!(f.hub.subscribe_requests(), 1, "{}", f.log());
+    assert_eq!(f.websub_state()["state"], "active");
 }

@@ -357,7 +357,17 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
     }
     // A feed's secrets too, each named by the key that names it.
     for feed in &config.feeds {
-        if let Err(e) = feedwire::fetch::Access::resolve(feed) {
+        if let Some(c) = &feed.access.in_url {
+            eprintln!(
+                "warning: {}: the URL carries a user name and password; they are taken out of it and \
+                 sent as basic auth, but belong in username and password_env (or password_file)",
+                c.key
+            );
+        }
+        // A default under [poll] is named once, not once per feed.
+        if let Err(e) = feedwire::fetch::Access::resolve(feed)
+            && !problems.contains(&e.to_string())
+        {
             problems.push(e.to_string());
         }
     }

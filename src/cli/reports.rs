@@ -37,6 +37,20 @@ fn websub_json(state: &SubState, hub: &str) -> serde_json::Value {
     serde_json::json!({ "state": state.as_str(), "hub": hub, "until": until, "reason": reason })
 }
 
+/// A stored feed URL without user name and password (a row written before the config took
+/// them out of feed URLs may still hold them).
+fn without_userinfo(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            // Both succeed on URLs with a host, the only ones that carry userinfo.
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => raw.to_string(),
+    }
+}
+
 /// How a feed is reached, as reports show it: whether credentials are sent (never their
 /// value) and the proxy (without its credentials), both from the config.
 fn access_of(config: &Config, name: &str) -> (bool, Option<String>) {
@@ -61,7 +75,7 @@ pub async fn feeds(store: &Reader, config: &Config, json: bool) -> Result<u8, Fa
             .iter()
             .map(|f| {
                 serde_json::json!({
-                    "name": f.name, "url": f.url, "title": f.title, "active": f.active,
+                    "name": f.name, "url": without_userinfo(&f.url), "title": f.title, "active": f.active,
                     "last_poll": rfc3339(f.last_poll_at), "status": f.last_status.map(PollStatus::as_str),
                     "http_status": f.last_http_status, "error": f.last_error,
                     "errors_in_row": f.errors_in_row, "next_poll": rfc3339(f.next_poll_at),

@@ -117,6 +117,45 @@ pub struct BasicAuth {
     pub password: Secret,
 }
 
+/// A user name and password written in a feed's URL: taken out of the URL (so the URL shown
+/// and sent in payloads has none) and sent as basic auth; `feedwire check` warns, naming the
+/// keys to use instead.
+#[derive(Clone, PartialEq)]
+pub struct UrlCredentials {
+    pub username: String,
+    pub password: String,
+    /// `feeds[N].url`.
+    pub key: String,
+}
+
+// Never print the password, not even in debug output.
+impl fmt::Debug for UrlCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UrlCredentials({}, ..)", self.key)
+    }
+}
+
+/// Takes the user name and password out of `url`, decoded.
+pub(super) fn take_userinfo(url: &mut Url, key: String) -> Option<UrlCredentials> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .to_string()
+    };
+    let credentials = UrlCredentials {
+        username: decode(url.username()),
+        password: decode(url.password().unwrap_or_default()),
+        key,
+    };
+    // Setting these fails only for URLs that cannot carry them, which an http URL can.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Some(credentials)
+}
+
 /// What a feed's requests carry and which way they go.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FeedAccess {
@@ -130,12 +169,15 @@ pub struct FeedAccess {
     pub proxy: Option<ProxyUrl>,
     /// The credentials also go with article fetches on the feed's own origin.
     pub article_auth: bool,
+    /// Basic auth written in the feed's URL (when `username` is not set).
+    pub in_url: Option<UrlCredentials>,
 }
 
 impl FeedAccess {
     /// Whether any credential (basic auth, a cookie, a header from env or file) is set.
     pub fn has_credentials(&self) -> bool {
         self.basic.is_some()
+            || self.in_url.is_some()
             || self.cookie.is_some()
             || self
                 .headers
@@ -148,6 +190,8 @@ impl FeedAccess {
         let mut keys: Vec<String> = Vec::new();
         if let Some(b) = &self.basic {
             keys.push(b.password.key.clone());
+        } else if let Some(u) = &self.in_url {
+            keys.push(format!("the password in {}", u.key));
         }
         if let Some(c) = &self.cookie {
             keys.push(c.key.clone());
@@ -166,10 +210,24 @@ impl FeedAccess {
 /// `[poll]` gave, which a feed's own keys override (headers by name).
 pub(super) fn access(t: &Table<'_>, defaults: Option<&FeedAccess>) -> FeedAccess {
     let mut headers: Vec<FeedHeader> = defaults.map(|d| d.headers.clone()).unwrap_or_default();
-    for (name, source) in super::presets::headers(t) {
-        let key = t.path_of(&format!("headers.{name}"));
-        headers.retain(|h| !h.name.eq_ignore_ascii_case(&name));
-        headers.push(FeedHeader { name, source, key });
+    let given = super::presets::headers(t);
+    if !given.is_empty() {
+        // A table, since presets::headers found headers in it.
+        let table = t.table("headers");
+        for (name, source) in given {
+            let credential = ["authorization", "cookie", "proxy-authorization"]
+                .contains(&name.to_ascii_lowercase().as_str());
+            if credential && matches!(source, HeaderSource::Value(_)) {
+                table.problem(
+                    &name,
+                    "a credential is never written in the config: use { env = \"VAR\" } or { file = \"/path\" }",
+                );
+                continue;
+            }
+            headers.retain(|h| !h.name.eq_ignore_ascii_case(&name));
+            let key = table.path_of(&name);
+            headers.push(FeedHeader { name, source, key });
+        }
     }
     let basic = basic(t).or_else(|| defaults.and_then(|d| d.basic.clone()));
     let cookie = t
@@ -209,6 +267,7 @@ pub(super) fn access(t: &Table<'_>, defaults: Option<&FeedAccess>) -> FeedAccess
         user_agent,
         proxy,
         article_auth,
+        in_url: None,
     };
     if access.basic.is_some()
         && let Some(h) = access
@@ -232,13 +291,17 @@ pub(super) fn access(t: &Table<'_>, defaults: Option<&FeedAccess>) -> FeedAccess
             format!("give either cookie_env or {}, not both", h.key),
         );
     }
+    access
+}
+
+/// `article_auth` without any credential to send (checked once the URL's are known too).
+pub(super) fn check_article_auth(t: &Table<'_>, access: &FeedAccess) {
     if access.article_auth && !access.has_credentials() {
         t.problem(
             "article_auth",
             "there are no credentials to send: set username, cookie_env or headers from env/file",
         );
     }
-    access
 }
 
 fn basic(t: &Table<'_>) -> Option<BasicAuth> {
@@ -409,7 +472,8 @@ mod tests {
              [[feeds]]\nurl = \"https://b.example/f\"\npassword_env = \"X\"\npassword_file = \"/x\"\n\
              [[feeds]]\nurl = \"https://c.example/f\"\nproxy = \"socks4://p:1080\"\narticle_auth = true\n\
              [[feeds]]\nurl = \"https://d.example/f\"\nusername = \"me\"\npassword_env = \"P\"\n\
-             headers = { Authorization = { env = \"T\" } }\n",
+             headers = { Authorization = { env = \"T\" } }\n\
+             [[feeds]]\nurl = \"https://e.example/f\"\nheaders = { Cookie = \"id=1\" }\n",
         ) else {
             panic!("must be rejected");
         };
@@ -424,6 +488,7 @@ mod tests {
                 "feeds[2].article_auth",
                 "feeds[2].proxy",
                 "feeds[3].username",
+                "feeds[4].headers.Cookie",
                 "poll.article_auth",
             ]
         );

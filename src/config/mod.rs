@@ -54,7 +54,7 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
-pub use access::{BasicAuth, FeedAccess, FeedHeader, NoProxy, ProxyUrl, Secret};
+pub use access::{BasicAuth, FeedAccess, FeedHeader, NoProxy, ProxyUrl, Secret, UrlCredentials};
 
 /// Where the configuration is looked for when `--config` and `$FEEDWIRE_CONFIG` are absent.
 pub const DEFAULT_PATHS: &[&str] = &["config/feedwire.toml", "/etc/feedwire/feedwire.toml"];

@@ -48,7 +48,7 @@ pub struct Fingerprint {
     /// [`content_hash`] of the clean text.
     pub content_hash: Option<[u8; 32]>,
     /// [`sketch`] of the clean text: the sketch and its band keys.
-    pub sketch: Option<(Sketch, Vec<i64>)>,
+    pub sketch: Option<(Sketch, Vec<i32>)>,
 }
 
 impl Fingerprint {

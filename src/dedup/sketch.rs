@@ -10,7 +10,8 @@
 //!   value, and each bin keeps its minimum. Two texts agree on a bin with a probability
 //!   equal to their Jaccard similarity `J`; a band is `LSH_ROWS` bins hashed together, so
 //!   two texts share at least one band with probability `1 − (1 − J^rows)^bands` (Broder's
-//!   banding). The store keeps one indexed row per band.
+//!   banding). The store keeps one indexed row per band, keyed by a 32-bit hash of the
+//!   band's number and its bins' minima.
 //! - **Verification**: a bottom-k sketch (Broder 1997; Cohen and Kaplan 2007): the
 //!   [`SKETCH_SIZE`] smallest distinct shingle values and the number of distinct shingles.
 //!   For texts of up to [`SKETCH_SIZE`] distinct shingles (about as many words) the sketch
@@ -130,7 +131,7 @@ pub fn shingle_hashes(text: &str, shingle_words: usize) -> (Vec<u64>, usize) {
 
 /// The sketch and the band keys of a text, or `None` when it has fewer than
 /// [`MIN_SKETCH_WORDS`] words in the lines that count.
-pub fn sketch(text: &str) -> Option<(Sketch, Vec<i64>)> {
+pub fn sketch(text: &str) -> Option<(Sketch, Vec<i32>)> {
     let (hashes, total) = shingle_hashes(text, SKETCH_SHINGLE_WORDS);
     if total < MIN_SKETCH_WORDS {
         return None;
@@ -138,9 +139,16 @@ pub fn sketch(text: &str) -> Option<(Sketch, Vec<i64>)> {
     Some((Sketch::from_hashes(&hashes), bands(&hashes)))
 }
 
-/// The band keys of a shingle set: for each band whose bins are all filled, a 64-bit key
+/// The band keys of a shingle set: for each band whose bins are all filled, a 32-bit key
 /// naming the band and its bins' minima. Two texts that share a key share that band.
-pub fn bands(hashes: &[u64]) -> Vec<i64> {
+///
+/// 32 bits rather than 64, because the key is what the band index is made of (one row per
+/// band per item) and SQLite stores a 32-bit integer in 4 bytes, a 64-bit hash in 8. The
+/// key hashes in the band's number, so keys of different bands never meet by design, and
+/// two unrelated items meet on one band's key by chance with probability 2⁻³²: among a
+/// million stored items a lookup finds such a stray candidate about once in 700 lookups,
+/// one sketch read that the verification then turns away.
+pub fn bands(hashes: &[u64]) -> Vec<i32> {
     let mut bins = [u32::MAX; LSH_BINS];
     let mut filled = [false; LSH_BINS];
     for &h in hashes {
@@ -165,7 +173,9 @@ pub fn bands(hashes: &[u64]) -> Vec<i64> {
                     key = (key ^ u64::from(b)).wrapping_mul(super::fingerprint::FNV_PRIME);
                 }
             }
-            super::fingerprint::fmix64(key) as i64
+            // The high half of the mixed hash (what migration 12 keeps of the 64-bit keys
+            // stored before: `key >> 32`).
+            (super::fingerprint::fmix64(key) >> 32) as u32 as i32
         })
         .collect()
 }

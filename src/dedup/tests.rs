@@ -315,10 +315,7 @@ fn sketch_is_stable_and_gated_on_length() {
     // Stored values: these figures must never change without a migration.
     assert_eq!(sketch.shingles(), 72);
     assert_eq!(
-        bands
-            .iter()
-            .map(|b| format!("{b:016x}"))
-            .collect::<Vec<_>>(),
+        bands.iter().map(|b| format!("{b:08x}")).collect::<Vec<_>>(),
         BANDS_OF_LONG_STORY
     );
     assert_eq!(Sketch::from_bytes(&sketch.to_bytes()), Some(sketch.clone()));
@@ -332,12 +329,7 @@ fn sketch_is_stable_and_gated_on_length() {
 }
 
 const BANDS_OF_LONG_STORY: [&str; 6] = [
-    "f64f38a77a00fb50",
-    "9f56dfe08db845d2",
-    "aa74d8e1134a188b",
-    "7953cb58e4e26c1f",
-    "e95ddffc2eee7c96",
-    "df72178705f7658d",
+    "f64f38a7", "9f56dfe0", "aa74d8e1", "7953cb58", "e95ddffc", "df721787",
 ];
 
 #[test]

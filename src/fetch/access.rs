@@ -132,6 +132,16 @@ fn credential_headers(access: &FeedAccess) -> Result<HeaderMap, AccessError> {
             sensitive(&format!("Basic {token}"), &basic.password.key)?,
         );
     }
+    if access.basic.is_none()
+        && let Some(c) = &access.in_url
+    {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", c.username, c.password));
+        map.insert(
+            header::AUTHORIZATION,
+            sensitive(&format!("Basic {token}"), &c.key)?,
+        );
+    }
     if let Some(cookie) = &access.cookie {
         let value = read_secret(&cookie.source, &cookie.key)?;
         map.insert(header::COOKIE, sensitive(value.trim(), &cookie.key)?);
@@ -166,9 +176,19 @@ fn read_secret(source: &SecretSource, key: &str) -> Result<String, AccessError> 
 }
 
 /// What a 401 or 403 on a feed says: authentication failed, and which key to set or check.
-pub fn auth_failed(status: u16, feed: &config::Feed) -> String {
+/// `polled` is the address asked: after a permanent move to another origin, the credentials
+/// stay behind, and the hint says so.
+pub fn auth_failed(status: u16, feed: &config::Feed, polled: &Url) -> String {
     let keys = feed.access.credential_keys();
-    if keys.is_empty() {
+    let moved = polled.origin() != feed.url.origin();
+    if moved && !keys.is_empty() {
+        format!(
+            "authentication failed (HTTP {status}): the feed moved to {}, where its credentials \
+             are not sent (they go only to {}); put the new address in the feed's url",
+            polled.origin().ascii_serialization(),
+            feed.url.origin().ascii_serialization()
+        )
+    } else if keys.is_empty() {
         let at = format!("feed {:?}", feed.name);
         format!(
             "authentication failed (HTTP {status}): the feed asks for credentials; set username \
@@ -259,7 +279,8 @@ mod tests {
 
     #[test]
     fn a_refusal_hint_names_the_keys() {
-        let none = auth_failed(401, &feed(FeedAccess::default()));
+        let at = Url::parse("https://feeds.example/private.xml").expect("url");
+        let none = auth_failed(401, &feed(FeedAccess::default()), &at);
         assert!(
             none.starts_with("authentication failed (HTTP 401)"),
             "{none}"
@@ -268,10 +289,14 @@ mod tests {
             none.contains("password_env") && none.contains("cookie_env"),
             "{none}"
         );
-        let some = auth_failed(403, &feed(with_password(std::path::Path::new("/pw"))));
+        let f = feed(with_password(std::path::Path::new("/pw")));
+        let some = auth_failed(403, &f, &at);
         assert!(
             some.contains("check the value behind feeds[0].password_file"),
             "{some}"
         );
+        let moved = Url::parse("https://new.example/private.xml").expect("url");
+        let moved = auth_failed(401, &f, &moved);
+        assert!(moved.contains("moved to https://new.example"), "{moved}");
     }
 }

@@ -279,6 +279,19 @@ impl HttpClient {
                 && !self.no_proxy.matches(url.host_str().unwrap_or_default()))
     }
 
+    /// Whether `url`'s host is the name of a proxy `access` may use.
+    fn names_a_proxy(&self, access: &Access, url: &Url) -> bool {
+        let host = url.host_str().unwrap_or_default();
+        [access.proxy.as_ref(), self.daemon_proxy.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|p| {
+                p.url()
+                    .host_str()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(host))
+            })
+    }
+
     /// Follows redirects hop by hop (at most [`MAX_REDIRECTS`], no loops, http and https
     /// only). An article hop is checked by the address policy first; through a proxy, its
     /// name is resolved and every address checked before the request.
@@ -305,7 +318,9 @@ impl HttpClient {
             }
             if let Hops::Article(_) = hops {
                 check_url(&current, &self.allowed).map_err(|e| FetchError::Refused(e.0))?;
-                if self.proxied(access, &current) {
+                // A proxy's own name is resolved without the policy (it is trusted), so a
+                // page on that name is checked here too, whichever way it goes.
+                if self.proxied(access, &current) || self.names_a_proxy(access, &current) {
                     match tokio::time::timeout(
                         left,
                         policy::check_resolved(&current, &self.allowed),

@@ -25,6 +25,8 @@ pub(super) fn ingest(
     let now = now_ms();
     let tx = conn.transaction()?;
     let mut report = IngestReport::default();
+    // The batch's band rows, written together at the end (see `Bands`).
+    let mut bands = Bands::default();
     // New GUIDs on links this feed already had: the feed changes its GUIDs.
     let mut drifted = 0;
     for (index, item) in batch.items.iter().enumerate() {
@@ -35,8 +37,8 @@ pub(super) fn ingest(
         let fp = item.fingerprint.as_ref();
         let inserted = tx.prepare_cached(
             "INSERT OR IGNORE INTO items (id, feed_id, key, url, link, guid, title, published_at,
-                content_source, content_hash, sketch, emitted, created_at, revision, not_sent)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                content_source, content_hash, emitted, created_at, revision, not_sent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?
         .execute(params![
             item.id,
@@ -49,7 +51,6 @@ pub(super) fn ingest(
             item.published_at,
             item.content_source,
             fp.and_then(|f| f.content_hash).map(hex),
-            fp.and_then(|f| f.sketch.as_ref()).map(|(s, _)| s.to_bytes()),
             item.emitted,
             now,
             item.revision,
@@ -65,11 +66,11 @@ pub(super) fn ingest(
             report.not_sent.push(reason.clone());
         }
         let found = match fp {
-            Some(fp) => find_duplicate(&tx, &item.id, fp, &batch.dedup, now)?,
+            Some(fp) => find_duplicate(&tx, &item.id, fp, &batch.dedup, &bands, now)?,
             None => None,
         };
         if let Some(fp) = fp {
-            add_to_indexes(&tx, &item.id, rowid, fp, &batch.dedup, now)?;
+            add_to_indexes(&tx, &item.id, rowid, fp, &batch.dedup, &mut bands, now)?;
         }
         let same_feed_link = found
             .as_ref()
@@ -110,10 +111,68 @@ pub(super) fn ingest(
         )?;
         report.guids_unreliable = true;
     }
+    bands.write(&tx)?;
     write_poll(&tx, batch.feed_id, &batch.poll)?;
     tx.commit()?;
     Ok(report)
 }
+
+/// The band rows of a batch's items, held until the end of the ingest transaction and then
+/// written in key order.
+///
+/// Band keys are hashes, so an item's rows land at random places in the band index: written
+/// as they come, every row dirties its own page, and with more rows than the page cache
+/// holds the same page is read, written out and read again. Sorted, the batch walks the index
+/// once from the first key to the last. Until then the batch's own rows are candidates from
+/// here, so a copy later in the same batch still finds the earlier one.
+#[derive(Default)]
+pub(super) struct Bands {
+    /// The items (rowids, in insertion order) under each key.
+    by_key: std::collections::HashMap<i32, Vec<i64>>,
+    rows: usize,
+}
+
+impl Bands {
+    fn add(&mut self, keys: &[i32], item: i64) {
+        for key in keys {
+            self.by_key.entry(*key).or_default().push(item);
+            self.rows += 1;
+        }
+    }
+
+    /// The batch's items under `key`, newest first.
+    fn items(&self, key: i32) -> impl Iterator<Item = i64> + '_ {
+        self.by_key
+            .get(&key)
+            .into_iter()
+            .flat_map(|items| items.iter().rev().copied())
+    }
+
+    fn write(self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut rows: Vec<(i32, i64)> = Vec::with_capacity(self.rows);
+        for (key, items) in self.by_key {
+            rows.extend(items.into_iter().map(|item| (key, item)));
+        }
+        rows.sort_unstable();
+        let mut chunks = rows.chunks_exact(BAND_INSERT_ROWS);
+        let mut stmt = tx.prepare_cached(&band_insert(BAND_INSERT_ROWS))?;
+        for chunk in &mut chunks {
+            let args = chunk
+                .iter()
+                .flat_map(|(key, item)| [i64::from(*key), *item]);
+            stmt.execute(rusqlite::params_from_iter(args))?;
+        }
+        let mut one = tx.prepare_cached(&band_insert(1))?;
+        for (key, item) in chunks.remainder() {
+            one.execute(params![key, item])?;
+        }
+        Ok(())
+    }
+}
+
+/// Band rows per INSERT statement: fewer statement steps than one row each; the rest of a
+/// batch goes one row at a time, so only two band statements sit in the statement cache.
+const BAND_INSERT_ROWS: usize = 64;
 
 /// A new revision of a stored item: the revision is recorded; sinks that asked for
 /// `item.updated` get the item again, under its own id.
@@ -189,6 +248,7 @@ pub(super) fn find_duplicate(
     own_id: &str,
     fp: &Fingerprint,
     settings: &DedupSettings,
+    pending: &Bands,
     now: i64,
 ) -> Result<Option<Match>, StoreError> {
     for key in &fp.url_keys {
@@ -212,99 +272,122 @@ pub(super) fn find_duplicate(
         }
     }
     if let (true, Some((sketch, bands))) = (settings.near_duplicates, &fp.sketch)
-        && let Some(id) = nearest(
+        && let Some(item) = nearest(
             tx,
-            own_id,
             sketch,
             bands,
+            pending,
             now - settings.window.as_millis() as i64,
         )?
     {
-        return resolve(tx, &id, DuplicateReason::Near);
+        return resolve_rowid(tx, item, DuplicateReason::Near);
     }
     Ok(None)
 }
 
-/// The most similar stored item inside the window that shares a band with `bands` and
-/// whose sketch matches ([`crate::dedup::Similarity::is_match`]).
+/// The most similar stored item (its rowid) inside the window that shares a band with
+/// `bands` and whose sketch matches ([`crate::dedup::Similarity::is_match`]).
 ///
-/// Each band is read newest first and at most [`MAX_BAND_CANDIDATES`] rows deep, so a
-/// lookup costs at most that many sketch reads per band whatever is stored.
+/// Each band is read newest first and at most [`MAX_BAND_CANDIDATES`] rows deep, the batch's
+/// own rows (`pending`, the newest of all) first, so a lookup costs at most that many sketch
+/// reads per band whatever is stored. The item being ingested has no band rows yet, so it is
+/// never its own candidate.
 fn nearest(
     tx: &Connection,
-    own_id: &str,
     sketch: &Sketch,
-    bands: &[i64],
+    bands: &[i32],
+    pending: &Bands,
     since: i64,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<i64>, StoreError> {
+    let limit = MAX_BAND_CANDIDATES as usize;
     let mut candidates: Vec<i64> = Vec::new();
-    if !bands.is_empty() {
-        // One statement for all bands: each is its own index search, in one step loop.
-        let mut stmt = tx.prepare_cached(&band_rows(bands.len()))?;
-        let args = bands.iter().copied().chain([since, MAX_BAND_CANDIDATES]);
-        let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, i64>(0))?;
-        for row in rows {
-            let item = row?;
+    let mut band = tx.prepare_cached(&band_rows())?;
+    for key in bands {
+        let stored = band
+            .query_map(params![key], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for item in pending.items(*key).chain(stored).take(limit) {
             if !candidates.contains(&item) {
                 candidates.push(item);
             }
         }
     }
-    let mut best: Option<(f64, String)> = None;
+    let mut best: Option<(f64, i64)> = None;
     let mut stmt = tx.prepare_cached(CANDIDATE_SKETCH)?;
     for item in candidates {
-        let row: Option<(String, Option<Vec<u8>>)> = stmt
-            .query_row(params![item, own_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        let row: Option<(i64, Vec<u8>)> = stmt
+            .query_row(params![item], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let Some((id, Some(bytes))) = row else {
+        // No sketch: pruned with its window (its band rows go in the same prune).
+        let Some((created_at, bytes)) = row else {
             continue;
         };
+        if created_at < since {
+            continue;
+        }
         let Some(other) = Sketch::from_bytes(&bytes) else {
-            tracing::warn!(item = %id, "stored sketch is unreadable, skipped");
+            tracing::warn!(item, "stored sketch is unreadable, skipped");
             continue;
         };
         let similarity = sketch.similarity(&other);
-        if similarity.is_match() && best.as_ref().is_none_or(|(j, _)| similarity.jaccard > *j) {
-            best = Some((similarity.jaccard, id));
+        if similarity.is_match() && best.is_none_or(|(j, _)| similarity.jaccard > j) {
+            best = Some((similarity.jaccard, item));
         }
     }
-    Ok(best.map(|(_, id)| id))
+    Ok(best.map(|(_, item)| item))
 }
 
-/// The items under each of `n` band keys (`?1` to `?n`) inside the window (`?n+1`), newest
-/// first and at most `?n+2` per key.
-fn band_rows(n: usize) -> String {
-    (1..=n)
-        .map(|i| {
-            format!(
-                "SELECT * FROM (SELECT item FROM story_bands WHERE key = ?{i} AND created_at >= ?{since}
-                 ORDER BY item DESC LIMIT ?{limit})",
-                since = n + 1,
-                limit = n + 2
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
+/// The items under one band key (`?1`), newest first and at most [`MAX_BAND_CANDIDATES`]. The
+/// primary key (key, item) is the whole row, so this is one search of the index and reads
+/// nothing else.
+///
+/// One statement run once per band rather than one UNION ALL of every band: SQLite prepared
+/// that compound statement anew on every run (`sqlite3Reprepare` under each first step, a
+/// twentieth of the insert benchmark's time in a profile), which cost more than the six
+/// searches themselves.
+fn band_rows() -> String {
+    format!(
+        "SELECT item FROM story_bands WHERE key = ?1 ORDER BY item DESC LIMIT {MAX_BAND_CANDIDATES}"
+    )
 }
 
-/// The band rows of one item, `n` keys (`?1` to `?n`) for item `?n+1` at `?n+2`.
+/// `n` band rows (`?1, ?2` the first key and item, and so on).
 fn band_insert(n: usize) -> String {
-    let rows: Vec<String> = (1..=n)
-        .map(|i| format!("(?{i}, ?{}, ?{})", n + 1, n + 2))
+    let rows: Vec<String> = (0..n)
+        .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
         .collect();
     format!(
-        "INSERT OR IGNORE INTO story_bands (key, item, created_at) VALUES {}",
+        "INSERT OR IGNORE INTO story_bands (key, item) VALUES {}",
         rows.join(", ")
     )
 }
 
-/// A candidate's id and stored sketch.
-const CANDIDATE_SKETCH: &str = "SELECT id, sketch FROM items WHERE rowid = ?1 AND id != ?2";
+/// A candidate's time and stored sketch.
+const CANDIDATE_SKETCH: &str = "SELECT created_at, sketch FROM item_sketches WHERE item = ?1";
 
 /// Rows read per band in one lookup. Items share a band by chance only rarely (see
 /// `crate::dedup::LSH_ROWS`); a band holding more than this is a story told many times
 /// over, and its newest copies are the ones a new copy resembles most.
 const MAX_BAND_CANDIDATES: i64 = 16;
+
+/// [`resolve`] for the item at `rowid`.
+fn resolve_rowid(
+    tx: &Connection,
+    rowid: i64,
+    reason: DuplicateReason,
+) -> Result<Option<Match>, StoreError> {
+    let found = tx
+        .prepare_cached("SELECT COALESCE(duplicate_of, id), feed_id FROM items WHERE rowid = ?1")?
+        .query_row(params![rowid], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    Ok(found.map(|(root, feed_id)| Match {
+        root,
+        reason,
+        feed_id,
+    }))
+}
 
 /// The story's first item (a match that is itself a duplicate points at its root).
 fn resolve(
@@ -325,13 +408,15 @@ fn resolve(
     }))
 }
 
-/// Adds the item's URL keys and LSH bands to the indexes.
+/// Adds the item's URL keys to their index and, with near duplicates on, its sketch to the
+/// sketches and its band keys to the batch's band rows.
 fn add_to_indexes(
     tx: &Transaction<'_>,
     id: &str,
     rowid: i64,
     fp: &Fingerprint,
     settings: &DedupSettings,
+    bands: &mut Bands,
     now: i64,
 ) -> Result<(), StoreError> {
     let mut keys =
@@ -339,12 +424,17 @@ fn add_to_indexes(
     for key in &fp.url_keys {
         keys.execute(params![key, id])?;
     }
-    if let (true, Some((_, bands))) = (settings.near_duplicates, &fp.sketch)
-        && !bands.is_empty()
+    // A sketch is read only through a band row, so an item without bands stores none.
+    if let (true, Some((sketch, keys))) = (settings.near_duplicates, &fp.sketch)
+        && !keys.is_empty()
     {
-        let args = bands.iter().copied().chain([rowid, now]);
-        tx.prepare_cached(&band_insert(bands.len()))?
-            .execute(rusqlite::params_from_iter(args))?;
+        // Rowids only grow, so this appends; REPLACE for a rowid SQLite hands out again
+        // after the newest items were deleted with their feed.
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO item_sketches (item, created_at, sketch) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![rowid, now, sketch.to_bytes()])?;
+        bands.add(keys, rowid);
     }
     Ok(())
 }
@@ -363,11 +453,7 @@ mod tests {
     fn near_lookup_is_indexed() {
         let mut conn = Connection::open_in_memory().expect("db");
         super::super::schema::migrate(&mut conn).expect("schema");
-        for sql in [
-            band_rows(1),
-            band_rows(crate::dedup::LSH_BANDS),
-            CANDIDATE_SKETCH.into(),
-        ] {
+        for sql in [band_rows(), CANDIDATE_SKETCH.into()] {
             let mut stmt = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .expect("plan");

@@ -673,8 +673,11 @@ impl Store {
         settings: DedupSettings,
     ) -> Result<Option<(String, crate::dedup::DuplicateReason)>, StoreError> {
         self.call(move |conn| {
-            Ok(ingest::find_duplicate(conn, "", &fp, &settings, now_ms())?
-                .map(|m| (m.root, m.reason)))
+            let none_pending = ingest::Bands::default();
+            Ok(
+                ingest::find_duplicate(conn, "", &fp, &settings, &none_pending, now_ms())?
+                    .map(|m| (m.root, m.reason)),
+            )
         })
         .await
     }
@@ -689,11 +692,22 @@ impl Store {
     ) -> Result<(usize, usize), StoreError> {
         self.call(move |conn| {
             let now = now_ms();
-            // A scan of the band table, once an hour: cheaper than an index every insert pays.
-            let bands = conn.execute(
-                "DELETE FROM story_bands WHERE created_at < ?1",
+            // Items older than the window are never near-duplicate candidates again: their
+            // band rows and sketches go. Rowids grow with time, so "older" is "below the
+            // rowid of the first item inside the window" (one search of `items_created`).
+            // The band rows are found by a scan of the band table, once an hour: cheaper
+            // than an index by item that every insert would pay for.
+            let tx = conn.transaction()?;
+            let first: i64 = tx.query_row(
+                "SELECT COALESCE(
+                    (SELECT rowid FROM items WHERE created_at >= ?1 ORDER BY created_at LIMIT 1),
+                    (SELECT COALESCE(MAX(rowid), 0) + 1 FROM items))",
                 params![now - window.as_millis() as i64],
+                |r| r.get(0),
             )?;
+            let bands = tx.execute("DELETE FROM story_bands WHERE item < ?1", params![first])?;
+            tx.execute("DELETE FROM item_sketches WHERE item < ?1", params![first])?;
+            tx.commit()?;
             let events = conn.execute(
                 "DELETE FROM events WHERE created_at < ?1
                    AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id AND o.state = 'pending')",

@@ -204,6 +204,31 @@ const MIGRATIONS: &[&str] = &[
         updated_at      INTEGER NOT NULL
     );
     "#,
+    // 12: the near-duplicate index made small. Sketches leave the item rows for a table of
+    // their own keyed by the item's rowid (what the band rows point at), so the rows every
+    // lookup and report reads stay a tenth of the size; a sketch carries its item's time, as
+    // the window is checked on the candidate. Band rows lose their time and keep only the
+    // key's high 32 bits (the 64-bit keys' `>> 32` is what `dedup::bands` computes now), so a
+    // row is about 13 bytes instead of 24 and the index that every insert changes at random
+    // places is half the size.
+    r#"
+    CREATE TABLE item_sketches (
+        item            INTEGER PRIMARY KEY,
+        created_at      INTEGER NOT NULL,
+        sketch          BLOB NOT NULL
+    );
+    INSERT INTO item_sketches (item, created_at, sketch)
+        SELECT rowid, created_at, sketch FROM items WHERE sketch IS NOT NULL;
+    ALTER TABLE items DROP COLUMN sketch;
+    CREATE TABLE story_bands_new (
+        key             INTEGER NOT NULL,
+        item            INTEGER NOT NULL,
+        PRIMARY KEY (key, item)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO story_bands_new (key, item) SELECT key >> 32, item FROM story_bands;
+    DROP TABLE story_bands;
+    ALTER TABLE story_bands_new RENAME TO story_bands;
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -267,12 +292,79 @@ mod tests {
         assert_eq!(count("SELECT COUNT(*) FROM outbox WHERE outage = 0"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM sink_state"), 0);
         assert_eq!(count("PRAGMA user_version"), VERSION);
-        // 7: the SimHash gives way to a sketch; items stored before have none.
-        assert_eq!(count("SELECT COUNT(*) FROM items WHERE sketch IS NULL"), 1);
+        // 7: the SimHash gives way to a sketch; items stored before have none (11: the
+        // sketches have a table of their own).
+        assert_eq!(count("SELECT COUNT(*) FROM item_sketches"), 0);
         assert_eq!(count("SELECT COUNT(*) FROM story_bands"), 0);
         // Feed events need no item now.
         conn.execute("INSERT INTO events (id, feed_id, type, body, created_at) VALUES ('e2', 1, 'feed.failing', '{}', 0)", [])
             .expect("feed event");
+    }
+
+    /// Migration 12 moves every stored sketch into its own table and every band row to its
+    /// 32-bit key, so items stored before it are still found as near copies after it.
+    #[test]
+    fn sketches_and_bands_move_to_the_small_index() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.pragma_update(None, "foreign_keys", false)
+            .expect("pragma");
+        let tx = conn.transaction().expect("tx");
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(11) {
+            tx.execute_batch(sql).expect("old migration");
+            tx.pragma_update(None, "user_version", i as i64 + 1)
+                .expect("version");
+        }
+        // One item with a sketch and two band rows under 64-bit keys, one with no sketch.
+        let sketch: Vec<u8> = [3u32, 10, 20, 30]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let key = 0xf64f_38a7_7a00_fb50_u64 as i64;
+        tx.execute_batch(
+            "INSERT INTO feeds (id, name, url) VALUES (1, 'f', 'http://f/');
+             INSERT INTO items (rowid, id, feed_id, key, emitted, created_at) VALUES (5, 'i1', 1, 'guid:1', 1, 1234);
+             INSERT INTO items (rowid, id, feed_id, key, emitted, created_at) VALUES (6, 'i2', 1, 'guid:2', 1, 1235);",
+        )
+        .expect("items");
+        tx.execute("UPDATE items SET sketch = ?1 WHERE id = 'i1'", [&sketch])
+            .expect("sketch");
+        tx.execute(
+            "INSERT INTO story_bands (key, item, created_at) VALUES (?1, 5, 1234), (?2, 5, 1234)",
+            [key, 0x1234_5678_0000_0001],
+        )
+        .expect("bands");
+        tx.commit().expect("commit");
+
+        migrate(&mut conn).expect("migrates");
+        let moved: (i64, i64, Vec<u8>) = conn
+            .query_row(
+                "SELECT item, created_at, sketch FROM item_sketches",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("one sketch");
+        assert_eq!(moved, (5, 1234, sketch));
+        let mut stmt = conn
+            .prepare("SELECT key, item FROM story_bands ORDER BY key")
+            .expect("bands");
+        let bands: Vec<(i64, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("band rows");
+        // The high halves, sign and all, as `dedup::bands` computes them now.
+        assert_eq!(
+            bands,
+            vec![(i64::from(0xf64f_38a7_u32 as i32), 5), (0x1234_5678, 5)]
+        );
+        let columns: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('items') WHERE name = 'sketch'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("columns");
+        assert_eq!(columns, 0, "the item rows no longer carry the sketch");
     }
 
     #[test]
