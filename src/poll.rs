@@ -395,7 +395,7 @@ pub async fn poll(
             };
         }
         Ok(Fetched::Body(body)) => body,
-        Err(e) => return PollOutcome::from_error(&e).for_feed(&state.feed, &state.url),
+        Err(e) => return PollOutcome::from_error(&e).for_feed(&state.feed, state.url()),
     };
     let (url, identity, status) = (body.url.clone(), state.identity(), body.status);
     let parsed = ctx
@@ -860,7 +860,7 @@ mod tests {
                 retry_after: None,
             };
             let s = state(0);
-            let outcome = PollOutcome::from_error(&e).for_feed(&s.feed, &s.url);
+            let outcome = PollOutcome::from_error(&e).for_feed(&s.feed, s.url());
             let PollOutcome::Failed { error, .. } = &outcome else {
                 panic!("a failure: {outcome:?}");
             };
@@ -873,7 +873,7 @@ mod tests {
             retry_after: None,
         });
         let s = state(0);
-        assert_eq!(other.clone().for_feed(&s.feed, &s.url), other);
+        assert_eq!(other.clone().for_feed(&s.feed, s.url()), other);
     }
 
     #[test]
