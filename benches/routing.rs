@@ -85,7 +85,7 @@ fn feed() -> feedwire::config::Feed {
     let text = "[sinks.out]\ntype = \"log\"\n[[feeds]]\nname = \"bench\"\nurl = \"https://example.com/feed\"\ntags = [\"news\"]\n";
     let config = feedwire::config::parse(text, Path::new("bench.toml"), &BTreeMap::new())
         .expect("valid config");
-    config.feeds[0].clone()
+    (*config.feeds[0]).clone()
 }
 
 fn content(item: &FeedItem) -> Content {

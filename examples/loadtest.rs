@@ -14,6 +14,12 @@
 //! 5. a burst: the next polled feeds gain many items at once, for the ingest rate;
 //! 6. steady state until `--duration`: change cycles, RSS sampled throughout.
 //!
+//! Options for the cost of routing (issue: rules and templates): `--rules 20` adds twenty
+//! regex and word rules that match nothing the farm serves, `--webhook` a webhook sink
+//! posting to the farm beside the log sink, `--template` gives it a body template; compare
+//! the burst of `--webhook` with that of `--webhook --template --rules 20`. `--callgrind
+//! FILE` runs the daemon under callgrind and profiles just the 304 cycle.
+//!
 //! All traffic stays on loopback. The daemon runs with its state in a temp dir, which is
 //! removed at the end; it is stopped with SIGTERM (then killed if it does not exit).
 
@@ -78,9 +84,32 @@ struct Args {
     /// bare client's concurrency.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// `[[rules]]` added to the config: regexes over the feed fields and the content that
+    /// match none of the farm's items, so every item is still stored and sent.
+    #[arg(long, default_value_t = 0)]
+    rules: usize,
+    /// A webhook sink beside the log sink, posting every item to the farm (`/hook`).
+    #[arg(long)]
+    webhook: bool,
+    /// The webhook sink renders a body template (implies `--webhook`).
+    #[arg(long)]
+    template: bool,
+    /// Runs the daemon under `valgrind --tool=callgrind`, its counts zeroed when the 304
+    /// cycle starts and dumped when it ends (`FILE.1`): that cycle's instruction counts,
+    /// which a loaded machine does not change. Use few feeds (callgrind is ~50x slower).
+    #[arg(long)]
+    callgrind: Option<PathBuf>,
+    /// The daemon binary to run (default: `feedwire` next to this program's directory), to
+    /// compare two builds on the same machine.
+    #[arg(long)]
+    daemon: Option<PathBuf>,
 }
 
 impl Args {
+    fn webhook(&self) -> bool {
+        self.webhook || self.template
+    }
+
     fn interval(&self) -> Duration {
         self.interval.unwrap_or_else(|| {
             Duration::from_millis((self.feeds as u64 * 6).max(10_000)).max(Duration::from_secs(10))
@@ -194,6 +223,8 @@ struct Counters {
     not_modified: AtomicU64,
     articles: AtomicU64,
     other: AtomicU64,
+    /// Events posted to the farm's `/hook` by the webhook sink.
+    hooks: AtomicU64,
 }
 
 impl Counters {
@@ -206,6 +237,8 @@ impl Counters {
 struct Farm {
     state: Arc<Mutex<FarmState>>,
     counters: Arc<Counters>,
+    /// When the last event reached `/hook`.
+    last_hook: Arc<Mutex<Option<Instant>>>,
 }
 
 impl FeedDoc {
@@ -224,7 +257,9 @@ impl FeedDoc {
             self.unserved.push(guid.clone());
             added.push(guid);
         }
-        let keep = FEED_WINDOW.max(count as usize);
+        // Items not served yet stay in the document: a burst on a feed whose change the
+        // daemon has not polled yet must not push that change out unseen.
+        let keep = FEED_WINDOW.max(self.unserved.len());
         if self.items.len() > keep {
             self.items.drain(..self.items.len() - keep);
         }
@@ -292,6 +327,7 @@ impl Farm {
                 rng: Rng(0x1234_5678),
             })),
             counters: Arc::new(Counters::default()),
+            last_hook: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -358,6 +394,13 @@ impl Farm {
 
 async fn farm_handler(State(farm): State<Farm>, req: Request) -> Response {
     let path = req.uri().path().to_string();
+    if path == "/hook" {
+        // The body is read so that the connection is reused, as a real receiver would.
+        let _ = axum::body::to_bytes(req.into_body(), usize::MAX).await;
+        farm.counters.hooks.fetch_add(1, Ordering::Relaxed);
+        *farm.last_hook.lock().expect("hook lock") = Some(Instant::now());
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["f", id] => {
@@ -537,6 +580,18 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Tells the daemon's callgrind to do something (`--zero`, `--dump=…`); waits for it.
+fn callgrind_control(pid: u32, what: &str) {
+    let done = Command::new("callgrind_control")
+        .arg(what)
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .status();
+    if !done.is_ok_and(|s| s.success()) {
+        eprintln!("loadtest: callgrind_control {what} failed");
+    }
+}
+
 /// A `Vm…` line of /proc/<pid>/status, in KiB.
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -565,6 +620,18 @@ fn write_config(
         dir.join("out.jsonl").display().to_string(),
         c = args.concurrency,
     );
+    if args.webhook() {
+        s.push_str(&format!(
+            "[sinks.hook]\ntype = \"webhook\"\nurl = \"{base}/hook\"\nconcurrency = {HOOK_CONCURRENCY}\n"
+        ));
+        if args.template {
+            s.push_str(&format!("template = '{HOOK_TEMPLATE}'\n"));
+        }
+        s.push('\n');
+    }
+    for r in 0..args.rules {
+        s.push_str(&rule(r));
+    }
     for i in 0..args.feeds {
         s.push_str(&format!(
             "[[feeds]]\nurl = \"{base}/f/{i}\"\nname = \"f{i}\"\ninterval = {interval:?}\n"
@@ -576,6 +643,41 @@ fn write_config(
     let path = dir.join("feedwire.toml");
     std::fs::write(&path, s).expect("write the daemon's config");
     path
+}
+
+/// The webhook sink's body template: a chat-style message, as a user would write one.
+const HOOK_TEMPLATE: &str = r#"{"text": {{ ("*" ~ item.title ~ "*\n" ~ item.summary ~ "\n" ~ item.url) | tojson }}, "feed": {{ feed.name | tojson }}{% if item.author %}, "by": {{ item.author | tojson }}{% endif %}}"#;
+
+/// Events the webhook sink posts at once.
+const HOOK_CONCURRENCY: usize = 16;
+
+/// Topics of the rules: real words, which the farm's made-up words never contain.
+const RULE_TOPICS: [&str; 10] = [
+    "football",
+    "cricket",
+    "tennis",
+    "golf",
+    "rugby",
+    "formula one",
+    "boxing",
+    "cycling",
+    "baseball",
+    "hockey",
+];
+
+/// Rule `i` of `--rules`: words or a regex over one field (title, summary, categories, URL,
+/// or the content, which is decided after the article), dropping what matches. Nothing the
+/// farm serves matches, so every rule is evaluated in full for every item.
+fn rule(i: usize) -> String {
+    let topic = RULE_TOPICS[i % RULE_TOPICS.len()];
+    let condition = match i % 5 {
+        0 => format!("words = {{ title = [{topic:?}, \"sport\"] }}"),
+        1 => format!("match = {{ summary = '\\b{topic}\\w*\\b' }}"),
+        2 => format!("match = {{ categories = '^(?:{topic}|sport)$' }}"),
+        3 => format!("match = {{ url = '/{topic}/\\d+' }}"),
+        _ => format!("match = {{ content = '(?:{topic}).*results' }}"),
+    };
+    format!("[[rules]]\nname = \"rule-{i}\"\n{condition}\naction = \"drop\"\n\n")
 }
 
 // ---- the log sink ----------------------------------------------------------------------------
@@ -859,7 +961,10 @@ fn mib(kib: u64) -> f64 {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let daemon_bin = daemon_binary()?;
+    let daemon_bin = match &args.daemon {
+        Some(path) => path.clone(),
+        None => daemon_binary()?,
+    };
     let (tck, tck_known) = clock_ticks();
     let interval = args.interval();
     let n = args.feeds;
@@ -869,12 +974,18 @@ async fn run(args: Args) -> Result<(), String> {
         0
     };
     println!(
-        "loadtest: {n} feeds, interval {}, concurrency {}, {} change cycles, burst {} items ({} per feed)",
+        "loadtest: {n} feeds, interval {}, concurrency {}, {} change cycles, burst {} items ({} per feed), {} rules, {}",
         humantime::format_duration(interval),
         args.concurrency,
         args.cycles,
         args.burst,
-        args.burst_per_feed
+        args.burst_per_feed,
+        args.rules,
+        match (args.webhook(), args.template) {
+            (false, _) => "log sink only",
+            (true, false) => "log and webhook sinks",
+            (true, true) => "log and templated webhook sinks",
+        }
     );
 
     // The farm, on this process's runtime.
@@ -929,7 +1040,17 @@ async fn run(args: Args) -> Result<(), String> {
     let config = write_config(dir.path(), &args, &base, article_every, &listen);
     let stderr = std::fs::File::create(dir.path().join("daemon.err")).map_err(|e| e.to_string())?;
     let polls_before_daemon = farm.counters.polls();
-    let child = Command::new(&daemon_bin)
+    let mut command = match &args.callgrind {
+        Some(out) => {
+            let mut c = Command::new("valgrind");
+            c.arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(&daemon_bin);
+            c
+        }
+        None => Command::new(&daemon_bin),
+    };
+    let child = command
         .arg("--config")
         .arg(&config)
         .arg("run")
@@ -996,6 +1117,10 @@ async fn run(args: Args) -> Result<(), String> {
     );
 
     // 4. One interval of nothing new: every poll is a 304.
+    if args.callgrind.is_some() {
+        // Counted from here: what start-up and the first cycle cost is dropped.
+        callgrind_control(pid, "--zero");
+    }
     let (c0, ok0, nm0, t0) = (
         cpu(),
         farm.counters.ok.load(Ordering::Relaxed),
@@ -1009,6 +1134,9 @@ async fn run(args: Args) -> Result<(), String> {
         farm.counters.not_modified.load(Ordering::Relaxed),
         Instant::now(),
     );
+    if args.callgrind.is_some() {
+        callgrind_control(pid, "--dump=304-cycle");
+    }
     let quiet_polls = (ok1 - ok0) + (nm1 - nm0);
     let quiet_ticks = c1 - c0;
     let quiet_secs = (t1 - t0).as_secs_f64();
@@ -1045,6 +1173,7 @@ async fn run(args: Args) -> Result<(), String> {
         let client = reqwest::Client::new();
         let metrics_url = format!("http://{listen}/metrics");
         let before = lines();
+        let hooks_before = farm.counters.hooks.load(Ordering::Relaxed);
         let stored_before = items_stored(&client, &metrics_url).await.unwrap_or(0);
         let (bc0, bt0) = (cpu(), Instant::now());
         farm.start_burst(args.burst);
@@ -1058,7 +1187,9 @@ async fn run(args: Args) -> Result<(), String> {
             {
                 stored_at = Some(Instant::now());
             }
-            if lines() >= before + args.burst && stored_at.is_some() {
+            let hooked = !args.webhook()
+                || farm.counters.hooks.load(Ordering::Relaxed) >= hooks_before + args.burst as u64;
+            if lines() >= before + args.burst && stored_at.is_some() && hooked {
                 done = true;
                 break;
             }
@@ -1071,6 +1202,13 @@ async fn run(args: Args) -> Result<(), String> {
             args.burst,
             if done { "" } else { " (timed out)" }
         );
+        if args.webhook() {
+            println!(
+                "burst: {} of {} items posted to the webhook",
+                farm.counters.hooks.load(Ordering::Relaxed) - hooks_before,
+                args.burst
+            );
+        }
         burst_report = Some((bc1 - bc0, (bt1 - bt0).as_secs_f64()));
     }
 
@@ -1251,6 +1389,18 @@ async fn run(args: Args) -> Result<(), String> {
                     args.burst as f64 / span,
                     args.burst,
                     METRICS_EVERY.as_millis()
+                ),
+            );
+        }
+        let last_hook = *farm.last_hook.lock().expect("hook lock");
+        if let (true, Some(a), Some(b)) = (args.webhook(), burst.first_served, last_hook) {
+            let span = b.saturating_duration_since(a).as_secs_f64();
+            row(
+                "burst posted (first served -> last webhook)",
+                format!(
+                    "{:.0} items/s ({} items in {span:.2} s)",
+                    args.burst as f64 / span,
+                    args.burst
                 ),
             );
         }

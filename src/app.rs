@@ -11,6 +11,7 @@
 //! `once` polls each feed one time, lets the stages drain, and waits (bounded) for the
 //! deliveries of the configured sinks.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::blocking::Blocking;
-use crate::config::Config;
+use crate::config::{Config, Feed};
 use crate::delivery::{Deliveries, Wakes};
 use crate::fetch::{ClientSettings, HttpClient};
 use crate::ingest::Batch;
@@ -34,8 +35,9 @@ use crate::telemetry::Metrics;
 
 /// Due feeds waiting for a poll slot.
 const DUE_QUEUE: usize = 64;
-/// Parsed batches waiting for article processing.
-const BATCH_QUEUE: usize = 32;
+/// Parsed batches waiting for article processing: few, since the one writer sets the pace
+/// and each waiting batch holds all its items (a burst of 50-item feeds piled up megabytes).
+const BATCH_QUEUE: usize = 4;
 /// Commands for the scheduler not yet applied: reloads, WebSub distributions and fallbacks.
 /// The callback answers 503 (the hub retries) when it is full.
 const COMMAND_QUEUE: usize = 64;
@@ -156,11 +158,7 @@ pub async fn run(
     // Unbounded on purpose: each feed has at most one poll in flight, so this holds at most
     // one message per feed, and the scheduler must never block the stages that report to it.
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<FeedState>();
-    let (records_tx, records_rx) = mpsc::channel(crate::poll::RECORD_QUEUE);
-    let finish = Finish {
-        scheduler: done_tx,
-        records: records_tx,
-    };
+    let (finish, records) = Finish::new(done_tx);
 
     let stages = TaskTracker::new();
     // Stops taking new work; what is in flight finishes.
@@ -173,7 +171,7 @@ pub async fn run(
         stop_polling.clone(),
     ));
     stages.spawn(crate::ingest::run(ctx.clone(), batch_rx, finish));
-    stages.spawn(crate::poll::write_records(ctx.clone(), records_rx));
+    stages.spawn(crate::poll::write_records(ctx.clone(), records));
 
     match &mode {
         Mode::Forever => {
@@ -281,12 +279,11 @@ async fn feed_states(store: &Store, config: &Config) -> anyhow::Result<Vec<FeedS
         })
         .collect();
     let stored = store.sync_feeds(specs).await?;
+    let by_name: HashMap<&str, &Arc<Feed>> =
+        config.feeds.iter().map(|f| (f.name.as_str(), f)).collect();
     Ok(stored
         .iter()
-        .filter_map(|s| {
-            let feed = config.feed(&s.name)?;
-            Some(FeedState::new(s, Arc::new(feed.clone())))
-        })
+        .filter_map(|s| Some(FeedState::new(s, Arc::clone(by_name.get(s.name.as_str())?))))
         .collect())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use url::Url;
 
@@ -297,7 +297,7 @@ pub fn apply(state: &mut FeedState, record: &PollRecord) {
         state.rate = rate;
     }
     if let Some(to) = record.moved_to.as_deref().and_then(|u| Url::parse(u).ok()) {
-        state.url = to;
+        state.moved = (to != state.feed.url).then_some(to);
     }
 }
 
@@ -318,7 +318,7 @@ pub fn feed_event(
         id: &ulid::Ulid::new().to_string(),
         created: chrono::Utc::now(),
         feed: &state.feed,
-        url: state.url.as_str(),
+        url: state.url().as_str(),
         error: record.error.as_deref(),
         http_status: record.http_status,
         failed_polls: if kind == EventType::FeedFailing {
@@ -353,7 +353,7 @@ pub async fn poll(
         // A distribution is the feed's content, as a 200 would have brought it.
         Some(d) => Ok(Fetched::Body(Box::new(crate::fetch::Body {
             status: 200,
-            url: state.url.clone(),
+            url: state.url().clone(),
             content_type: d.content_type,
             content_location: None,
             validators: state.validators.clone(),
@@ -375,7 +375,7 @@ pub async fn poll(
             };
             ctx.http
                 .get_feed(
-                    &state.url,
+                    state.url(),
                     Some(&state.validators),
                     &access,
                     config.poll.timeout,
@@ -395,7 +395,7 @@ pub async fn poll(
             };
         }
         Ok(Fetched::Body(body)) => body,
-        Err(e) => return PollOutcome::from_error(&e).for_feed(&state.feed, &state.url),
+        Err(e) => return PollOutcome::from_error(&e).for_feed(&state.feed, state.url()),
     };
     let (url, identity, status) = (body.url.clone(), state.identity(), body.status);
     let parsed = ctx
@@ -526,13 +526,27 @@ pub const RECORD_BATCH: usize = 1024;
 pub struct Finish {
     pub scheduler: mpsc::UnboundedSender<FeedState>,
     /// Records of polls without items, written in batches by [`write_records`].
-    pub records: mpsc::Sender<(i64, PollRecord)>,
+    records: mpsc::Sender<(i64, PollRecord)>,
+    /// Dropped with the last `Finish`: then [`write_records`] stops waiting for ticks, so
+    /// a shutdown does not wait a tick for records that cannot come any more.
+    _open: Arc<DropGuard>,
+}
+
+/// The receiving end of [`Finish`]'s records, for [`write_records`].
+pub struct Records {
+    queue: mpsc::Receiver<(i64, PollRecord)>,
+    /// Cancelled when the last [`Finish`] is dropped.
+    closed: CancellationToken,
 }
 
 /// Writes the records of polls without items: whatever arrived, one transaction per
 /// [`scheduler::TICK`] at most, then wakes the sinks of their feed events. Ends when every
 /// [`Finish`] is dropped, after writing what it holds.
-pub async fn write_records(ctx: Arc<Shared>, mut records: mpsc::Receiver<(i64, PollRecord)>) {
+pub async fn write_records(ctx: Arc<Shared>, records: Records) {
+    let Records {
+        queue: mut records,
+        closed,
+    } = records;
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while records.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let wake: Vec<String> = batch
@@ -547,11 +561,31 @@ pub async fn write_records(ctx: Arc<Shared>, mut records: mpsc::Receiver<(i64, P
             tracing::error!(polls = n, error = %e, "cannot record polls");
         }
         ctx.wakes.wake(&wake);
-        tokio::time::sleep(scheduler::TICK).await;
+        // A full batch means more are waiting: written at once, so the queue keeps up with
+        // any poll rate; otherwise the next tick's records are gathered first.
+        if n < RECORD_BATCH {
+            tokio::select! {
+                _ = tokio::time::sleep(scheduler::TICK) => {}
+                _ = closed.cancelled() => {}
+            }
+        }
     }
 }
 
 impl Finish {
+    /// Where the polls' stages send finished feeds: the scheduler's channel, and a new
+    /// record queue for [`write_records`].
+    pub fn new(scheduler: mpsc::UnboundedSender<FeedState>) -> (Finish, Records) {
+        let (records, queue) = mpsc::channel(RECORD_QUEUE);
+        let closed = CancellationToken::new();
+        let finish = Finish {
+            scheduler,
+            records,
+            _open: Arc::new(closed.clone().drop_guard()),
+        };
+        (finish, Records { queue, closed })
+    }
+
     /// Queues the record of a poll that has no items to store (its feed event's sinks are
     /// woken once it is written), and gives the feed back to the scheduler.
     pub async fn record(&self, ctx: &Shared, mut state: FeedState, mut record: PollRecord) {
@@ -659,7 +693,7 @@ mod tests {
                 websub: None,
                 access: Default::default(),
             }),
-            url,
+            moved: None,
             validators: Validators {
                 etag: Some("\"old\"".into()),
                 last_modified: None,
@@ -813,7 +847,7 @@ mod tests {
         assert_eq!(r.moved_to.as_deref(), Some(to.as_str()));
         assert_eq!(r.title.as_deref(), Some("F"));
         apply(&mut s, &r);
-        assert_eq!(s.url, to);
+        assert_eq!(s.url(), &to);
         assert_eq!(s.validators.etag.as_deref(), Some("\"new\""));
         assert!(outcome.into_items().is_some_and(|r| r.new.len() == 2));
     }
@@ -826,7 +860,7 @@ mod tests {
                 retry_after: None,
             };
             let s = state(0);
-            let outcome = PollOutcome::from_error(&e).for_feed(&s.feed, &s.url);
+            let outcome = PollOutcome::from_error(&e).for_feed(&s.feed, s.url());
             let PollOutcome::Failed { error, .. } = &outcome else {
                 panic!("a failure: {outcome:?}");
             };
@@ -839,7 +873,7 @@ mod tests {
             retry_after: None,
         });
         let s = state(0);
-        assert_eq!(other.clone().for_feed(&s.feed, &s.url), other);
+        assert_eq!(other.clone().for_feed(&s.feed, s.url()), other);
     }
 
     #[test]

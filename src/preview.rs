@@ -81,7 +81,7 @@ impl Settings {
                 max_feed_size: c.poll.max_feed_size,
                 article_timeout: c.article.timeout,
                 max_page_size: c.article.max_page_size,
-                feeds: c.feeds.clone(),
+                feeds: c.feeds.iter().map(|f| (**f).clone()).collect(),
             },
             None => Settings {
                 client: ClientSettings {

@@ -209,8 +209,9 @@ pub struct FeedState {
     /// The store's id of the feed.
     pub id: i64,
     pub feed: Arc<crate::config::Feed>,
-    /// Where the feed is polled: its configured URL, or where it moved permanently.
-    pub url: Url,
+    /// Where the feed moved permanently, when it did; else it is polled at its configured
+    /// URL, which is not copied (10,000 feeds, one URL each in memory).
+    pub moved: Option<Url>,
     pub validators: Validators,
     pub errors_in_row: u32,
     pub polls: i64,
@@ -231,7 +232,7 @@ impl FeedState {
         FeedState {
             id: stored.id,
             // The store's URL: the config's, or where the feed moved since.
-            url: Url::parse(&stored.url).unwrap_or_else(|_| feed.url.clone()),
+            moved: Url::parse(&stored.url).ok().filter(|u| *u != feed.url),
             feed,
             validators: Validators {
                 etag: stored.etag.clone(),
@@ -245,6 +246,11 @@ impl FeedState {
             next_poll_at: stored.next_poll_at,
             pushed: None,
         }
+    }
+
+    /// Where the feed is polled: its configured URL, or where it moved permanently.
+    pub fn url(&self) -> &Url {
+        self.moved.as_ref().unwrap_or(&self.feed.url)
     }
 
     pub fn first_poll(&self) -> bool {
@@ -261,11 +267,8 @@ impl FeedState {
 }
 
 /// Due feeds are released together at most this often: one wake-up per tick for every feed
-/// due by then, instead of one per feed.
-pub const TICK: Duration = Duration::from_millis(100);
-
-/// Finished polls taken back in one wake-up at most.
-const RETURN_BATCH: usize = 256;
+/// due by then, instead of one per feed. Finished polls are taken back at the same ticks.
+pub const TICK: Duration = Duration::from_secs(1);
 
 /// Farther than any wake-up the loop needs to compute.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -479,7 +482,9 @@ impl Scheduler {
     }
 
     /// Hands out due feeds on `due` until `stop`, taking them back from `done`. Every
-    /// [`TICK`] at most, all feeds due by then are released together.
+    /// [`TICK`] at most, all feeds due by then are released together, and every finished
+    /// poll is taken back: one wake-up per tick, not one per feed going out or coming back
+    /// (a returned feed is due an interval later, so a tick's delay costs nothing).
     pub async fn run(
         mut self,
         due: mpsc::Sender<FeedState>,
@@ -489,37 +494,48 @@ impl Scheduler {
         stop: CancellationToken,
     ) {
         let mut ready = Vec::new();
-        let mut returned = Vec::with_capacity(RETURN_BATCH);
-        // The first release is not held back by a tick.
+        // The first tick is not held back.
         let start = tokio::time::Instant::now();
-        let mut last_release = start.checked_sub(TICK).unwrap_or(start);
+        let mut last_tick = start.checked_sub(TICK).unwrap_or(start);
         loop {
             heartbeat.store(Timestamp::now().as_millis(), Ordering::Relaxed);
             let now = tokio::time::Instant::now();
-            let wake = self
+            let mut wake = self
                 .queue
                 .next_due()
-                .map(|at| self.clock.instant_at(at).max(last_release + TICK))
+                .map(|at| self.clock.instant_at(at).max(last_tick + TICK))
                 .unwrap_or(now + HEARTBEAT_EVERY)
                 .min(now + HEARTBEAT_EVERY);
+            if !self.in_flight.is_empty() {
+                // Polls in flight come back at the next tick.
+                wake = wake.min(last_tick + TICK);
+            }
             tokio::select! {
                 _ = stop.cancelled() => return,
-                n = done.recv_many(&mut returned, RETURN_BATCH) => {
-                    if n == 0 {
-                        // Every stage that reports back is gone: shutting down.
-                        return;
-                    }
-                    for state in returned.drain(..) {
-                        self.returned(state);
-                    }
-                }
                 Some(command) = commands.recv() => match command {
-                    Command::Reconfigure { feeds } => self.reconfigure(feeds),
-                    Command::Pushed(d) => self.pushed(d),
-                    Command::PollSoon { feed } => self.poll_soon(feed),
+                    Command::Reconfigure { feeds } => {
+                        // Feeds that came back first, so that their new settings apply now.
+                        if !self.take_back(&mut done) {
+                            return;
+                        }
+                        self.reconfigure(feeds)
+                    }
+                    // A push is news to read now, not at the next tick: rare, so the
+                    // release it brings forward costs nothing on the cheap path.
+                    Command::Pushed(d) => {
+                        self.pushed(d);
+                        last_tick = tokio::time::Instant::now().checked_sub(TICK).unwrap_or(last_tick);
+                    }
+                    Command::PollSoon { feed } => {
+                        self.poll_soon(feed);
+                        last_tick = tokio::time::Instant::now().checked_sub(TICK).unwrap_or(last_tick);
+                    }
                 },
                 _ = tokio::time::sleep_until(wake) => {
-                    last_release = tokio::time::Instant::now();
+                    last_tick = tokio::time::Instant::now();
+                    if !self.take_back(&mut done) {
+                        return;
+                    }
                     self.queue.pop_due(self.clock.now(), &mut ready);
                     for id in ready.drain(..) {
                         let Some(mut state) = self.idle.remove(&id) else { continue };
@@ -531,6 +547,18 @@ impl Scheduler {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Takes back every feed whose poll is done; false when no stage can report back any
+    /// more (shutting down).
+    fn take_back(&mut self, done: &mut mpsc::UnboundedReceiver<FeedState>) -> bool {
+        loop {
+            match done.try_recv() {
+                Ok(state) => self.returned(state),
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
             }
         }
     }
@@ -673,7 +701,7 @@ mod tests {
                 websub: None,
                 access: Default::default(),
             }),
-            url,
+            moved: None,
             validators: Validators::default(),
             errors_in_row: 0,
             polls: 1,

@@ -11,7 +11,7 @@ pub fn run(explicit: Option<&Path>, command: OpmlCommand) -> Result<u8, Failure>
     let (path, config) = load(explicit)?;
     let (file, write) = match command {
         OpmlCommand::Export { flat } => {
-            out!("{}", opml::write(&config.feeds, flat));
+            out!("{}", opml::write(&owned(&config.feeds), flat));
             return Ok(0);
         }
         OpmlCommand::Import { file, write } => (file, write),
@@ -20,7 +20,7 @@ pub fn run(explicit: Option<&Path>, command: OpmlCommand) -> Result<u8, Failure>
         .map_err(|e| Failure::usage(format!("cannot read OPML file {}: {e}", file.display())))?;
     let document = opml::parse_bytes(&bytes)
         .map_err(|e| Failure::usage(format!("cannot import {}: {e}", file.display())))?;
-    let plan = opml::plan_import(&document, &config.feeds);
+    let plan = opml::plan_import(&document, &owned(&config.feeds));
     for (feed, why) in &plan.invalid {
         eprintln!("feedwire: skipped {:?}: {why}", feed.title);
     }
@@ -76,4 +76,9 @@ pub fn run(explicit: Option<&Path>, command: OpmlCommand) -> Result<u8, Failure>
         PathBuf::from(backup).display()
     );
     Ok(0)
+}
+
+/// The configured feeds as the OPML functions take them (a one-off copy for a command).
+fn owned(feeds: &[std::sync::Arc<config::Feed>]) -> Vec<config::Feed> {
+    feeds.iter().map(|f| (**f).clone()).collect()
 }

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -67,7 +68,8 @@ pub struct Config {
     pub dedup: Dedup,
     /// Sinks by name.
     pub sinks: BTreeMap<String, Sink>,
-    pub feeds: Vec<Feed>,
+    /// Shared with the scheduler's feed states: 10,000 feeds are kept once, not twice.
+    pub feeds: Vec<Arc<Feed>>,
     /// Politeness overrides by host name (`[hosts."example.com"]`).
     pub hosts: BTreeMap<String, Host>,
     /// Filter and routing rules (`[[rules]]`), compiled, in the order written.
@@ -342,7 +344,7 @@ impl Config {
         self.daemon.state_dir.join("feedwire.db")
     }
 
-    pub fn feed(&self, name: &str) -> Option<&Feed> {
+    pub fn feed(&self, name: &str) -> Option<&Arc<Feed>> {
         self.feeds.iter().find(|f| f.name == name)
     }
 }

@@ -41,7 +41,7 @@ pub(super) fn config(root: &Table<'_>) -> Config {
                     "needs a [websub] section with the callback hubs reach this daemon at",
                 );
             }
-            feeds.push(f);
+            feeds.push(std::sync::Arc::new(f));
         }
     }
     let feed_names: BTreeSet<String> = feeds.iter().map(|f| f.name.clone()).collect();

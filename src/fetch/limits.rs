@@ -2,6 +2,7 @@
 //! in flight (all hosts, and per origin), the least delay between two requests to one host,
 //! and pauses a host asked for.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,6 +61,10 @@ impl HostLimiter {
 
     /// The rule for `url`'s host, if the config has one.
     pub fn rule(&self, url: &Url) -> Option<&Host> {
+        // Most configs have no host rules: then nothing is looked up (or lower-cased).
+        if self.rules.is_empty() {
+            return None;
+        }
         url.host_str()
             .and_then(|h| self.rules.get(&h.to_ascii_lowercase()))
     }
@@ -67,11 +72,15 @@ impl HostLimiter {
     /// Until when `url`'s origin asked to be left alone, if it still does.
     pub fn paused_until(&self, url: &Url, now_ms: i64) -> Option<i64> {
         let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
-        let key = url.origin().ascii_serialization();
-        match paused.get(&key) {
+        // Almost always empty: then no origin is serialised for the lookup.
+        if paused.is_empty() {
+            return None;
+        }
+        let key = origin_key(url);
+        match paused.get(key.as_ref()) {
             Some(&until) if until > now_ms => Some(until),
             Some(_) => {
-                paused.remove(&key);
+                paused.remove(key.as_ref());
                 None
             }
             None => None,
@@ -82,9 +91,7 @@ impl HostLimiter {
     /// pause that ends later stays.
     pub fn pause(&self, url: &Url, until: i64) {
         let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = paused
-            .entry(url.origin().ascii_serialization())
-            .or_insert(until);
+        let entry = paused.entry(origin_key(url).into_owned()).or_insert(until);
         *entry = (*entry).max(until);
     }
 
@@ -112,12 +119,16 @@ impl HostLimiter {
     }
 
     fn origin(&self, url: &Url) -> Arc<Origin> {
-        let key = url.origin().ascii_serialization();
+        let key = origin_key(url);
         let mut map = self.origins.lock().unwrap_or_else(|e| e.into_inner());
+        // Looked up by the borrowed key first: a known origin costs no allocation.
+        if let Some(origin) = map.get(key.as_ref()) {
+            return origin.clone();
+        }
         if map.len() > PRUNE_ABOVE {
             map.retain(|_, o| Arc::strong_count(o) > 1 || Arc::strong_count(&o.slots) > 1);
         }
-        map.entry(key)
+        map.entry(key.into_owned())
             .or_insert_with(|| {
                 let rule = self.rule(url);
                 Arc::new(Origin {
@@ -132,9 +143,38 @@ impl HostLimiter {
     }
 }
 
+/// `url`'s origin (scheme, host, port) as a map key: the URL's own text up to its path when
+/// it has no user name or password (the parser already lower-cased the host, encoded it in
+/// ASCII and dropped a default port), so the key of every poll costs no allocation.
+fn origin_key(url: &Url) -> Cow<'_, str> {
+    if url.username().is_empty() && url.password().is_none() && url.has_host() {
+        Cow::Borrowed(&url[..url::Position::BeforePath])
+    } else {
+        Cow::Owned(url.origin().ascii_serialization())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origin_key_is_the_serialised_origin() {
+        for url in [
+            "https://Example.COM/feed.xml",
+            "http://example.com:80/a?b",
+            "http://127.0.0.1:8080/f/1",
+            "https://user:pw@example.com:8443/x",
+            "https://bücher.example/feed",
+        ] {
+            let url = Url::parse(url).expect("url");
+            assert_eq!(
+                origin_key(&url),
+                url.origin().ascii_serialization(),
+                "{url}"
+            );
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_host_rule_spaces_requests_and_limits_slots() {

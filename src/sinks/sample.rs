@@ -81,7 +81,7 @@ pub fn sample_feed(config: &config::Config, sink: &str) -> config::Feed {
         .iter()
         .find(|f| f.sinks.iter().any(|s| s == sink))
         .or(config.feeds.first())
-        .cloned()
+        .map(|f| (**f).clone())
         .unwrap_or_else(|| config::Feed {
             name: "sample".into(),
             url: url::Url::parse("https://example.com/feed.xml").expect("a valid URL"),
