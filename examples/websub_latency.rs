@@ -23,7 +23,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use clap::Parser;
-use hmac::{Hmac, Mac};
 use rand::Rng;
 
 #[derive(Parser, Debug)]
@@ -78,18 +77,6 @@ fn document(base: &str, name: &str, entries: &[u32]) -> String {
     }
     s.push_str("</feed>");
     s
-}
-
-fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key size");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -248,7 +235,10 @@ async fn main() -> anyhow::Result<()> {
             let _ = client
                 .post(&callback)
                 .header("Content-Type", "application/atom+xml")
-                .header("X-Hub-Signature", sign(&secret, doc.as_bytes()))
+                .header(
+                    "X-Hub-Signature",
+                    feedwire::websub::sha256_signature(secret.as_bytes(), doc.as_bytes()),
+                )
                 .body(doc.clone())
                 .send()
                 .await;

@@ -233,6 +233,22 @@ pub fn verify_signature(
     }
 }
 
+/// The `X-Hub-Signature` a hub sends with `body` (the hub's side of
+/// [`verify_signature`]): `sha256=` and the HMAC in lower-case hex. For local hubs in tests
+/// and tools.
+pub fn sha256_signature(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = <Hmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(secret)
+        .expect("HMAC takes a key of any length");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use hmac::{Hmac, Mac};
 use receiver::{Answer, Receiver};
 
 /// A plain HTTP/1.1 request with `Connection: close`: (status, body).
@@ -48,18 +47,6 @@ fn http(method: &str, url: &str, headers: &[(&str, String)], body: &[u8]) -> Opt
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Some((status, body))
-}
-
-fn sha256_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
 }
 
 fn query_string(pairs: &[(&str, &str)]) -> String {
@@ -176,9 +163,9 @@ impl Hub {
             .into_iter()
             .filter(|(_, s)| s.topic == topic)
             .map(|(callback, s)| {
-                let sig = signature
-                    .map(String::from)
-                    .unwrap_or_else(|| sha256_signature(&s.secret, body.as_bytes()));
+                let sig = signature.map(String::from).unwrap_or_else(|| {
+                    feedwire::websub::sha256_signature(s.secret.as_bytes(), body.as_bytes())
+                });
                 let mut headers = vec![("Content-Type", "application/atom+xml".to_string())];
                 if !sig.is_empty() {
                     headers.push(("X-Hub-Signature", sig));
@@ -439,7 +426,10 @@ fn unsigned_or_wrongly_signed_distributions_are_rejected_and_change_nothing() {
         "unsigned"
     );
     // Signed with the secret, but over another body than the one sent.
-    let other = sha256_signature(&f.hub.subscriptions()[0].1.secret, b"something else");
+    let other = feedwire::websub::sha256_signature(
+        f.hub.subscriptions()[0].1.secret.as_bytes(),
+        b"something else",
+    );
     assert_eq!(f.hub.publish(&f.topic, &bad, Some(&other)), vec![403]);
     // A good distribution afterwards goes through; the rejected item never does.
     let good = f.body(&[1, 3]);
@@ -499,7 +489,7 @@ fn verification_for_a_topic_or_path_we_never_asked_for_gets_404() {
         "a path that is no subscription"
     );
     let body = f.body(&[1, 2]);
-    let sig = sha256_signature("guess", body.as_bytes());
+    let sig = feedwire::websub::sha256_signature(b"guess", body.as_bytes());
     assert_eq!(
         http(
             "POST",

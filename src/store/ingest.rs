@@ -376,17 +376,12 @@ fn resolve_rowid(
     rowid: i64,
     reason: DuplicateReason,
 ) -> Result<Option<Match>, StoreError> {
-    let found = tx
-        .prepare_cached("SELECT COALESCE(duplicate_of, id), feed_id FROM items WHERE rowid = ?1")?
-        .query_row(params![rowid], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })
-        .optional()?;
-    Ok(found.map(|(root, feed_id)| Match {
-        root,
+    root_of(
+        tx,
+        "SELECT COALESCE(duplicate_of, id), feed_id FROM items WHERE rowid = ?1",
+        &rowid,
         reason,
-        feed_id,
-    }))
+    )
 }
 
 /// The story's first item (a match that is itself a duplicate points at its root).
@@ -395,11 +390,24 @@ fn resolve(
     id: &str,
     reason: DuplicateReason,
 ) -> Result<Option<Match>, StoreError> {
+    root_of(
+        tx,
+        "SELECT COALESCE(duplicate_of, id), feed_id FROM items WHERE id = ?1",
+        &id,
+        reason,
+    )
+}
+
+/// The root and feed of the one item `sql` selects by `key`.
+fn root_of(
+    tx: &Connection,
+    sql: &str,
+    key: &dyn rusqlite::ToSql,
+    reason: DuplicateReason,
+) -> Result<Option<Match>, StoreError> {
     let found = tx
-        .prepare_cached("SELECT COALESCE(duplicate_of, id), feed_id FROM items WHERE id = ?1")?
-        .query_row(params![id], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-        })
+        .prepare_cached(sql)?
+        .query_row([key], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
         .optional()?;
     Ok(found.map(|(root, feed_id)| Match {
         root,
