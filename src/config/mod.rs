@@ -335,7 +335,7 @@ pub struct Feed {
     /// advertises a hub and `[websub]` is configured.
     pub websub: Option<bool>,
     /// Credentials, headers, user agent and proxy (with `[poll]`'s defaults applied).
-    pub access: FeedAccess,
+    pub access: Arc<FeedAccess>,
 }
 
 impl Config {

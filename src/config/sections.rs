@@ -33,8 +33,15 @@ pub(super) fn config(root: &Table<'_>) -> Config {
     }
     let mut feeds = Vec::new();
     let mut names = HashSet::new();
+    // Most feeds reach their origin the same way ([poll]'s defaults): they share one copy.
+    let mut common_access: Option<std::sync::Arc<super::FeedAccess>> = None;
     for t in root.array("feeds") {
-        if let Some(f) = feed(&t, &sinks, &sink_names, &poll, &article, &mut names) {
+        if let Some(mut f) = feed(&t, &sinks, &sink_names, &poll, &article, &mut names) {
+            match &common_access {
+                Some(common) if *common == f.access => f.access = common.clone(),
+                Some(_) => {}
+                None => common_access = Some(f.access.clone()),
+            }
             if f.websub == Some(true) && !root.has("websub") {
                 t.problem(
                     "websub",
@@ -383,7 +390,7 @@ fn feed(
         backfill,
         max_item_age,
         websub,
-        access,
+        access: std::sync::Arc::new(access),
     })
 }
 

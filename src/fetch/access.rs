@@ -220,7 +220,7 @@ mod tests {
             backfill: config::Backfill::All,
             max_item_age: None,
             websub: None,
-            access,
+            access: access.into(),
         }
     }
 
