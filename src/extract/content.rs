@@ -367,29 +367,11 @@ pub(crate) fn find(root: NodeRef<'_, Node>, profile: Profile) -> Content<'_> {
 /// JavaScript" notice.
 fn drop_hidden(dom: &mut Dom<'_>) {
     let total = dom.nodes.first().map_or(0, |n| n.text);
-    let mut changed = false;
-    let mut i = 0;
-    while i < dom.nodes.len() {
-        let n = &dom.nodes[i];
-        if n.dead {
-            i = n.end;
-            continue;
-        }
-        if let Some(e) = n.element()
-            && (e.name() == "noscript" || is_hidden(e))
+    dom.drop_subtrees(|_, n| {
+        n.element()
+            .is_some_and(|e| e.name() == "noscript" || is_hidden(e))
             && (n.text as f32) < total as f32 * REVEALED_SHARE
-        {
-            let end = n.end;
-            dom.nodes[i].dead = true;
-            changed = true;
-            i = end;
-            continue;
-        }
-        i += 1;
-    }
-    if changed {
-        dom.count();
-    }
+    });
 }
 
 /// Drops blocks whose class or id names page chrome, unless they wrap most of the page.
@@ -397,19 +379,11 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
     let total = dom.nodes.first().map_or(0, |n| n.text).max(1) as f32;
     let good = paragraph_text(dom);
     let page_good = good.first().copied().unwrap_or(0) as f32;
-    let mut i = 0;
-    let mut changed = false;
     // End of the question or answer being walked, on a Q&A page.
     let mut post_end = 0;
-    while i < dom.nodes.len() {
-        let n = &dom.nodes[i];
-        if n.dead {
-            i = n.end;
-            continue;
-        }
+    dom.drop_subtrees(|i, n| {
         let Some(e) = n.element() else {
-            i += 1;
-            continue;
+            return false;
         };
         if profile.answers && (is_item(e, "Question") || is_item(e, "Answer")) {
             post_end = post_end.max(n.end);
@@ -417,24 +391,13 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
         // A comment on a question or an answer is an aside; a comment that is not inside one
         // is a reply of the thread (Discourse marks its posts so).
         let aside = profile.answers && i < post_end && is_item(e, "Comment");
-        if aside
+        aside
             || (n.text as f32 <= total * WRAPPER_SHARE
                 && !n.holds_main
                 && is_chrome(e, n.in_article, profile)
                 && (good[i] as f32 <= page_good * PROTECTED_SHARE
                     || (!profile.posts && names_comments(&class_and_id(e)))))
-        {
-            let end = n.end;
-            dom.nodes[i].dead = true;
-            changed = true;
-            i = end;
-            continue;
-        }
-        i += 1;
-    }
-    if changed {
-        dom.count();
-    }
+    });
 }
 
 /// Whether the element is a schema.org item of this type (`itemtype`).

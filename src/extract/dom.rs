@@ -187,6 +187,29 @@ impl<'a> Dom<'a> {
         dom
     }
 
+    /// Walks the live nodes in document order and drops each subtree whose root `drop`
+    /// picks (its nodes are not visited); recounts when anything was dropped.
+    pub fn drop_subtrees(&mut self, mut drop: impl FnMut(usize, &DNode<'a>) -> bool) {
+        let mut changed = false;
+        let mut i = 0;
+        while i < self.nodes.len() {
+            let n = &self.nodes[i];
+            if n.dead {
+                i = n.end;
+            } else if drop(i, n) {
+                let end = n.end;
+                self.nodes[i].dead = true;
+                changed = true;
+                i = end;
+            } else {
+                i += 1;
+            }
+        }
+        if changed {
+            self.count();
+        }
+    }
+
     /// (Re)computes the text statistics bottom-up, ignoring dead subtrees.
     pub fn count(&mut self) {
         for n in &mut self.nodes {
