@@ -146,12 +146,20 @@ fn basic_auth_header_and_cookie_feeds_answer_only_with_the_right_credentials() {
 
 #[test]
 fn check_names_the_key_of_a_missing_secret_a_bad_proxy_and_a_url_with_a_password() {
+    let setup = Setup::new("");
+    // `feedwire check` on `config`: its exit code and what it printed on stderr.
+    let check = |config: &str| {
+        setup.write_config(config);
+        let out = setup.run(&["check"]);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
     // A password in the URL still works, with a warning that names the keys to use.
-    let setup =
-        Setup::new("[[feeds]]\nname = \"a\"\nurl = \"https://reader:hunter2@example.com/a.xml\"\n");
-    let out = setup.run(&["check"]);
-    assert_ok(&out);
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) =
+        check("[[feeds]]\nname = \"a\"\nurl = \"https://reader:hunter2@example.com/a.xml\"\n");
+    assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("warning: feeds[0].url") && err.contains("password_env"),
         "{err}"
@@ -160,12 +168,10 @@ fn check_names_the_key_of_a_missing_secret_a_bad_proxy_and_a_url_with_a_password
         !err.contains("hunter2"),
         "the password is not echoed: {err}"
     );
-    setup.write_config(
+    let (code, err) = check(
         "[[feeds]]\nname = \"b\"\nurl = \"https://example.com/b.xml\"\nproxy = \"ftp://me:hunter2@proxy.example:21\"\n",
     );
-    let out = setup.run(&["check"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("feeds[0].proxy") && err.contains("socks5://"),
         "{err}"
@@ -174,12 +180,10 @@ fn check_names_the_key_of_a_missing_secret_a_bad_proxy_and_a_url_with_a_password
         !err.contains("hunter2"),
         "the proxy's password is not echoed: {err}"
     );
-    setup.write_config(
+    let (code, err) = check(
         "[[feeds]]\nname = \"c\"\nurl = \"https://example.com/c.xml\"\nusername = \"me\"\npassword_env = \"FEEDWIRE_TEST_UNSET_PASSWORD\"\n",
     );
-    let out = setup.run(&["check"]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("feeds[0].password_env")
             && err.contains("FEEDWIRE_TEST_UNSET_PASSWORD is not set"),
