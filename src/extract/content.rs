@@ -13,7 +13,10 @@ use scraper::Node;
 use scraper::node::Element;
 
 use super::boiler;
+use super::docs;
 use super::dom::{DNode, Dom, Kind, NONE, is_block};
+use super::forum;
+use super::product;
 
 /// Paragraphs shorter than this (non-space characters) do not vote for a container.
 const MIN_PARAGRAPH: u32 = 25;
@@ -210,6 +213,10 @@ pub(crate) struct Profile {
     /// A question and its answers (`QAPage`): comments on the question or an answer
     /// (schema.org `Comment` items inside them) are asides, not posts.
     pub answers: bool,
+    /// A product's page: its reviews are chrome.
+    pub product: bool,
+    /// A documentation page: its table of contents, edit link and prev/next links are chrome.
+    pub docs: bool,
 }
 
 impl Profile {
@@ -220,6 +227,8 @@ impl Profile {
             whole_page: true,
             links: true,
             answers: false,
+            product: false,
+            docs: false,
         }
     }
 }
@@ -255,11 +264,18 @@ const POST_CHROME_PARTS: &[&str] = &[
 
 fn looks_like_chrome_in(names: &str, profile: Profile) -> bool {
     names.split_ascii_whitespace().any(|token| {
-        if profile.posts && POST_CHROME_PARTS.iter().any(|p| token.contains(p)) {
+        if profile.posts
+            && (POST_CHROME_PARTS.iter().any(|p| token.contains(p)) || forum::is_quote(token))
+        {
             return true;
         }
         if profile.posts && POST_PARTS.iter().any(|p| token.contains(p)) {
             return false;
+        }
+        if (profile.product && product::is_chrome(token))
+            || (profile.docs && docs::is_chrome(token))
+        {
+            return true;
         }
         // `no-share`, `has-sidebar`, `with-ads`: a modifier of the block, not its role.
         if MODIFIER_PREFIXES.iter().any(|p| token.starts_with(p)) {
@@ -283,6 +299,24 @@ fn looks_like_chrome_in(names: &str, profile: Profile) -> bool {
 fn names_comments(names: &str) -> bool {
     names.contains("comment") || names.contains("kommentar") || names.contains("disqus")
 }
+
+/// A cookie or consent dialog is chrome however much text it holds: its long paragraphs of
+/// legal prose can outweigh a thread of short posts.
+fn names_consent(names: &str) -> bool {
+    CONSENT_PARTS.iter().any(|p| names.contains(p))
+}
+
+/// Parts of class names or ids of consent dialogs (not `cookie` alone: a recipe is not one).
+const CONSENT_PARTS: &[&str] = &[
+    "consent",
+    "onetrust",
+    "cookiebot",
+    "cookielaw",
+    "cookie-banner",
+    "cookie-notice",
+    "cookie-law",
+    "gdpr",
+];
 
 fn looks_like_content(names: &str) -> bool {
     CONTENT_PARTS.iter().any(|p| names.contains(p))
@@ -340,7 +374,7 @@ pub(crate) struct Content<'a> {
 
 pub(crate) fn find(root: NodeRef<'_, Node>, profile: Profile) -> Content<'_> {
     let mut dom = Dom::build(root, is_dead);
-    drop_hidden(&mut dom);
+    drop_hidden(&mut dom, profile);
     prune_chrome(&mut dom, profile);
     let good = paragraph_text(&dom);
     let roots = if profile.whole_page {
@@ -365,12 +399,18 @@ pub(crate) fn find(root: NodeRef<'_, Node>, profile: Profile) -> Content<'_> {
 /// holding most of it is the page that a script reveals (shop themes do this); a smaller one
 /// is a fallback copy of something already on the page, a dialog or a "please enable
 /// JavaScript" notice.
-fn drop_hidden(dom: &mut Dom<'_>) {
+///
+/// On documentation and product pages, a hidden tab panel is one of the page's tabs (the
+/// example in another language, the specifications beside the description), shown when
+/// clicked: text of the page, not a copy.
+fn drop_hidden(dom: &mut Dom<'_>, profile: Profile) {
     let total = dom.nodes.first().map_or(0, |n| n.text);
+    let tabs = profile.docs || profile.product;
     dom.drop_subtrees(|_, n| {
-        n.element()
-            .is_some_and(|e| e.name() == "noscript" || is_hidden(e))
-            && (n.text as f32) < total as f32 * REVEALED_SHARE
+        n.element().is_some_and(|e| {
+            (e.name() == "noscript" || is_hidden(e))
+                && !(tabs && e.attr("role") == Some("tabpanel"))
+        }) && (n.text as f32) < total as f32 * REVEALED_SHARE
     });
 }
 
@@ -397,6 +437,9 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
                 && is_chrome(e, n.in_article, profile)
                 && (good[i] as f32 <= page_good * PROTECTED_SHARE
                     || (!profile.posts && names_comments(&class_and_id(e)))))
+            || (!n.holds_main
+                && !matches!(e.name(), "html" | "body" | "main")
+                && names_consent(&class_and_id(e)))
     });
 }
 

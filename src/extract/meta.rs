@@ -39,6 +39,8 @@ pub(crate) struct KindSignals {
     pub generator: Option<String>,
     /// `<meta property="product:price:amount">` or `og:price:amount`.
     pub has_price_meta: bool,
+    /// A link to forum software's home page ("Powered by phpBB").
+    pub forum_software: bool,
     /// Class of `<body>` (WordPress and shop themes name the template there).
     pub body_class: Option<String>,
     /// Elements on the page: `<article>`s, blocks whose class names a price, `<section>`s.
@@ -80,6 +82,10 @@ pub(crate) fn collect(doc: &Html) -> Meta {
         match e.name() {
             "body" => set(&mut m.kind.body_class, e.attr("class")),
             "article" => m.kind.articles += 1,
+            "a" if !m.kind.forum_software => {
+                m.kind.forum_software =
+                    e.attr("href").is_some_and(super::forum::is_software_credit);
+            }
             "section" => m.kind.sections += 1,
             "p" => {
                 let own: usize = node

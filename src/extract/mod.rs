@@ -6,6 +6,8 @@
 //! - `charset`: page bytes to a string (BOM, HTTP header, `<meta>`, detection).
 //! - `dom`: a flat pre-order view of the parsed page with text statistics.
 //! - `content`: chrome pruning, paragraph scoring, choice of the main content, rendering.
+//! - `forum`, `product`, `docs`: what a thread, a product page or a documentation page
+//!   holds that the general rules do not know.
 //! - `boiler`: short lines inside the content that are furniture (credits, bylines, prompts).
 //! - `meta`: headline, byline, dates, language, canonical URL, lead image.
 //! - `batch`: a folder of pages to text and JSON files on every core.
@@ -15,10 +17,13 @@ mod batch;
 mod boiler;
 mod charset;
 mod content;
+mod docs;
 mod dom;
+mod forum;
 mod fragment;
 mod meta;
 mod page_type;
+mod product;
 
 use chrono::{DateTime, Utc};
 use scraper::Html;

@@ -43,7 +43,15 @@ impl PageType {
     /// description is added when the page does not show it).
     pub(crate) fn profile(self, kind: &KindSignals) -> Profile {
         match self {
-            PageType::Article | PageType::Documentation | PageType::Product => Profile::default(),
+            PageType::Article => Profile::default(),
+            PageType::Documentation => Profile {
+                docs: true,
+                ..Profile::default()
+            },
+            PageType::Product => Profile {
+                product: true,
+                ..Profile::default()
+            },
             PageType::Forum => Profile {
                 posts: true,
                 answers: kind.schema_types.iter().any(|t| t == "QAPage"),
@@ -206,7 +214,7 @@ const SERVICE_TYPES: &[&str] = &[
 /// The kind of the page from its own signals and its address.
 pub(crate) fn detect(kind: &KindSignals, url: Option<&Url>) -> PageType {
     let generator = kind.generator.as_deref().unwrap_or("").to_ascii_lowercase();
-    if FORUM_GENERATORS.iter().any(|g| generator.contains(g)) {
+    if FORUM_GENERATORS.iter().any(|g| generator.contains(g)) || kind.forum_software {
         return PageType::Forum;
     }
     if let Some(t) = by_schema(&kind.schema_types) {
