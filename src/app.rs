@@ -121,7 +121,7 @@ pub async fn run(
     mut reloads: mpsc::Receiver<Config>,
 ) -> anyhow::Result<Outcome> {
     let config = Arc::new(config);
-    let store = Store::open(&config.database_path())?;
+    let store = Store::connect(&config).await?;
     let feeds = feed_states(&store, &config).await?;
     // Claims of a previous process that died are void; its rows are delivered again. Only
     // here, before any worker of this process runs.
@@ -201,7 +201,11 @@ pub async fn run(
                 sinks = config.sinks.len(),
                 "feedwire running"
             );
-            let scheduler = Scheduler::new(Clock::new(), feeds, config.poll.interval);
+            let mut scheduler = Scheduler::new(Clock::new(), feeds, config.poll.interval);
+            if let Some(lease) = store.lease() {
+                scheduler = scheduler.sharing(store.clone());
+                stages.spawn(renew_leases(store.clone(), lease, stop_polling.clone()));
+            }
             stages.spawn(scheduler.run(
                 due_tx,
                 done_rx,
@@ -445,6 +449,20 @@ async fn supervise(
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Extends this node's leases (feeds being polled, rows being delivered) three times per
+/// lease, so that only a node that stopped loses them.
+async fn renew_leases(store: Store, lease: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(lease / 3) => {}
+            _ = stop.cancelled() => return,
+        }
+        if let Err(e) = store.renew_leases().await {
+            tracing::warn!(error = %e, "cannot renew this node's leases; other nodes take its feeds over when they pass");
         }
     }
 }

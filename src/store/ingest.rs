@@ -3,7 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{IngestBatch, IngestReport, StoreError, now_ms, write_poll};
+use super::sqlite::{now_ms, write_poll};
+use super::{IngestBatch, IngestReport, StoreError};
 use crate::dedup::{DuplicateReason, Fingerprint, Sketch};
 use crate::model::EventType;
 
