@@ -650,6 +650,33 @@ fn merge(old: FeedState, new: FeedState) -> FeedState {
     }
 }
 
+/// The stored state of every configured feed, after making the store's feeds match.
+pub async fn feed_states(
+    store: &crate::store::Store,
+    config: &crate::config::Config,
+) -> anyhow::Result<Vec<FeedState>> {
+    let specs = config
+        .feeds
+        .iter()
+        .map(|f| crate::store::FeedSpec {
+            name: f.name.clone(),
+            url: f.url.to_string(),
+        })
+        .collect();
+    let stored = store.sync_feeds(specs).await?;
+    let by_name: HashMap<&str, &Arc<crate::config::Feed>> =
+        config.feeds.iter().map(|f| (f.name.as_str(), f)).collect();
+    Ok(stored
+        .iter()
+        .filter_map(|s| Some(FeedState::new(s, Arc::clone(by_name.get(s.name.as_str())?))))
+        .collect())
+}
+
+/// Each feed's store id and name.
+pub fn feed_ids(feeds: &[FeedState]) -> Vec<(i64, String)> {
+    feeds.iter().map(|f| (f.id, f.feed.name.clone())).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
