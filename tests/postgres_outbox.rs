@@ -26,70 +26,39 @@ const LEASE: Duration = Duration::from_millis(1500);
 const DEADLINE: Duration = Duration::from_secs(15);
 const SINK: &str = "hook";
 
-/// A schema of its own on the test server, dropped when the test ends.
-struct Db {
-    url: String,
-    admin: tokio_postgres::Client,
-    schema: String,
+#[path = "common/pg.rs"]
+mod pg;
+
+use pg::Db;
+
+/// A node on the test schema, as the daemon's store.
+async fn node(db: &Db, name: &str) -> Store {
+    let settings = PgSettings {
+        url: db.url.clone(),
+        pool_size: 4,
+        node: name.to_string(),
+        lease: LEASE,
+    };
+    let pg = PgStore::connect(&settings)
+        .await
+        .unwrap_or_else(|e| panic!("node {name} connects: {e}"));
+    Store::postgres(pg)
 }
 
-impl Db {
-    async fn new() -> Option<Db> {
-        let Ok(base) = std::env::var("FEEDWIRE_TEST_POSTGRES") else {
-            println!(
-                "skipped: FEEDWIRE_TEST_POSTGRES is not set (it names the PostgreSQL server this test needs)"
-            );
-            return None;
-        };
-        let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("FEEDWIRE_TEST_POSTGRES={base} does not answer: {e}"));
-        tokio::spawn(connection);
-        let schema = format!("fwtest_{}", ulid::Ulid::new().to_string().to_lowercase());
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .expect("create the test schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        Some(Db { url, admin, schema })
-    }
+/// Runs `sql` (`{s}` names the schema) on the admin connection.
+async fn exec(db: &Db, sql: &str) {
+    db.admin
+        .batch_execute(&sql.replace("{s}", &db.schema))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
 
-    /// A node on the test schema, as the daemon's store.
-    async fn node(&self, name: &str) -> Store {
-        let settings = PgSettings {
-            url: self.url.clone(),
-            pool_size: 4,
-            node: name.to_string(),
-            lease: LEASE,
-        };
-        let pg = PgStore::connect(&settings)
-            .await
-            .unwrap_or_else(|e| panic!("node {name} connects: {e}"));
-        Store::postgres(pg)
-    }
-
-    /// Runs `sql` (with `{s}` for the schema) on the admin connection.
-    async fn exec(&self, sql: &str) {
-        self.admin
-            .batch_execute(&sql.replace("{s}", &self.schema))
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    async fn rows(&self, sql: &str) -> Vec<tokio_postgres::Row> {
-        self.admin
-            .query(&sql.replace("{s}", &self.schema), &[])
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-
-    async fn drop_schema(self) {
-        let _ = self
-            .admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await;
-    }
+/// The rows of a query on this schema's tables (`{s}` names the schema).
+async fn rows(db: &Db, sql: &str) -> Vec<tokio_postgres::Row> {
+    db.admin
+        .query(&sql.replace("{s}", &db.schema), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 fn specs(n: usize) -> Vec<FeedSpec> {
@@ -170,7 +139,7 @@ fn delivered(rows: &[Delivery]) -> Vec<(i64, Attempt)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_rows_go_to_one_live_node_and_a_silent_nodes_rows_return_with_their_webhook_id() {
     let Some(db) = Db::new().await else { return };
-    let (a, b) = tokio::join!(db.node("a"), db.node("b"));
+    let (a, b) = tokio::join!(node(&db, "a"), node(&db, "b"));
     feeds_with_rows(&a, 40, Timestamp::now()).await;
 
     let (rows_a, rows_b) = tokio::join!(drain(&a), drain(&b));
@@ -213,9 +182,8 @@ async fn outbox_rows_go_to_one_live_node_and_a_silent_nodes_rows_return_with_the
         .await
         .expect("finish");
     let held = db
-        .rows("SELECT count(*) FROM {s}.outbox WHERE state = 'pending' AND claimed_by = 'a'")
-        .await[0]
-        .get::<_, i64>(0);
+        .count("SELECT count(*) FROM {s}.outbox WHERE state = 'pending' AND claimed_by = 'a'")
+        .await;
     assert_eq!(
         held as usize,
         rows_b.len(),
@@ -224,12 +192,12 @@ async fn outbox_rows_go_to_one_live_node_and_a_silent_nodes_rows_return_with_the
     a.finish_many(delivered(&again), Vec::new())
         .await
         .expect("finish");
-    let counts = db
-        .rows(
-            "SELECT count(*), count(*) FILTER (WHERE attempts = 1 AND claimed_by IS NULL)
-             FROM {s}.outbox WHERE state = 'delivered'",
-        )
-        .await;
+    let counts = rows(
+        &db,
+        "SELECT count(*), count(*) FILTER (WHERE attempts = 1 AND claimed_by IS NULL)
+         FROM {s}.outbox WHERE state = 'delivered'",
+    )
+    .await;
     assert_eq!(counts[0].get::<_, i64>(0), 40, "every row delivered");
     assert_eq!(
         counts[0].get::<_, i64>(1),
@@ -242,7 +210,7 @@ async fn outbox_rows_go_to_one_live_node_and_a_silent_nodes_rows_return_with_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_claim_holds_and_untried_rows_are_released_at_once() {
     let Some(db) = Db::new().await else { return };
-    let (a, b) = tokio::join!(db.node("a"), db.node("b"));
+    let (a, b) = tokio::join!(node(&db, "a"), node(&db, "b"));
     feeds_with_rows(&a, 3, Timestamp::now()).await;
     let rows = a.claim(SINK, 10).await.expect("claim");
     assert_eq!(rows.len(), 3);
@@ -279,7 +247,8 @@ struct Row {
 }
 
 async fn outbox(db: &Db) -> BTreeMap<i64, (String, Row)> {
-    db.rows(
+    rows(
+        db,
         "SELECT id, webhook_id, state, attempts, next_attempt_at, last_status, last_error, outage,
                 claimed_by IS NOT NULL, done_at IS NOT NULL
          FROM {s}.outbox",
@@ -321,7 +290,7 @@ type Case = (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_dead_probe_resume_expire_and_redeliver_mean_what_they_mean_on_sqlite() {
     let Some(db) = Db::new().await else { return };
-    let store = db.node("a").await;
+    let store = node(&db, "a").await;
     let created = Timestamp::now().before(Duration::from_secs(7200));
     feeds_with_rows(&store, 5, created).await;
     let now = Timestamp::now();
@@ -532,7 +501,7 @@ async fn retry_dead_probe_resume_expire_and_redeliver_mean_what_they_mean_on_sql
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_report_and_the_status_page_answer_on_postgres() {
     let Some(db) = Db::new().await else { return };
-    let store = db.node("a").await;
+    let store = node(&db, "a").await;
     let now = Timestamp::now();
     let ids = feeds_with_rows(&store, 3, now).await;
     // Feed 1 answered; feed 2 is no longer in the config.
@@ -543,7 +512,7 @@ async fn every_report_and_the_status_page_answer_on_postgres() {
     store.sync_feeds(specs(2)).await.expect("sync");
     // Two items of feed 0, the second a duplicate of the first, each with an event and an
     // outbox row (the ingest on PostgreSQL is not used here: plain rows).
-    db.exec(&format!(
+    exec(&db, &format!(
         "INSERT INTO {{s}}.items (id, feed_id, key, url, title, published_at, content_source,
                                emitted, created_at)
          VALUES ('01A', {f}, 'guid:1', 'https://example.com/1', 'First story', {now}, 'feed',
