@@ -207,6 +207,80 @@ async fn outbox_rows_go_to_one_live_node_and_a_silent_nodes_rows_return_with_the
     db.drop_schema().await;
 }
 
+/// A sink that accepts every event after a moment's work, recording its webhook-id.
+struct Recording {
+    got: std::sync::Mutex<Vec<String>>,
+}
+
+impl feedwire::sinks::Sink for Recording {
+    fn deliver<'a>(
+        &'a self,
+        event: feedwire::sinks::Outgoing<'a>,
+    ) -> feedwire::sinks::DeliverFuture<'a> {
+        Box::pin(async move {
+            // The receiver's work, so that the two workers' rounds overlap.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.got
+                .lock()
+                .expect("no panic while held")
+                .push(event.webhook_id.to_string());
+            Ok(())
+        })
+    }
+
+    fn concurrency(&self) -> usize {
+        4
+    }
+
+    fn batch_size(&self) -> usize {
+        8
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_delivery_workers_on_one_sink_send_each_row_once() {
+    let Some(db) = Db::new().await else { return };
+    let (a, b) = tokio::join!(node(&db, "a"), node(&db, "b"));
+    feeds_with_rows(&a, 60, Timestamp::now()).await;
+    let sink = std::sync::Arc::new(Recording {
+        got: Default::default(),
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    for store in [&a, &b] {
+        let worker = feedwire::outbox::Worker {
+            name: SINK.into(),
+            sink: sink.clone(),
+            store: store.clone(),
+            policy: feedwire::outbox::RetryPolicy::forever(),
+            probe_interval: Duration::from_secs(1),
+            wake: Default::default(),
+            metrics: Default::default(),
+        };
+        tokio::spawn(worker.run(stop.clone()));
+    }
+    let start = Instant::now();
+    while db
+        .count("SELECT count(*) FROM {s}.outbox WHERE state = 'delivered'")
+        .await
+        < 60
+        && start.elapsed() < DEADLINE
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    let got = sink.got.lock().expect("no panic while held").clone();
+    let unique: BTreeSet<&String> = got.iter().collect();
+    assert_eq!(unique.len(), 60, "every row delivered");
+    assert_eq!(got.len(), 60, "none sent twice while both nodes live");
+    let recorded = rows(
+        &db,
+        "SELECT count(*) FROM {s}.outbox WHERE state = 'delivered' AND attempts = 1",
+    )
+    .await;
+    assert_eq!(recorded[0].get::<_, i64>(0), 60, "each recorded once");
+    db.drop_schema().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_claim_holds_and_untried_rows_are_released_at_once() {
     let Some(db) = Db::new().await else { return };
