@@ -13,11 +13,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use feedwire::dedup::{Fingerprint, content_hash, sketch};
 use feedwire::model::EventType;
 use feedwire::store::postgres::{PgSettings, PgStore};
 use feedwire::store::{
-    Attempt, Delivery, DeliveryState, FeedEvent, FeedSpec, PollRecord, PollStatus, SinkState,
-    SinkStatus, Store, Timestamp,
+    Attempt, DedupSettings, Delivery, DeliveryState, FeedEvent, FeedSpec, IngestBatch, NewItem,
+    PollRecord, PollStatus, SinkState, SinkStatus, Store, Timestamp,
 };
 
 /// Short leases keep the waits short; real ones are minutes.
@@ -43,14 +44,6 @@ async fn node(db: &Db, name: &str) -> Store {
         .await
         .unwrap_or_else(|e| panic!("node {name} connects: {e}"));
     Store::postgres(pg)
-}
-
-/// Runs `sql` (`{s}` names the schema) on the admin connection.
-async fn exec(db: &Db, sql: &str) {
-    db.admin
-        .batch_execute(&sql.replace("{s}", &db.schema))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// The rows of a query on this schema's tables (`{s}` names the schema).
@@ -578,34 +571,59 @@ async fn every_report_and_the_status_page_answer_on_postgres() {
     let store = node(&db, "a").await;
     let now = Timestamp::now();
     let ids = feeds_with_rows(&store, 3, now).await;
-    // Feed 1 answered; feed 2 is no longer in the config.
-    store
-        .record_polls(vec![(ids[1], polled(now, PollStatus::NotModified, false))])
-        .await
-        .expect("record");
+    // Feed 2 is no longer in the config.
     store.sync_feeds(specs(2)).await.expect("sync");
-    // Two items of feed 0, the second a duplicate of the first, each with an event and an
-    // outbox row (the ingest on PostgreSQL is not used here: plain rows).
-    exec(&db, &format!(
-        "INSERT INTO {{s}}.items (id, feed_id, key, url, title, published_at, content_source,
-                               emitted, created_at)
-         VALUES ('01A', {f}, 'guid:1', 'https://example.com/1', 'First story', {now}, 'feed',
-                 TRUE, {now});
-         INSERT INTO {{s}}.items (id, feed_id, key, url, title, content_source, duplicate_of,
-                               duplicate_reason, emitted, created_at)
-         VALUES ('01B', {g}, 'guid:2', 'https://example.org/2', 'Same story', 'feed', '01A',
-                 'url', FALSE, {later});
-         INSERT INTO {{s}}.events (id, item_id, type, body, created_at)
-         VALUES ('E1', '01A', 'item.new', '{{\"n\":1}}', {now}),
-                ('E2', '01B', 'item.duplicate', '{{\"n\":2}}', {later});
-         INSERT INTO {{s}}.outbox (event_id, sink, webhook_id, next_attempt_at, created_at)
-         VALUES ('E1', 'hook', 'msg_E1', {now}, {now}), ('E2', 'hook', 'msg_E2', {later}, {later});",
-        f = ids[0],
-        g = ids[1],
-        now = now.as_millis(),
-        later = now.as_millis() + 1,
-    ))
-    .await;
+    // Feed 0's story, and the same story in feed 1 (a duplicate by its URL), each with its
+    // event and outbox row, through the ingest.
+    let story = |id: &str, key: &str, title: &str| NewItem {
+        id: id.to_string(),
+        key: key.to_string(),
+        url: Some("https://example.com/story".into()),
+        link: Some("https://example.com/story".into()),
+        guid: Some(key.to_string()),
+        title: Some(title.to_string()),
+        published_at: Some(now),
+        content_source: Some("feed"),
+        emitted: true,
+        not_sent: None,
+        fingerprint: Some(Fingerprint {
+            url_keys: vec!["example.com/story".into()],
+            content_hash: content_hash("the one story"),
+            sketch: sketch("the one story"),
+        }),
+        new_sinks: vec![SINK.into()],
+        duplicate_sinks: vec![SINK.into()],
+        revision: None,
+        update_of: None,
+        updated_sinks: Vec::new(),
+    };
+    let stories = [
+        (
+            ids[0],
+            story("01A", "guid:1", "First story"),
+            PollStatus::Error,
+        ),
+        (
+            ids[1],
+            story("01B", "guid:2", "Same story"),
+            PollStatus::NotModified,
+        ),
+    ];
+    for (feed_id, item, status) in stories {
+        store
+            .ingest(IngestBatch {
+                feed_id,
+                poll: polled(now, status, false),
+                items: vec![item],
+                dedup: DedupSettings {
+                    near_duplicates: true,
+                    window: Duration::from_secs(86400),
+                },
+                render: Box::new(|_, kind, _| format!("{{\"type\":\"{}\"}}", kind.as_str())),
+            })
+            .await
+            .expect("ingest");
+    }
     // One delivered, one dead, the rest pending.
     let rows = store.claim(SINK, 2).await.expect("claim");
     store
@@ -695,6 +713,7 @@ async fn every_report_and_the_status_page_answer_on_postgres() {
         got,
         [("01B", "feed-001", Some("01A")), ("01A", "feed-000", None)]
     );
+    assert_eq!(items[0].duplicate_reason.as_deref(), Some("url"));
     assert_eq!(items[1].published_at, Some(now));
     let one = reader
         .items_report(Some("feed-000".into()), 10)
@@ -763,7 +782,10 @@ async fn every_report_and_the_status_page_answer_on_postgres() {
         "one new and one duplicate item in the chart"
     );
     assert_eq!(snapshot.recent.len(), 2);
-    assert_eq!(snapshot.recent[0].payload.as_deref(), Some(r#"{"n":2}"#));
+    assert_eq!(
+        snapshot.recent[0].payload.as_deref(),
+        Some(r#"{"type":"item.duplicate"}"#)
+    );
     assert_eq!(
         snapshot.recent[0]
             .duplicate_of
