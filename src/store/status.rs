@@ -27,7 +27,7 @@ pub enum FeedHealth {
 }
 
 impl FeedHealth {
-    fn from_status(status: Option<PollStatus>) -> FeedHealth {
+    pub(crate) fn from_status(status: Option<PollStatus>) -> FeedHealth {
         match status {
             None => FeedHealth::New,
             Some(PollStatus::Error) => FeedHealth::Failing,
