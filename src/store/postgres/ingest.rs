@@ -8,7 +8,8 @@
 //! every dedup key the decision reads (each URL key, each content hash, each band key), all
 //! of them in one statement in one global order, so that two batches never wait on each
 //! other in a cycle. The second of two copies then waits until the first is committed and
-//! finds it. Items that share no key never wait on each other.
+//! finds it. Items that share no key never wait on each other; a batch with very many keys
+//! takes one lock for all instead (`MAX_KEY_LOCKS`).
 //!
 //! A batch costs a fixed number of round trips whatever its size: the locks, one insert of
 //! its items, one read per kind of key against what is stored, the decisions made in memory
@@ -245,8 +246,22 @@ impl PgStore {
     }
 }
 
+/// Every ingest that reads dedup keys holds this advisory lock shared, a batch with more keys
+/// than [`MAX_KEY_LOCKS`] holds it alone ("fw" + 2, next to the migration lock's "fw" + 1).
+const BATCH_LOCK: i64 = 0x6677_0002;
+
+/// The most key locks one transaction takes. Advisory locks live in the server's shared
+/// lock table, which holds `max_locks_per_transaction` (64 by default) times
+/// `max_connections` (100) of them for the whole server: the first poll of a feed with
+/// thousands of entries would need more (a default server refuses 20,000 in one
+/// transaction: "out of shared memory"). Such a batch takes [`BATCH_LOCK`] exclusively
+/// instead and runs alone, which is as exact and costs the other nodes a short wait. Each
+/// node runs one ingest transaction at a time, so a few nodes stay far below the table's size.
+const MAX_KEY_LOCKS: usize = 512;
+
 /// Takes, for the rest of the transaction, the advisory lock of every dedup key the batch's
-/// decisions read: sorted, so every node takes any two keys in the same order.
+/// decisions read: [`BATCH_LOCK`] shared first, then the keys sorted, so every node takes
+/// any two locks in the same order; a batch with too many keys takes [`BATCH_LOCK`] alone.
 async fn lock_keys(
     tx: &deadpool_postgres::Transaction<'_>,
     fingerprints: &[&Fingerprint],
@@ -262,16 +277,30 @@ async fn lock_keys(
             locks.extend(bands.iter().map(|b| lock_key(b"band", &b.to_be_bytes())));
         }
     }
+    // A batch that reads no key has nothing to decide against the other nodes.
     if locks.is_empty() {
         return Ok(());
     }
     locks.sort_unstable();
     locks.dedup();
+    if locks.len() > MAX_KEY_LOCKS {
+        let stmt = tx
+            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+            .await?;
+        tx.execute(&stmt, &[&BATCH_LOCK]).await?;
+        return Ok(());
+    }
+    let shared = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock_shared($1)")
+        .await?;
     // `unnest` yields the array in its order, and each row's lock is taken as it comes.
-    let stmt = tx
+    let keys = tx
         .prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
         .await?;
-    tx.execute(&stmt, &[&locks]).await?;
+    // The shared lock first: a big batch waiting for it exclusively must not wait behind a
+    // batch that holds key locks another holder of the shared lock waits for.
+    tx.execute(&shared, &[&BATCH_LOCK]).await?;
+    tx.execute(&keys, &[&locks]).await?;
     Ok(())
 }
 
