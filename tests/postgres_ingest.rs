@@ -413,6 +413,18 @@ async fn known_items_revisions_unsent_items_and_changed_guids_behave_as_on_sqlit
         }
     );
 
+    // One outbox row per sent item, in the batch's order, each with its own webhook-id.
+    let sql = format!(
+        "SELECT i.key, o.webhook_id FROM {s}.outbox o JOIN {s}.events e ON e.id = o.event_id
+         JOIN {s}.items i ON i.id = e.item_id ORDER BY o.id",
+        s = db.schema
+    );
+    let rows = db.admin.query(&sql, &[]).await.expect("outbox rows");
+    let keys: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(keys, ["k1", "k3"]);
+    let hooks: std::collections::HashSet<String> = rows.iter().map(|r| r.get(1)).collect();
+    assert_eq!(hooks.len(), 2);
+
     let known = store
         .known_items(one, vec!["k1".into(), "k2".into(), "k9".into()])
         .await

@@ -14,14 +14,14 @@
 //! A batch costs a fixed number of round trips whatever its size: the locks, one insert of
 //! its items, one read per kind of key against what is stored, the decisions made in memory
 //! (the batch's own earlier items are candidates from there, as on SQLite), one write per
-//! index, then an event per emitted item and the poll's record.
+//! index and for the events and their outbox rows, then the poll's record.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{PgStore, emit, now_ms, write_poll};
+use super::{PgStore, now_ms, write_poll};
 use crate::dedup::{DuplicateReason, Fingerprint, Sketch};
 use crate::model::EventType;
 use crate::store::ingest::{MAX_BAND_CANDIDATES, hex};
@@ -96,16 +96,7 @@ impl PgStore {
             if let Some(id) = &item.update_of {
                 if update(&tx, id, item, &mut report).await? {
                     let body = render(index, EventType::ItemUpdated, None);
-                    emit(
-                        &tx,
-                        Some(id),
-                        None,
-                        EventType::ItemUpdated,
-                        &body,
-                        &item.updated_sinks,
-                        now,
-                    )
-                    .await?;
+                    writes.emit(id, EventType::ItemUpdated, body, &item.updated_sinks);
                 }
                 continue;
             }
@@ -156,7 +147,7 @@ impl PgStore {
                 continue;
             }
             let body = render(index, kind, found.as_ref().map(|m| m.root.as_str()));
-            emit(&tx, Some(&item.id), None, kind, &body, sinks, now).await?;
+            writes.emit(&item.id, kind, body, sinks);
         }
         if report.stored >= 2 && drifted == report.stored {
             tx.execute(
@@ -685,9 +676,26 @@ struct Writes {
     sketches: Vec<(i64, Vec<u8>)>,
     /// (band key, `seq`).
     bands: Vec<(i32, i64)>,
+    /// (event id, item id, type, body) of each item event, in the batch's order.
+    events: Vec<(String, String, &'static str, String)>,
+    /// (event id, sink, `webhook-id`): one outbox row per sink of each event.
+    outbox: Vec<(String, String, String)>,
 }
 
 impl Writes {
+    /// An event of an item and one outbox row per sink, each row with its own `webhook-id`
+    /// (kept across retries and redeliveries), as `super::emit` writes them.
+    fn emit(&mut self, item_id: &str, kind: EventType, body: String, sinks: &[String]) {
+        let event_id = ulid::Ulid::new().to_string();
+        for sink in sinks {
+            let webhook_id = format!("msg_{}", ulid::Ulid::new());
+            self.outbox
+                .push((event_id.clone(), sink.clone(), webhook_id));
+        }
+        self.events
+            .push((event_id, item_id.to_string(), kind.as_str(), body));
+    }
+
     async fn write(
         mut self,
         tx: &deadpool_postgres::Transaction<'_>,
@@ -743,6 +751,40 @@ impl Writes {
                 )
                 .await?;
             tx.execute(&stmt, &[&keys, &seqs]).await?;
+        }
+        if !self.events.is_empty() {
+            let ids: Vec<&str> = self.events.iter().map(|e| e.0.as_str()).collect();
+            let items: Vec<&str> = self.events.iter().map(|e| e.1.as_str()).collect();
+            let kinds: Vec<&str> = self.events.iter().map(|e| e.2).collect();
+            let bodies: Vec<&str> = self.events.iter().map(|e| e.3.as_str()).collect();
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO events (id, item_id, type, body, created_at)
+                     SELECT id, item_id, type, body, $1
+                     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+                        AS t(id, item_id, type, body)",
+                )
+                .await?;
+            tx.execute(&stmt, &[&now, &ids, &items, &kinds, &bodies])
+                .await?;
+        }
+        if !self.outbox.is_empty() {
+            let events: Vec<&str> = self.outbox.iter().map(|o| o.0.as_str()).collect();
+            let sinks: Vec<&str> = self.outbox.iter().map(|o| o.1.as_str()).collect();
+            let webhook_ids: Vec<&str> = self.outbox.iter().map(|o| o.2.as_str()).collect();
+            // Row ids are handed out in the array's order: the batch's items are delivered
+            // in the order they came.
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at)
+                     SELECT event_id, sink, webhook_id, $1, $1
+                     FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+                        AS t(event_id, sink, webhook_id, n)
+                     ORDER BY n",
+                )
+                .await?;
+            tx.execute(&stmt, &[&now, &events, &sinks, &webhook_ids])
+                .await?;
         }
         Ok(())
     }
