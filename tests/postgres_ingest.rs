@@ -269,6 +269,76 @@ async fn the_same_story_ingested_by_two_nodes_at_once_is_new_once_and_a_duplicat
     db.drop_schema().await;
 }
 
+/// Entries in the first poll of a big feed: with a URL key, a text hash and six band keys
+/// each, more key locks than a default server's lock table holds (20,000 in one
+/// transaction fail with "out of shared memory").
+const BIG_BATCH: usize = 2500;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_more_keys_than_the_lock_table_holds_still_decides_exactly() {
+    let Some(db) = Db::new().await else { return };
+    let (a, b) = tokio::join!(node(&db, "a"), node(&db, "b"));
+    let (a, b) = (Store::postgres(a), Store::postgres(b));
+    let ids = feeds(&a, &["big", "small"]).await;
+    let (big, small) = (ids[0], ids[1]);
+    for round in 0..3 {
+        let story = text(&format!("story{round}"), 150);
+        // The backlog is remembered, not sent; the story at its end is sent.
+        let mut entries: Vec<NewItem> = (0..BIG_BATCH)
+            .map(|i| {
+                let tag = format!("r{round}e{i}");
+                let mut entry = item(
+                    &tag,
+                    Some(fingerprint(
+                        &[format!("big.example/{tag}")],
+                        &text(&tag, 80),
+                    )),
+                );
+                entry.emitted = false;
+                entry.not_sent = Some("backfill".into());
+                entry
+            })
+            .collect();
+        entries.push(item(
+            &format!("story{round}"),
+            Some(fingerprint(&[format!("big.example/story{round}")], &story)),
+        ));
+        let copy = item(
+            &format!("copy{round}"),
+            Some(fingerprint(
+                &[format!("small.example/story{round}")],
+                &story,
+            )),
+        );
+        let (x_id, y_id) = (entries[BIG_BATCH].id.clone(), copy.id.clone());
+        let start = Arc::new(tokio::sync::Barrier::new(2));
+        let run = |store: &Store, feed: i64, entries: Vec<NewItem>| {
+            let (store, start) = (store.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                store.ingest(batch(feed, entries)).await
+            })
+        };
+        let (rx, ry) = tokio::join!(run(&a, big, entries), run(&b, small, vec![copy]));
+        let rx = rx.expect("task a").expect("the big batch is stored");
+        let ry = ry.expect("task b").expect("the small batch is stored");
+        assert_eq!(rx.stored, BIG_BATCH + 1);
+        assert_eq!(rx.emitted + ry.emitted, 1, "round {round}: {rx:?} {ry:?}");
+        assert_eq!(
+            rx.duplicates + ry.duplicates,
+            1,
+            "round {round}: {rx:?} {ry:?}"
+        );
+        let mut kinds: Vec<String> = Vec::new();
+        for id in [&x_id, &y_id] {
+            kinds.extend(events_of(&db, id).await.into_keys());
+        }
+        kinds.sort();
+        assert_eq!(kinds, ["item.duplicate", "item.new"], "round {round}");
+    }
+    db.drop_schema().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ingest_records_the_poll_and_ends_the_lease() {
     let Some(db) = Db::new().await else { return };
@@ -342,6 +412,18 @@ async fn known_items_revisions_unsent_items_and_changed_guids_behave_as_on_sqlit
             ..Default::default()
         }
     );
+
+    // One outbox row per sent item, in the batch's order, each with its own webhook-id.
+    let sql = format!(
+        "SELECT i.key, o.webhook_id FROM {s}.outbox o JOIN {s}.events e ON e.id = o.event_id
+         JOIN {s}.items i ON i.id = e.item_id ORDER BY o.id",
+        s = db.schema
+    );
+    let rows = db.admin.query(&sql, &[]).await.expect("outbox rows");
+    let keys: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(keys, ["k1", "k3"]);
+    let hooks: std::collections::HashSet<String> = rows.iter().map(|r| r.get(1)).collect();
+    assert_eq!(hooks.len(), 2);
 
     let known = store
         .known_items(one, vec!["k1".into(), "k2".into(), "k9".into()])

@@ -8,19 +8,20 @@
 //! every dedup key the decision reads (each URL key, each content hash, each band key), all
 //! of them in one statement in one global order, so that two batches never wait on each
 //! other in a cycle. The second of two copies then waits until the first is committed and
-//! finds it. Items that share no key never wait on each other.
+//! finds it. Items that share no key never wait on each other; a batch with very many keys
+//! takes one lock for all instead (`MAX_KEY_LOCKS`).
 //!
 //! A batch costs a fixed number of round trips whatever its size: the locks, one insert of
 //! its items, one read per kind of key against what is stored, the decisions made in memory
 //! (the batch's own earlier items are candidates from there, as on SQLite), one write per
-//! index, then an event per emitted item and the poll's record.
+//! index and for the events and their outbox rows, then the poll's record.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{PgStore, emit, now_ms, write_poll};
+use super::{PgStore, now_ms, write_poll};
 use crate::dedup::{DuplicateReason, Fingerprint, Sketch};
 use crate::model::EventType;
 use crate::store::ingest::{MAX_BAND_CANDIDATES, hex};
@@ -95,16 +96,7 @@ impl PgStore {
             if let Some(id) = &item.update_of {
                 if update(&tx, id, item, &mut report).await? {
                     let body = render(index, EventType::ItemUpdated, None);
-                    emit(
-                        &tx,
-                        Some(id),
-                        None,
-                        EventType::ItemUpdated,
-                        &body,
-                        &item.updated_sinks,
-                        now,
-                    )
-                    .await?;
+                    writes.emit(id, EventType::ItemUpdated, body, &item.updated_sinks);
                 }
                 continue;
             }
@@ -155,7 +147,7 @@ impl PgStore {
                 continue;
             }
             let body = render(index, kind, found.as_ref().map(|m| m.root.as_str()));
-            emit(&tx, Some(&item.id), None, kind, &body, sinks, now).await?;
+            writes.emit(&item.id, kind, body, sinks);
         }
         if report.stored >= 2 && drifted == report.stored {
             tx.execute(
@@ -245,8 +237,22 @@ impl PgStore {
     }
 }
 
+/// Every ingest that reads dedup keys holds this advisory lock shared, a batch with more keys
+/// than [`MAX_KEY_LOCKS`] holds it alone ("fw" + 2, next to the migration lock's "fw" + 1).
+const BATCH_LOCK: i64 = 0x6677_0002;
+
+/// The most key locks one transaction takes. Advisory locks live in the server's shared
+/// lock table, which holds `max_locks_per_transaction` (64 by default) times
+/// `max_connections` (100) of them for the whole server: the first poll of a feed with
+/// thousands of entries would need more (a default server refuses 20,000 in one
+/// transaction: "out of shared memory"). Such a batch takes [`BATCH_LOCK`] exclusively
+/// instead and runs alone, which is as exact and costs the other nodes a short wait. Each
+/// node runs one ingest transaction at a time, so a few nodes stay far below the table's size.
+const MAX_KEY_LOCKS: usize = 512;
+
 /// Takes, for the rest of the transaction, the advisory lock of every dedup key the batch's
-/// decisions read: sorted, so every node takes any two keys in the same order.
+/// decisions read: [`BATCH_LOCK`] shared first, then the keys sorted, so every node takes
+/// any two locks in the same order; a batch with too many keys takes [`BATCH_LOCK`] alone.
 async fn lock_keys(
     tx: &deadpool_postgres::Transaction<'_>,
     fingerprints: &[&Fingerprint],
@@ -262,16 +268,30 @@ async fn lock_keys(
             locks.extend(bands.iter().map(|b| lock_key(b"band", &b.to_be_bytes())));
         }
     }
+    // A batch that reads no key has nothing to decide against the other nodes.
     if locks.is_empty() {
         return Ok(());
     }
     locks.sort_unstable();
     locks.dedup();
+    if locks.len() > MAX_KEY_LOCKS {
+        let stmt = tx
+            .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+            .await?;
+        tx.execute(&stmt, &[&BATCH_LOCK]).await?;
+        return Ok(());
+    }
+    let shared = tx
+        .prepare_cached("SELECT pg_advisory_xact_lock_shared($1)")
+        .await?;
     // `unnest` yields the array in its order, and each row's lock is taken as it comes.
-    let stmt = tx
+    let keys = tx
         .prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k")
         .await?;
-    tx.execute(&stmt, &[&locks]).await?;
+    // The shared lock first: a big batch waiting for it exclusively must not wait behind a
+    // batch that holds key locks another holder of the shared lock waits for.
+    tx.execute(&shared, &[&BATCH_LOCK]).await?;
+    tx.execute(&keys, &[&locks]).await?;
     Ok(())
 }
 
@@ -656,9 +676,26 @@ struct Writes {
     sketches: Vec<(i64, Vec<u8>)>,
     /// (band key, `seq`).
     bands: Vec<(i32, i64)>,
+    /// (event id, item id, type, body) of each item event, in the batch's order.
+    events: Vec<(String, String, &'static str, String)>,
+    /// (event id, sink, `webhook-id`): one outbox row per sink of each event.
+    outbox: Vec<(String, String, String)>,
 }
 
 impl Writes {
+    /// An event of an item and one outbox row per sink, each row with its own `webhook-id`
+    /// (kept across retries and redeliveries), as `super::emit` writes them.
+    fn emit(&mut self, item_id: &str, kind: EventType, body: String, sinks: &[String]) {
+        let event_id = ulid::Ulid::new().to_string();
+        for sink in sinks {
+            let webhook_id = format!("msg_{}", ulid::Ulid::new());
+            self.outbox
+                .push((event_id.clone(), sink.clone(), webhook_id));
+        }
+        self.events
+            .push((event_id, item_id.to_string(), kind.as_str(), body));
+    }
+
     async fn write(
         mut self,
         tx: &deadpool_postgres::Transaction<'_>,
@@ -714,6 +751,40 @@ impl Writes {
                 )
                 .await?;
             tx.execute(&stmt, &[&keys, &seqs]).await?;
+        }
+        if !self.events.is_empty() {
+            let ids: Vec<&str> = self.events.iter().map(|e| e.0.as_str()).collect();
+            let items: Vec<&str> = self.events.iter().map(|e| e.1.as_str()).collect();
+            let kinds: Vec<&str> = self.events.iter().map(|e| e.2).collect();
+            let bodies: Vec<&str> = self.events.iter().map(|e| e.3.as_str()).collect();
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO events (id, item_id, type, body, created_at)
+                     SELECT id, item_id, type, body, $1
+                     FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+                        AS t(id, item_id, type, body)",
+                )
+                .await?;
+            tx.execute(&stmt, &[&now, &ids, &items, &kinds, &bodies])
+                .await?;
+        }
+        if !self.outbox.is_empty() {
+            let events: Vec<&str> = self.outbox.iter().map(|o| o.0.as_str()).collect();
+            let sinks: Vec<&str> = self.outbox.iter().map(|o| o.1.as_str()).collect();
+            let webhook_ids: Vec<&str> = self.outbox.iter().map(|o| o.2.as_str()).collect();
+            // Row ids are handed out in the array's order: the batch's items are delivered
+            // in the order they came.
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (event_id, sink, webhook_id, next_attempt_at, created_at)
+                     SELECT event_id, sink, webhook_id, $1, $1
+                     FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY
+                        AS t(event_id, sink, webhook_id, n)
+                     ORDER BY n",
+                )
+                .await?;
+            tx.execute(&stmt, &[&now, &events, &sinks, &webhook_ids])
+                .await?;
         }
         Ok(())
     }
