@@ -53,7 +53,7 @@ pub enum StoreError {
     Database(DatabaseError),
     #[error("database thread has stopped")]
     Closed,
-    #[error("{0}")]
+    #[error(transparent)]
     Postgres(#[from] postgres::PgError),
 }
 

@@ -165,20 +165,36 @@ pub enum PgError {
     Unsupported(&'static str),
 }
 
+/// The driver's text with its causes ("error connecting to server: Connection refused"); it
+/// names the server's message and never the password.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 impl From<tokio_postgres::Error> for PgError {
     fn from(e: tokio_postgres::Error) -> PgError {
-        // The driver's own text names the server's message (and never the password).
-        let text = match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        };
-        PgError::Query(text)
+        PgError::Query(describe(&e))
     }
 }
 
 impl From<deadpool_postgres::PoolError> for PgError {
     fn from(e: deadpool_postgres::PoolError) -> PgError {
-        PgError::Connect(e.to_string())
+        match e {
+            // The pool's own wrapper ("error occurred while creating a new object") says
+            // nothing a user can act on; the driver's error does.
+            deadpool_postgres::PoolError::Backend(pg) => PgError::Connect(describe(&pg)),
+            other => PgError::Connect(other.to_string()),
+        }
     }
 }
 
