@@ -349,8 +349,16 @@ impl PgStore {
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS feedwire_schema (version INTEGER NOT NULL)")
-            .await?;
+        // Created only when missing: `IF NOT EXISTS` would have the server send a NOTICE,
+        // logged by the driver at every start.
+        let exists: bool = tx
+            .query_one("SELECT to_regclass('feedwire_schema') IS NOT NULL", &[])
+            .await?
+            .get(0);
+        if !exists {
+            tx.batch_execute("CREATE TABLE feedwire_schema (version INTEGER NOT NULL)")
+                .await?;
+        }
         let found: i32 = tx
             .query_opt("SELECT version FROM feedwire_schema", &[])
             .await?
@@ -452,7 +460,9 @@ impl PgStore {
     }
 
     /// Claims for this node the feeds among `ids` that are due and that no live node holds;
-    /// the others are busy until their lease ends or their next poll is due.
+    /// the others are busy until their lease ends or their next poll is due. A feed this node
+    /// still holds is busy too: its last poll's record has not landed, and that record (which
+    /// ends the lease and sets the next poll) must not end a newer poll's lease.
     pub async fn lease_feeds(&self, ids: Vec<i64>) -> Result<Vec<FeedLease>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -467,7 +477,7 @@ impl PgStore {
                          SELECT id FROM feeds
                          WHERE id = ANY($3) AND active
                            AND COALESCE(next_poll_at, 0) <= $4
-                           AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)
+                           AND (lease_until IS NULL OR lease_until < $4)
                          FOR UPDATE SKIP LOCKED)
                      RETURNING {FEED_COLUMNS}"
                 ),
