@@ -7,12 +7,14 @@
 //! - `dom`: a flat pre-order view of the parsed page with text statistics.
 //! - `content`: chrome pruning, paragraph scoring, choice of the main content, rendering.
 //! - `boiler`: short lines inside the content that are furniture (credits, bylines, prompts).
+//! - `cards`: listings, collections and service pages: their chrome and their cards' titles.
 //! - `meta`: headline, byline, dates, language, canonical URL, lead image.
 //! - `batch`: a folder of pages to text and JSON files on every core.
 //! - `fragment`: feed summaries and titles (HTML fragments) to plain text.
 
 mod batch;
 mod boiler;
+mod cards;
 mod charset;
 mod content;
 mod dom;
