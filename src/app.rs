@@ -11,8 +11,7 @@
 //! `once` polls each feed one time, lets the stages drain, and waits (bounded) for the
 //! deliveries of the configured sinks.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,16 +20,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::blocking::Blocking;
-use crate::config::{Config, Feed};
+use crate::config::Config;
 use crate::delivery::{Deliveries, Wakes};
 use crate::fetch::{ClientSettings, HttpClient};
 use crate::ingest::Batch;
 use crate::model::Timestamp;
 use crate::poll::Finish;
 use crate::scheduler::{self, Clock, Command, FeedState, Scheduler};
-use crate::server::Endpoint;
-use crate::server::status::StatusPage;
-use crate::store::{FeedSpec, Reader, Store};
+use crate::store::Store;
 use crate::telemetry::Metrics;
 
 /// Due feeds waiting for a poll slot.
@@ -41,14 +38,6 @@ const BATCH_QUEUE: usize = 4;
 /// Commands for the scheduler not yet applied: reloads, WebSub distributions and fallbacks.
 /// The callback answers 503 (the hub retries) when it is full.
 const COMMAND_QUEUE: usize = 64;
-/// How often `once` looks whether its deliveries are done.
-const ONCE_DELIVERY_CHECK: Duration = Duration::from_millis(50);
-/// How often the service manager gets a STATUS line (and the watchdog, when it is longer).
-const STATUS_EVERY: Duration = Duration::from_secs(15);
-/// How long the database may take to answer a health check.
-const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often what retention no longer needs is pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// What `run` does.
 #[derive(Debug, Clone)]
@@ -121,8 +110,8 @@ pub async fn run(
     mut reloads: mpsc::Receiver<Config>,
 ) -> anyhow::Result<Outcome> {
     let config = Arc::new(config);
-    let store = Store::open(&config.database_path())?;
-    let feeds = feed_states(&store, &config).await?;
+    let store = Store::connect(&config).await?;
+    let feeds = scheduler::feed_states(&store, &config).await?;
     // Claims of a previous process that died are void; its rows are delivered again. Only
     // here, before any worker of this process runs.
     store.release_all_claims().await?;
@@ -176,8 +165,11 @@ pub async fn run(
     match &mode {
         Mode::Forever => {
             let heartbeat = Arc::new(AtomicI64::new(Timestamp::now().as_millis()));
-            stages.spawn(prune_periodically(ctx.clone(), stop_polling.clone()));
-            let page = serve(
+            stages.spawn(crate::upkeep::prune_periodically(
+                ctx.clone(),
+                stop_polling.clone(),
+            ));
+            let page = crate::server::start(
                 &stages,
                 &config,
                 &store,
@@ -187,10 +179,12 @@ pub async fn run(
                 &stop_polling,
             )?;
             if let Some(subscriber) = &websub {
-                subscriber.configure(&config, &feed_ids(&feeds)).await;
+                subscriber
+                    .configure(&config, &scheduler::feed_ids(&feeds))
+                    .await;
                 stages.spawn(subscriber.clone().watch(stop_polling.clone()));
             }
-            stages.spawn(supervise(
+            stages.spawn(crate::upkeep::supervise(
                 store.reader(),
                 ctx.clone(),
                 heartbeat.clone(),
@@ -201,7 +195,15 @@ pub async fn run(
                 sinks = config.sinks.len(),
                 "feedwire running"
             );
-            let scheduler = Scheduler::new(Clock::new(), feeds, config.poll.interval);
+            let mut scheduler = Scheduler::new(Clock::new(), feeds, config.poll.interval);
+            if let Some(lease) = store.lease() {
+                scheduler = scheduler.sharing(store.clone());
+                stages.spawn(crate::upkeep::renew_leases(
+                    store.clone(),
+                    lease,
+                    stop_polling.clone(),
+                ));
+            }
             stages.spawn(scheduler.run(
                 due_tx,
                 done_rx,
@@ -255,8 +257,13 @@ pub async fn run(
 
     let mut pending = 0;
     if let Mode::Once { timeout, .. } = mode {
-        pending =
-            wait_for_deliveries(&store.reader(), &deliveries.sinks(), timeout, &shutdown).await?;
+        pending = crate::delivery::wait_for_deliveries(
+            &store.reader(),
+            &deliveries.sinks(),
+            timeout,
+            &shutdown,
+        )
+        .await?;
     }
     let sinks = deliveries.sinks();
     if !deliveries.stop(grace).await {
@@ -266,30 +273,6 @@ pub async fn run(
         pending = store.reader().pending(&sinks).await?;
     }
     Ok(Outcome { pending })
-}
-
-/// The stored state of every configured feed, after making the store's feeds match.
-async fn feed_states(store: &Store, config: &Config) -> anyhow::Result<Vec<FeedState>> {
-    let specs = config
-        .feeds
-        .iter()
-        .map(|f| FeedSpec {
-            name: f.name.clone(),
-            url: f.url.to_string(),
-        })
-        .collect();
-    let stored = store.sync_feeds(specs).await?;
-    let by_name: HashMap<&str, &Arc<Feed>> =
-        config.feeds.iter().map(|f| (f.name.as_str(), f)).collect();
-    Ok(stored
-        .iter()
-        .filter_map(|s| Some(FeedState::new(s, Arc::clone(by_name.get(s.name.as_str())?))))
-        .collect())
-}
-
-/// Each feed's store id and name.
-fn feed_ids(feeds: &[FeedState]) -> Vec<(i64, String)> {
-    feeds.iter().map(|f| (f.id, f.feed.name.clone())).collect()
 }
 
 /// Applies a reloaded config: feeds and sinks added, removed or changed; the store, the HTTP
@@ -318,7 +301,7 @@ async fn reload(
         tracing::warn!("changes to [daemon] state_dir or listen take effect at the next start");
     }
     let new = Arc::new(new);
-    let feeds = match feed_states(&ctx.store, &new).await {
+    let feeds = match scheduler::feed_states(&ctx.store, &new).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "reload refused: cannot update the feeds; still running on the previous config");
@@ -331,7 +314,9 @@ async fn reload(
     }
     ctx.set_config(new.clone());
     if let Some(subscriber) = &ctx.websub {
-        subscriber.configure(&new, &feed_ids(&feeds)).await;
+        subscriber
+            .configure(&new, &scheduler::feed_ids(&feeds))
+            .await;
     }
     for problem in deliveries.reconfigure(&new).await {
         tracing::error!(error = %problem, "a sink could not be started; the other sinks go on");
@@ -346,127 +331,4 @@ async fn reload(
     }
     tracing::info!(feeds = count, sinks = new.sinks.len(), "reloaded");
     crate::service::notify("READY=1");
-}
-
-/// Waits up to `timeout` until no row of `sinks` is pending; returns how many still are.
-async fn wait_for_deliveries(
-    reader: &Reader,
-    sinks: &[String],
-    timeout: Duration,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<i64> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let pending = reader.pending(sinks).await?;
-        if pending == 0 || shutdown.is_cancelled() || tokio::time::Instant::now() >= deadline {
-            return Ok(pending);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(ONCE_DELIVERY_CHECK) => {}
-            _ = shutdown.cancelled() => {}
-        }
-    }
-}
-
-/// Serves `/metrics`, health and the status page on `addr` until `stop`; returns the page,
-/// for reloads.
-fn serve(
-    stages: &TaskTracker,
-    config: &Config,
-    store: &Store,
-    metrics: &Arc<Metrics>,
-    heartbeat: &Arc<AtomicI64>,
-    websub: Option<Arc<crate::websub::Subscriber>>,
-    stop: &CancellationToken,
-) -> anyhow::Result<Option<StatusPage>> {
-    let Some(addr) = config.daemon.listen else {
-        return Ok(None);
-    };
-    let page = StatusPage::new(config, store.reader())?;
-    let endpoint = Endpoint {
-        store: store.clone(),
-        reader: store.reader(),
-        metrics: metrics.clone(),
-        heartbeat: heartbeat.clone(),
-        page: page.clone(),
-        websub,
-        max_body: config.poll.max_feed_size,
-    };
-    let server = tokio::spawn(crate::server::serve(addr, endpoint, stop.clone()));
-    stages.spawn(async move {
-        match server.await {
-            Ok(Err(e)) => {
-                tracing::error!(listen = %addr, error = %e, "cannot serve metrics and health")
-            }
-            Err(e) => tracing::error!(error = %e, "the metrics server stopped"),
-            Ok(Ok(())) => {}
-        }
-    });
-    Ok(Some(page))
-}
-
-/// Tells the service manager the daemon is ready, then keeps its STATUS line current and
-/// feeds its watchdog — only while the scheduler loop ticks and the database answers.
-async fn supervise(
-    reader: Reader,
-    ctx: Arc<Shared>,
-    heartbeat: Arc<AtomicI64>,
-    stop: CancellationToken,
-) {
-    use crate::service::{notify, watchdog_interval};
-    notify("READY=1");
-    let watchdog = watchdog_interval();
-    let every = watchdog.map_or(STATUS_EVERY, |w| w.min(STATUS_EVERY));
-    loop {
-        let scheduler_alive = Timestamp::now().as_millis() - heartbeat.load(Ordering::Relaxed)
-            < 3 * scheduler::HEARTBEAT_EVERY.as_millis() as i64;
-        let config = ctx.config();
-        let sinks: Vec<String> = config.sinks.keys().cloned().collect();
-        let pending = tokio::time::timeout(HEALTH_TIMEOUT, reader.pending(&sinks)).await;
-        match (&pending, scheduler_alive) {
-            (Ok(Ok(n)), true) => {
-                if watchdog.is_some() {
-                    notify("WATCHDOG=1");
-                }
-                notify(&format!(
-                    "STATUS=polling {} feeds; {n} deliveries pending",
-                    config.feeds.len()
-                ));
-            }
-            _ => {
-                tracing::error!(
-                    scheduler_alive,
-                    database_answers = matches!(pending, Ok(Ok(_))),
-                    "unhealthy; the watchdog is not fed"
-                );
-                notify("STATUS=unhealthy: the scheduler or the database does not answer");
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.cancelled() => return,
-        }
-    }
-}
-
-/// Prunes what retention no longer needs, at start and then every [`PRUNE_EVERY`].
-async fn prune_periodically(ctx: Arc<Shared>, stop: CancellationToken) {
-    loop {
-        let config = ctx.config();
-        match ctx
-            .store
-            .prune(config.dedup.window, config.dedup.retention)
-            .await
-        {
-            Ok((bands, events)) if bands + events > 0 => {
-                tracing::info!(bands, events, "pruned old fingerprints and payloads")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot prune old items"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = stop.cancelled() => return,
-        }
-    }
 }

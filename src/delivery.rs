@@ -211,3 +211,26 @@ impl Deliveries {
         .is_ok()
     }
 }
+
+/// How often `once` looks whether its deliveries are done.
+const DELIVERY_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Waits up to `timeout` until no row of `sinks` is pending; returns how many still are.
+pub async fn wait_for_deliveries(
+    reader: &crate::store::Reader,
+    sinks: &[String],
+    timeout: std::time::Duration,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<i64> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let pending = reader.pending(sinks).await?;
+        if pending == 0 || shutdown.is_cancelled() || tokio::time::Instant::now() >= deadline {
+            return Ok(pending);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(DELIVERY_CHECK) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    }
+}

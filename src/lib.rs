@@ -17,12 +17,15 @@
 //! - [`process`]: what ingest does to items: content, fingerprint, payloads.
 //! - [`extract`]: page HTML to a clean article; pure.
 //! - [`dedup`]: canonical URLs and content fingerprints; pure.
-//! - [`store`]: the only module that knows SQL: feeds, items, events and the outbox.
+//! - [`store`]: the only module that knows SQL: feeds, items, events and the outbox, on
+//!   SQLite (one daemon) or PostgreSQL (several daemons sharing feeds by leases).
 //! - [`delivery`]: one worker per sink, started, stopped and replaced on reload.
 //! - [`outbox`]: a worker's rounds: claim, deliver, retry decision, ack only after delivery.
 //! - [`sinks`]: where events go (a JSON Lines log, webhooks) and their wire format.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` and the status page.
 //! - [`app`]: wires the stages with bounded channels, applies reloads, owns shutdown.
+//! - [`upkeep`]: what runs beside the pipeline: the service manager's status and watchdog,
+//!   pruning, lease renewal.
 //! - [`model`] holds the plain domain types; [`blocking`] runs CPU work through a bounded
 //!   queue; [`telemetry`] sets up logging; [`service`] speaks to the service manager
 //!   (sd_notify); [`opml`] reads and writes subscription lists for the command line;
@@ -49,5 +52,6 @@ pub mod telemetry;
 pub mod service;
 pub mod server;
 pub mod app;
+pub mod upkeep;
 pub mod opml;
 pub mod preview;

@@ -47,6 +47,10 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(6 * 3600);
 /// How long an idle worker sleeps before looking at the outbox again without being woken.
 const IDLE_RECHECK: Duration = Duration::from_secs(30);
 
+/// The same on a shared store (PostgreSQL), where other daemons' rows arrive without a
+/// wake-up and rows another node held come back when its lease passes.
+const SHARED_RECHECK: Duration = Duration::from_secs(1);
+
 /// Wait after a database error before the worker tries again.
 const STORE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -641,9 +645,13 @@ impl Worker {
     }
 
     async fn idle(&self, clock: &Clock, shutdown: &CancellationToken) {
+        let recheck = match self.store.lease() {
+            Some(_) => SHARED_RECHECK,
+            None => IDLE_RECHECK,
+        };
         let wait = match self.store.next_due(&self.name).await {
-            Ok(Some(at)) => clock.until(at).min(IDLE_RECHECK),
-            _ => IDLE_RECHECK,
+            Ok(Some(at)) => clock.until(at).min(recheck),
+            _ => recheck,
         };
         tokio::select! {
             _ = self.wake.notified() => {}

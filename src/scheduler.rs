@@ -248,6 +248,22 @@ impl FeedState {
         }
     }
 
+    /// Takes the state a shared store holds for the feed (another daemon may have polled it
+    /// since this one last did): validators, history, rate and address.
+    pub fn refresh(&mut self, stored: &crate::store::StoredFeed) {
+        self.moved = Url::parse(&stored.url).ok().filter(|u| *u != self.feed.url);
+        self.validators = Validators {
+            etag: stored.etag.clone(),
+            last_modified: stored.last_modified.clone(),
+        };
+        self.errors_in_row = stored.errors_in_row;
+        self.polls = stored.polls;
+        self.guid_unreliable = stored.guid_unreliable;
+        self.rate = stored.rate;
+        self.last_ok_at = stored.last_ok_at;
+        self.next_poll_at = stored.next_poll_at;
+    }
+
     /// Where the feed is polled: its configured URL, or where it moved permanently.
     pub fn url(&self) -> &Url {
         self.moved.as_ref().unwrap_or(&self.feed.url)
@@ -339,7 +355,12 @@ pub struct Scheduler {
     interval: Duration,
     /// WebSub distributions waiting for their feed to be released.
     pushes: HashMap<i64, VecDeque<crate::websub::Distribution>>,
+    /// A store other daemons share: a due feed is polled only once this node holds its lease.
+    shared: Option<crate::store::Store>,
 }
+
+/// How long a feed waits when the shared store could not be asked for its lease.
+const LEASE_RETRY: Duration = Duration::from_secs(5);
 
 impl Scheduler {
     /// A scheduler for `feeds`; those due now (never polled, or overdue after downtime) are
@@ -353,9 +374,57 @@ impl Scheduler {
             on_return: HashMap::new(),
             interval,
             pushes: HashMap::new(),
+            shared: None,
         };
         s.add(feeds);
         s
+    }
+
+    /// Polls a due feed only after leasing it from `store`, which other daemons share: a feed
+    /// another node holds (or polled since) is asked for again when that node is done with it.
+    pub fn sharing(mut self, store: crate::store::Store) -> Scheduler {
+        self.shared = Some(store);
+        self
+    }
+
+    /// Keeps in `ready` the due feeds this node now holds the lease of, with their state as
+    /// the shared store has it; the others go back to the queue for when they are free.
+    async fn lease(&mut self, store: &crate::store::Store, ready: &mut Vec<i64>) {
+        use crate::store::FeedLease;
+        let asked: Vec<i64> = std::mem::take(ready);
+        let now = self.clock.now();
+        match store.lease_feeds(asked.clone()).await {
+            Ok(answers) => {
+                let mut answered = HashSet::with_capacity(answers.len());
+                for answer in answers {
+                    match answer {
+                        FeedLease::Held(stored) => {
+                            answered.insert(stored.id);
+                            if let Some(state) = self.idle.get_mut(&stored.id) {
+                                state.refresh(&stored);
+                                ready.push(stored.id);
+                            }
+                        }
+                        FeedLease::Busy { id, retry_at } => {
+                            answered.insert(id);
+                            self.queue.schedule(id, retry_at.max(now));
+                        }
+                    }
+                }
+                // Feeds the shared list no longer has active (another node's config): asked
+                // again a lease from now, in case a node lists them again.
+                let later = now.after(store.lease().unwrap_or(LEASE_RETRY));
+                for id in asked.into_iter().filter(|id| !answered.contains(id)) {
+                    self.queue.schedule(id, later);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, feeds = asked.len(), "cannot lease due feeds from the shared store; asking again shortly");
+                for id in asked {
+                    self.queue.schedule(id, now.after(LEASE_RETRY));
+                }
+            }
+        }
     }
 
     fn add(&mut self, feeds: Vec<FeedState>) {
@@ -537,6 +606,11 @@ impl Scheduler {
                         return;
                     }
                     self.queue.pop_due(self.clock.now(), &mut ready);
+                    if let Some(store) = self.shared.clone()
+                        && !ready.is_empty()
+                    {
+                        self.lease(&store, &mut ready).await;
+                    }
                     for id in ready.drain(..) {
                         let Some(mut state) = self.idle.remove(&id) else { continue };
                         state.pushed = self.pushes.get_mut(&id).and_then(VecDeque::pop_front);
@@ -574,6 +648,33 @@ fn merge(old: FeedState, new: FeedState) -> FeedState {
         feed: new.feed,
         ..old
     }
+}
+
+/// The stored state of every configured feed, after making the store's feeds match.
+pub async fn feed_states(
+    store: &crate::store::Store,
+    config: &crate::config::Config,
+) -> anyhow::Result<Vec<FeedState>> {
+    let specs = config
+        .feeds
+        .iter()
+        .map(|f| crate::store::FeedSpec {
+            name: f.name.clone(),
+            url: f.url.to_string(),
+        })
+        .collect();
+    let stored = store.sync_feeds(specs).await?;
+    let by_name: HashMap<&str, &Arc<crate::config::Feed>> =
+        config.feeds.iter().map(|f| (f.name.as_str(), f)).collect();
+    Ok(stored
+        .iter()
+        .filter_map(|s| Some(FeedState::new(s, Arc::clone(by_name.get(s.name.as_str())?))))
+        .collect())
+}
+
+/// Each feed's store id and name.
+pub fn feed_ids(feeds: &[FeedState]) -> Vec<(i64, String)> {
+    feeds.iter().map(|f| (f.id, f.feed.name.clone())).collect()
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
-//! The PostgreSQL store against a real server (`FEEDWIRE_TEST_POSTGRES`, e.g.
-//! `postgres://postgres@127.0.0.1:5432/test`): several nodes on one database never hold the
-//! same feed or outbox row at once, a node that dies without releasing loses its claims to
-//! the others once its lease has passed, and two copies of a story stored by two nodes at
-//! the same instant are one new item and one duplicate. Each test works in a schema of its own, dropped
-//! at the end. Where the variable is unset the test says so and passes.
+//! The PostgreSQL store's feed leases and migrations against a real server
+//! (`FEEDWIRE_TEST_POSTGRES`, e.g. `postgres://postgres@127.0.0.1:5432/test`): several nodes
+//! on one database never hold the same feed at once, a node that dies without recording its
+//! polls loses its feeds to the others once its lease has passed, and nodes starting together
+//! migrate once. Each test works in a schema of its own, dropped at the end. Where the
+//! variable is unset the test says so and passes.
 //!
 //! Leases run on the wall clock (they must hold across processes and machines), so these
 //! tests wait, with deadlines, for leases to pass.
@@ -11,9 +11,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use feedwire::dedup::{DuplicateReason, Fingerprint};
-use feedwire::store::postgres::{Decision, PgError, PgSettings, PgStore, StoryItem};
-use feedwire::store::{Attempt, DedupSettings, FeedSpec, Timestamp};
+use feedwire::store::postgres::{PgError, PgSettings, PgStore};
+use feedwire::store::{FeedLease, FeedSpec, PollRecord, PollStatus, Timestamp};
 
 /// Short leases keep the waits short; real ones are minutes.
 const LEASE: Duration = Duration::from_millis(1500);
@@ -60,6 +59,7 @@ impl Db {
             url: self.url.clone(),
             pool_size: 4,
             node: name.to_string(),
+            lease: LEASE,
         }
     }
 
@@ -80,17 +80,47 @@ fn specs(n: usize) -> Vec<FeedSpec> {
         .collect()
 }
 
-/// Claims until `store` gets nothing more.
-async fn claim_all(store: &PgStore) -> BTreeSet<String> {
+/// The ids `lease_feeds` gave this node, by name.
+fn held(answers: &[FeedLease]) -> BTreeSet<String> {
+    answers
+        .iter()
+        .filter_map(|a| match a {
+            FeedLease::Held(f) => Some(f.name.clone()),
+            FeedLease::Busy { .. } => None,
+        })
+        .collect()
+}
+
+/// Asks for every feed of `ids`, seven at a time, starting at `from`; the names it got.
+async fn lease_all(store: &PgStore, ids: &[i64], from: usize) -> BTreeSet<String> {
+    let mut order = ids.to_vec();
+    order.rotate_left(from);
     let mut got = BTreeSet::new();
-    loop {
-        let batch = store.claim_feeds(7, LEASE).await.expect("claim feeds");
-        if batch.is_empty() {
-            return got;
+    for batch in order.chunks(7) {
+        let answers = store.lease_feeds(batch.to_vec()).await.expect("lease");
+        for name in held(&answers) {
+            assert!(got.insert(name), "a node got the same feed twice");
         }
-        for f in batch {
-            assert!(got.insert(f.name), "a node got the same feed twice");
-        }
+    }
+    got
+}
+
+/// A poll's record: answered 304, next due `next`.
+fn polled(next: Timestamp) -> PollRecord {
+    PollRecord {
+        at: Timestamp::now(),
+        status: PollStatus::NotModified,
+        http_status: Some(304),
+        error: None,
+        errors_in_row: 0,
+        next_poll_at: next,
+        etag: None,
+        last_modified: None,
+        title: None,
+        moved_to: None,
+        rate: None,
+        reason: None,
+        event: None,
     }
 }
 
@@ -98,41 +128,60 @@ async fn claim_all(store: &PgStore) -> BTreeSet<String> {
 async fn nodes_never_hold_one_feed_at_once_and_a_dead_nodes_feeds_return_after_its_lease() {
     let Some(db) = Db::new().await else { return };
     let (a, b, c) = tokio::join!(db.node("a"), db.node("b"), db.node("c"));
-    a.sync_feeds(&specs(60)).await.expect("sync feeds");
+    let stored = a.sync_feeds(specs(60)).await.expect("sync feeds");
+    let ids: Vec<i64> = stored.iter().map(|f| f.id).collect();
 
-    let (got_a, got_b, got_c) = tokio::join!(claim_all(&a), claim_all(&b), claim_all(&c));
+    // All three ask for every feed at once, a tick's batch at a time, each starting at
+    // another place in the list, as three schedulers with their own start-up spread would.
+    // The leases run from after this instant.
     let claimed_at = Instant::now();
+    let (got_a, got_b, got_c) = tokio::join!(
+        lease_all(&a, &ids, 0),
+        lease_all(&b, &ids, 20),
+        lease_all(&c, &ids, 40)
+    );
+    assert!(!got_c.is_empty(), "the third node got a share");
     assert!(got_a.is_disjoint(&got_b) && got_a.is_disjoint(&got_c) && got_b.is_disjoint(&got_c));
     let all: BTreeSet<String> = got_a.iter().chain(&got_b).chain(&got_c).cloned().collect();
-    assert_eq!(all.len(), 60, "every due feed was claimed by some node");
-    assert!(!got_c.is_empty(), "the third node got a share");
+    assert_eq!(all.len(), 60, "every due feed was leased by some node");
 
-    // a and b finish their polls; c dies holding its leases.
+    // a and b record their polls (next due in an hour); c dies holding its leases.
     let later = Timestamp::now().after(Duration::from_secs(3600));
     for (store, got) in [(&a, &got_a), (&b, &got_b)] {
-        let leased: Vec<i64> = feed_ids(&db, got).await;
-        for id in leased {
-            assert!(store.release_feed(id, later).await.expect("release"));
-        }
+        let polls = feed_ids(&db, got)
+            .await
+            .into_iter()
+            .map(|id| (id, polled(later)))
+            .collect();
+        store.record_polls(polls).await.expect("record");
     }
     drop(c);
+    let answers = a.lease_feeds(ids.clone()).await.expect("lease");
     assert!(
-        a.claim_feeds(100, LEASE).await.expect("claim").is_empty(),
-        "the dead node's feeds stay its own while its lease runs"
+        held(&answers).is_empty(),
+        "the dead node's feeds stay its own while its lease runs, the others are not due"
     );
+    for answer in &answers {
+        let FeedLease::Busy { retry_at, .. } = answer else {
+            unreachable!("nothing was held")
+        };
+        assert!(
+            *retry_at > Timestamp::now(),
+            "a busy feed is asked for again later"
+        );
+    }
     let mut taken = BTreeSet::new();
     while taken.len() < got_c.len() && claimed_at.elapsed() < DEADLINE {
-        for f in a.claim_feeds(100, LEASE).await.expect("claim") {
-            taken.insert(f.name);
-        }
+        taken.extend(held(&a.lease_feeds(ids.clone()).await.expect("lease")));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(
         taken, got_c,
         "the dead node's feeds, and only those, are taken over"
     );
+    // Lease ends are kept in whole milliseconds.
     assert!(
-        claimed_at.elapsed() >= LEASE,
+        claimed_at.elapsed() + Duration::from_millis(2) >= LEASE,
         "not before its lease ran out"
     );
     db.drop_schema().await;
@@ -156,117 +205,46 @@ async fn feed_ids(db: &Db, names: &BTreeSet<String>) -> Vec<i64> {
 async fn a_renewed_lease_holds_and_a_lapsed_one_passes_to_another_node() {
     let Some(db) = Db::new().await else { return };
     let (a, b) = tokio::join!(db.node("a"), db.node("b"));
-    a.sync_feeds(&specs(1)).await.expect("sync");
-    let feed = a.claim_feeds(1, LEASE).await.expect("claim").remove(0);
+    let ids: Vec<i64> = a
+        .sync_feeds(specs(1))
+        .await
+        .expect("sync")
+        .iter()
+        .map(|f| f.id)
+        .collect();
+    assert_eq!(
+        held(&a.lease_feeds(ids.clone()).await.expect("lease")).len(),
+        1
+    );
 
     // A poll running for twice the lease, renewing as it goes: b never gets the feed.
     let start = Instant::now();
     while start.elapsed() < LEASE * 2 {
-        assert!(a.renew_feed(feed.id, LEASE).await.expect("renew"));
-        assert!(b.claim_feeds(1, LEASE).await.expect("claim").is_empty());
+        assert_eq!(a.renew_leases().await.expect("renew"), 1);
+        assert!(held(&b.lease_feeds(ids.clone()).await.expect("lease")).is_empty());
         tokio::time::sleep(LEASE / 5).await;
     }
 
     // a stalls without renewing: once the lease passes, b takes the feed, and a's late
-    // renewal and record are refused.
-    let mut taken = Vec::new();
+    // renewal extends nothing.
+    let mut taken = BTreeSet::new();
     while taken.is_empty() && start.elapsed() < DEADLINE {
-        taken = b.claim_feeds(1, LEASE).await.expect("claim");
+        taken = held(&b.lease_feeds(ids.clone()).await.expect("lease"));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(taken.len(), 1, "b takes the lapsed feed");
-    assert!(!a.renew_feed(feed.id, LEASE).await.expect("renew"));
-    assert!(
-        !a.release_feed(feed.id, Timestamp::now())
-            .await
-            .expect("release")
-    );
-    assert!(
-        b.release_feed(feed.id, Timestamp::now().after(Duration::from_secs(60)))
-            .await
-            .expect("release")
-    );
-    assert!(
-        a.claim_feeds(1, LEASE).await.expect("claim").is_empty(),
-        "not due again yet"
-    );
-    db.drop_schema().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbox_rows_go_to_one_live_node_and_a_dead_nodes_rows_return_with_their_webhook_id() {
-    let Some(db) = Db::new().await else { return };
-    let (a, b) = tokio::join!(db.node("a"), db.node("b"));
-    let sinks = vec!["hook".to_string()];
-    for i in 0..40 {
-        a.emit("item.new", &format!("{{\"n\":{i}}}"), &sinks)
-            .await
-            .expect("emit");
-    }
-    async fn drain(store: &PgStore) -> Vec<feedwire::store::Delivery> {
-        let mut got = Vec::new();
-        loop {
-            let batch = store.claim_outbox("hook", 8, LEASE).await.expect("claim");
-            if batch.is_empty() {
-                return got;
-            }
-            got.extend(batch);
-        }
-    }
-    let (rows_a, rows_b) = tokio::join!(drain(&a), drain(&b));
-    let ids_a: BTreeSet<&str> = rows_a.iter().map(|d| d.webhook_id.as_str()).collect();
-    let ids_b: BTreeSet<&str> = rows_b.iter().map(|d| d.webhook_id.as_str()).collect();
-    assert!(
-        ids_a.is_disjoint(&ids_b),
-        "no row claimed by both live nodes"
-    );
-    assert_eq!(ids_a.len() + ids_b.len(), 40);
-    for d in &rows_a {
-        assert!(
-            a.finish_outbox(d.outbox_id, &Attempt::Delivered)
-                .await
-                .expect("finish")
-        );
-    }
-
-    // b stops answering (it may be dead): after its lease, a redelivers b's rows, each under
-    // the webhook-id b had; b's late record no longer counts.
-    let start = Instant::now();
-    let mut again = Vec::new();
-    while again.len() < rows_b.len() && start.elapsed() < DEADLINE {
-        again.extend(a.claim_outbox("hook", 100, LEASE).await.expect("claim"));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let ids_again: BTreeSet<&str> = again.iter().map(|d| d.webhook_id.as_str()).collect();
-    assert_eq!(ids_again, ids_b);
-    if let Some(d) = rows_b.first() {
-        assert!(
-            !b.finish_outbox(d.outbox_id, &Attempt::Delivered)
-                .await
-                .expect("finish"),
-            "a claim that passed to another node is not recorded"
-        );
-    }
-    for d in &again {
-        assert!(
-            a.finish_outbox(d.outbox_id, &Attempt::Delivered)
-                .await
-                .expect("finish")
-        );
-    }
-    let delivered: i64 = db
-        .admin
-        .query_one(
-            &format!(
-                "SELECT count(*) FROM {}.outbox WHERE state = 'delivered'",
-                db.schema
-            ),
-            &[],
-        )
+    assert_eq!(a.renew_leases().await.expect("renew"), 0);
+    // b records its poll: the feed is free but not due again for a minute.
+    let next = Timestamp::now().after(Duration::from_secs(60));
+    b.record_polls(vec![(ids[0], polled(next))])
         .await
-        .expect("count")
-        .get(0);
-    assert_eq!(delivered, 40);
+        .expect("record");
+    let answers = a.lease_feeds(ids.clone()).await.expect("lease");
+    assert!(held(&answers).is_empty(), "not due again yet");
+    assert!(
+        matches!(answers[..], [FeedLease::Busy { retry_at, .. }] if retry_at == next),
+        "asked for again when it is due: {answers:?}"
+    );
     db.drop_schema().await;
 }
 
@@ -301,7 +279,7 @@ async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
 async fn a_node_with_another_feed_list_learns_where_it_differs() {
     let Some(db) = Db::new().await else { return };
     let (a, b) = tokio::join!(db.node("a"), db.node("b"));
-    let first = a.sync_feeds(&specs(3)).await.expect("sync");
+    let (first, _) = a.sync_feed_list(&specs(3)).await.expect("sync");
     assert_eq!(
         first,
         Default::default(),
@@ -309,88 +287,14 @@ async fn a_node_with_another_feed_list_learns_where_it_differs() {
     );
     let mut other = specs(2);
     other[1].url = "http://127.0.0.1:9/moved.xml".into();
-    let sync = b.sync_feeds(&other).await.expect("sync");
+    let (sync, active) = b.sync_feed_list(&other).await.expect("sync");
     assert_eq!(sync.changed, vec!["feed-001".to_string()]);
     assert_eq!(sync.not_in_config, vec!["feed-002".to_string()]);
+    assert_eq!(active.len(), 2, "the feed b does not list is inactive");
     assert_eq!(
-        b.sync_feeds(&other).await.expect("sync"),
+        b.sync_feed_list(&other).await.expect("sync").0,
         Default::default(),
         "the same config again agrees"
     );
     db.drop_schema().await;
-}
-
-/// Rounds of the same-story race; each round is two nodes storing two copies at once.
-const RACES: u64 = 20;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_story_stored_by_two_nodes_at_once_is_new_once_and_a_duplicate_once() {
-    let Some(db) = Db::new().await else { return };
-    let (a, b) = tokio::join!(db.node("a"), db.node("b"));
-    let feeds = vec![
-        FeedSpec {
-            name: "one".into(),
-            url: "http://127.0.0.1:9/one.xml".into(),
-        },
-        FeedSpec {
-            name: "two".into(),
-            url: "http://127.0.0.1:9/two.xml".into(),
-        },
-    ];
-    a.sync_feeds(&feeds).await.expect("sync");
-    let one = a.feed_id("one").await.expect("id").expect("feed one");
-    let two = a.feed_id("two").await.expect("id").expect("feed two");
-    let dedup = DedupSettings {
-        near_duplicates: true,
-        window: Duration::from_secs(30 * 24 * 3600),
-    };
-    for round in 0..RACES {
-        // The same text under two URLs, one in each feed.
-        let copy = |feed_id: i64, feed: &str| StoryItem {
-            id: ulid::Ulid::new().to_string(),
-            feed_id,
-            key: format!("guid:{feed}/{round}"),
-            fingerprint: Fingerprint {
-                url_keys: vec![format!("example.com/{feed}/story/{round}")],
-                content_hash: Some(text_hash(round, 1)),
-                ..Default::default()
-            },
-        };
-        let x = copy(one, "one");
-        let y = copy(two, "two");
-        let (dx, dy) = tokio::join!(a.ingest_item(&x, &dedup), b.ingest_item(&y, &dedup));
-        let (dx, dy) = (dx.expect("ingest on a"), dy.expect("ingest on b"));
-        let reason = DuplicateReason::Content;
-        match (&dx, &dy) {
-            (Decision::New, Decision::Duplicate { of, reason: r }) => {
-                assert_eq!((of, *r), (&x.id, reason), "round {round}")
-            }
-            (Decision::Duplicate { of, reason: r }, Decision::New) => {
-                assert_eq!((of, *r), (&y.id, reason), "round {round}")
-            }
-            other => panic!("round {round}: one new and one duplicate, got {other:?}"),
-        }
-        // The same entry seen again in its feed is neither.
-        assert_eq!(
-            a.ingest_item(
-                &StoryItem {
-                    id: ulid::Ulid::new().to_string(),
-                    ..x.clone()
-                },
-                &dedup
-            )
-            .await
-            .expect("ingest again"),
-            Decision::Known
-        );
-    }
-    db.drop_schema().await;
-}
-
-/// A stand-in for the hash of a text: distinct for each (round, text).
-fn text_hash(round: u64, text: u8) -> [u8; 32] {
-    let mut h = [0u8; 32];
-    h[0] = text;
-    h[1..9].copy_from_slice(&round.to_be_bytes());
-    h
 }

@@ -255,9 +255,9 @@ pub fn load(explicit: Option<&Path>) -> Result<(PathBuf, Config), Failure> {
     Ok((path, config))
 }
 
-pub fn open_store(explicit: Option<&Path>) -> Result<Reader, Failure> {
+pub async fn open_store(explicit: Option<&Path>) -> Result<Reader, Failure> {
     let (_, config) = load(explicit)?;
-    Ok(Store::open(&config.database_path())?.reader())
+    Ok(Store::connect(&config).await?.reader())
 }
 
 pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
@@ -269,15 +269,15 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Command::Preview(args) => preview::run(cli.config.as_deref(), args).await,
         Command::Feeds(args) => {
             let (_, config) = load(cli.config.as_deref())?;
-            let store = Store::open(&config.database_path())?.reader();
+            let store = Store::connect(&config).await?.reader();
             reports::feeds(&store, &config, args.json).await
         }
         Command::Items(args) => {
-            let store = open_store(cli.config.as_deref())?;
+            let store = open_store(cli.config.as_deref()).await?;
             reports::items(&store, args).await
         }
         Command::Deliveries(args) => {
-            let store = open_store(cli.config.as_deref())?;
+            let store = open_store(cli.config.as_deref()).await?;
             reports::deliveries(&store, args).await
         }
         Command::Redeliver(args) => {
@@ -288,7 +288,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     args.sink
                 )));
             }
-            let store = Store::open(&config.database_path())?;
+            let store = Store::connect(&config).await?;
             let since = args.since.map(|d| Timestamp::now().before(d));
             let n = store.redeliver(&args.sink, args.dead, since).await?;
             outln!(

@@ -57,3 +57,10 @@ pub const QUEUE_CONCURRENCY: usize = 16;
 pub const QUEUE_SUBJECT: &str = "feedwire.{feed}.{type}";
 /// JetStream's own default duplicate window.
 pub const NATS_DUPLICATE_WINDOW: Duration = Duration::from_secs(2 * MINUTE);
+
+// [store]
+/// Connections each daemon keeps to PostgreSQL.
+pub const STORE_POOL_SIZE: usize = 8;
+/// How long a node holds a feed or an outbox row it claimed without renewing: after a node
+/// dies, the others take its feeds and deliveries over once this has passed.
+pub const STORE_LEASE: Duration = Duration::from_secs(60);

@@ -76,6 +76,30 @@ pub struct Config {
     pub rules: RuleSet,
     /// WebSub push (`[websub]`), when a public callback is configured.
     pub websub: Option<WebSub>,
+    /// Where the state lives (`[store]`).
+    pub store: StoreConfig,
+}
+
+/// `[store]`: the embedded SQLite file (the default), or a PostgreSQL database that several
+/// daemons share.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StoreConfig {
+    #[default]
+    Sqlite,
+    Postgres(PostgresStore),
+}
+
+/// `[store] backend = "postgres"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresStore {
+    /// The connection string (`url_env` or `url_file`): a secret, read at start.
+    pub url: SecretSource,
+    /// The key that named it, for messages (`store.url_env`).
+    pub url_key: String,
+    pub pool_size: usize,
+    /// This daemon's name in leases (default: host name and process id).
+    pub node: Option<String>,
+    pub lease: Duration,
 }
 
 /// The WebSub subscriber (`[websub]`): where hubs reach this daemon.

@@ -74,8 +74,10 @@ pub(super) fn config(root: &Table<'_>) -> Config {
         .has("websub")
         .then(|| websub(&root.table("websub"), &daemon))
         .flatten();
+    let store = store(&root.table("store"), websub.is_some());
     root.finish();
     Config {
+        store,
         websub,
         daemon,
         poll,
@@ -435,6 +437,92 @@ fn websub(t: &Table<'_>, daemon: &Daemon) -> Option<WebSub> {
     t.finish();
     Some(WebSub {
         callback: callback?,
+        lease,
+    })
+}
+
+/// `[store]`: `backend`, and for PostgreSQL where to connect (never inline: the string may
+/// hold a password), the pool, the node's name and the lease.
+fn store(t: &Table<'_>, websub: bool) -> super::StoreConfig {
+    let backend = t.get::<Text>("backend");
+    match backend.as_deref() {
+        None | Some("sqlite") => {
+            for key in ["url_env", "url_file", "pool_size", "node", "lease"] {
+                if t.has(key) {
+                    t.problem(key, "is for store.backend = \"postgres\"");
+                }
+            }
+            let _ = (t.get::<Text>("url_env"), t.get::<Text>("url_file"));
+            let _ = (t.get::<Int<1, 1_000>>("pool_size"), t.get::<Text>("node"));
+            let _ = t.get::<Duration>("lease");
+            t.finish();
+            return super::StoreConfig::Sqlite;
+        }
+        Some("postgres") => {
+            if websub {
+                t.problem(
+                    "backend",
+                    "[websub] is not available with the postgres store yet: remove [websub], or use the sqlite store",
+                );
+            }
+        }
+        Some(other) => {
+            t.problem(
+                "backend",
+                format!("{other:?} is not a store: use \"sqlite\" or \"postgres\""),
+            );
+            t.finish();
+            return super::StoreConfig::Sqlite;
+        }
+    }
+    if t.get::<Text>("url").is_some() {
+        t.problem(
+            "url",
+            "a connection string is a secret: give url_env (a variable holding it) or url_file",
+        );
+    }
+    let url = match (t.get::<Text>("url_env"), t.get::<Text>("url_file")) {
+        (Some(_), Some(_)) => {
+            t.problem("url_file", "give either url_env or url_file, not both");
+            None
+        }
+        (Some(var), None) => Some((SecretSource::Env(var), t.path_of("url_env"))),
+        (None, Some(file)) => Some((
+            SecretSource::File(PathBuf::from(file)),
+            t.path_of("url_file"),
+        )),
+        (None, None) => {
+            if !t.has("url") {
+                t.problem_here(
+                    "store.backend = \"postgres\" needs url_env (a variable holding the connection string) or url_file",
+                );
+            }
+            None
+        }
+    };
+    let node = t.get::<Text>("node");
+    if let Some(n) = &node
+        && (n.trim().is_empty() || !single_line(n))
+    {
+        t.problem("node", "must be a non-empty single line");
+    }
+    let pool_size = t
+        .get::<Int<1, 1_000>>("pool_size")
+        .map_or(d::STORE_POOL_SIZE, |n| n as usize);
+    let lease = t.get::<Duration>("lease").unwrap_or(d::STORE_LEASE);
+    if lease < Duration::from_secs(2) {
+        t.problem("lease", "must be at least 2s");
+    }
+    t.finish();
+    // Without a connection string the problem above fails the config.
+    let Some((url, url_key)) = url else {
+        return super::StoreConfig::Sqlite;
+    };
+    super::StoreConfig::Postgres(super::PostgresStore {
+        url,
+        url_key,
+        pool_size,
+        node,
         lease,
     })
 }

@@ -222,3 +222,64 @@ fn websub_needs_listen_and_names_its_keys() {
     assert_eq!(c.feeds[0].websub, Some(false));
     assert!(parse_str("").expect("valid").websub.is_none());
 }
+
+#[test]
+fn the_store_is_sqlite_unless_postgres_is_asked_for_with_a_secret_url() {
+    assert_eq!(parse_str("").expect("valid").store, StoreConfig::Sqlite);
+    let pg = parse_str(
+        "[store]\nbackend = \"postgres\"\nurl_env = \"FEEDWIRE_DATABASE_URL\"\nnode = \"host-a\"\nlease = \"30s\"\n",
+    )
+    .expect("valid");
+    assert_eq!(
+        pg.store,
+        StoreConfig::Postgres(PostgresStore {
+            url: SecretSource::Env("FEEDWIRE_DATABASE_URL".into()),
+            url_key: "store.url_env".into(),
+            pool_size: defaults::STORE_POOL_SIZE,
+            node: Some("host-a".into()),
+            lease: Duration::from_secs(30),
+        })
+    );
+
+    let text = "[daemon]\nlisten = \"127.0.0.1:9\"\n\n[websub]\ncallback = \"https://x.example/websub\"\n\n\
+                [store]\nbackend = \"postgres\"\nurl = \"postgres://u:secret@db/x\"\nlease = \"1s\"\n";
+    let Err(ConfigError::Invalid { problems, .. }) = parse_str(text) else {
+        panic!("an inline connection string must be rejected");
+    };
+    let messages: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("store.url: a connection string is a secret")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("store.lease: must be at least 2s")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("store.backend: [websub] is not available")),
+        "{messages:?}"
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("secret@")),
+        "the password is never repeated: {messages:?}"
+    );
+
+    let Err(ConfigError::Invalid { problems, .. }) = parse_str("[store]\nbackend = \"mysql\"\n")
+    else {
+        panic!("an unknown backend must be rejected");
+    };
+    assert_eq!(problems[0].path, "store.backend");
+    let Err(ConfigError::Invalid { problems, .. }) = parse_str("[store]\nnode = \"a\"\n") else {
+        panic!("postgres keys on the sqlite store must be rejected");
+    };
+    assert_eq!(problems[0].path, "store.node");
+}

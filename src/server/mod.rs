@@ -131,3 +131,40 @@ async fn status_page(State(e): State<Endpoint>, uri: Uri, headers: HeaderMap) ->
 async fn asset(Path(name): Path<String>) -> Response {
     status::asset(&name)
 }
+
+/// Serves `/metrics`, health and the status page on `addr` until `stop`; returns the page,
+/// for reloads.
+pub fn start(
+    stages: &tokio_util::task::TaskTracker,
+    config: &crate::config::Config,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    heartbeat: &Arc<AtomicI64>,
+    websub: Option<Arc<crate::websub::Subscriber>>,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<status::StatusPage>> {
+    let Some(addr) = config.daemon.listen else {
+        return Ok(None);
+    };
+    let page = status::StatusPage::new(config, store.reader())?;
+    let endpoint = Endpoint {
+        store: store.clone(),
+        reader: store.reader(),
+        metrics: metrics.clone(),
+        heartbeat: heartbeat.clone(),
+        page: page.clone(),
+        websub,
+        max_body: config.poll.max_feed_size,
+    };
+    let server = tokio::spawn(serve(addr, endpoint, stop.clone()));
+    stages.spawn(async move {
+        match server.await {
+            Ok(Err(e)) => {
+                tracing::error!(listen = %addr, error = %e, "cannot serve metrics and health")
+            }
+            Err(e) => tracing::error!(error = %e, "the metrics server stopped"),
+            Ok(Ok(())) => {}
+        }
+    });
+    Ok(Some(page))
+}

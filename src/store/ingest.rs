@@ -3,7 +3,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{IngestBatch, IngestReport, StoreError, now_ms, write_poll};
+use super::sqlite::{now_ms, write_poll};
+use super::{IngestBatch, IngestReport, StoreError};
 use crate::dedup::{DuplicateReason, Fingerprint, Sketch};
 use crate::model::EventType;
 
@@ -368,7 +369,7 @@ const CANDIDATE_SKETCH: &str = "SELECT created_at, sketch FROM item_sketches WHE
 /// Rows read per band in one lookup. Items share a band by chance only rarely (see
 /// `crate::dedup::LSH_ROWS`); a band holding more than this is a story told many times
 /// over, and its newest copies are the ones a new copy resembles most.
-const MAX_BAND_CANDIDATES: i64 = 16;
+pub(super) const MAX_BAND_CANDIDATES: i64 = 16;
 
 /// [`resolve`] for the item at `rowid`.
 fn resolve_rowid(
@@ -447,7 +448,8 @@ fn add_to_indexes(
     Ok(())
 }
 
-fn hex(bytes: [u8; 32]) -> String {
+/// A content hash as stored (both backends keep the same text).
+pub(super) fn hex(bytes: [u8; 32]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -1,31 +1,31 @@
-//! The only place that knows SQL: feeds, items, events and the outbox in one SQLite file,
-//! written by one thread and read by another. [`postgres`] holds the start of a PostgreSQL
-//! store for several daemons on one database (leases, migrations, the same-story decision);
-//! it is not selectable yet.
+//! The store: feeds, items, events and the outbox, behind one interface with two backends.
 //!
-//! This module's public items are the interface a second backend (PostgreSQL) implements:
-//! no rusqlite type appears in it, errors included; states are enums and times
-//! [`Timestamp`]s. [`Store`]'s methods run on the writer thread, so blocking SQLite work never
-//! runs on the async reactor and writes never contend with each other. Reports and metrics
-//! go through a [`Reader`] ([`Store::reader`], in `read.rs`): a read-only connection on its
-//! own thread, so a `/metrics` scrape or `feedwire feeds` never waits behind the writer.
+//! [`Store`] and [`Reader`] are that interface: no engine's type appears in them, errors
+//! included; states are enums and times [`Timestamp`]s. Each method runs on the backend the
+//! config chose:
+//! - SQLite (`sqlite.rs`, the embedded default): one file, written by one thread (so writes
+//!   never contend and blocking work never runs on the reactor), read by another;
+//! - PostgreSQL ([`postgres`]): one database several daemons share, each claiming due feeds
+//!   and outbox rows with leases that expire, so a node that dies loses its claims to the
+//!   others.
+//!
+//! Reports and metrics go through a [`Reader`] ([`Store::reader`]): on SQLite a read-only
+//! connection on its own thread, on PostgreSQL the pool; a `/metrics` scrape or `feedwire
+//! feeds` never waits behind the writer.
 
 mod ingest;
+pub mod postgres;
 mod read;
 mod schema;
-pub mod postgres;
+mod sqlite;
 pub mod status;
 mod websub;
 
-pub use read::{DeliveryReport, FeedCounts, FeedReport, ItemReport, Reader, SinkBacklog};
+pub use read::{DeliveryReport, FeedCounts, FeedReport, ItemReport, SinkBacklog};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::dedup::Fingerprint;
 use crate::model::EventType;
@@ -33,25 +33,6 @@ pub use crate::model::Timestamp;
 use crate::scheduler::Rate;
 
 pub use schema::VERSION as SCHEMA_VERSION;
-
-/// How long SQLite waits for a lock held by another process (a CLI reader) before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Prepared statements kept per connection.
-const STATEMENT_CACHE: usize = 64;
-
-/// SQLite's page cache per connection, in KiB.
-const PAGE_CACHE_KIB: i64 = 4 * 1024;
-
-/// Jobs waiting for the writer (or reader) thread; callers wait when it is full.
-const WRITER_QUEUE: usize = 256;
-
-/// The reader's page cache, in KiB: reports scan, they need little cache.
-const READER_CACHE_KIB: i64 = 1024;
-
-/// How long a claimed outbox row stays invisible to other claims. Claims are cleared at
-/// start-up, so this only matters if a delivery task is lost without answering.
-const CLAIM_LEASE_MS: i64 = 10 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,6 +53,8 @@ pub enum StoreError {
     Database(DatabaseError),
     #[error("database thread has stopped")]
     Closed,
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
 }
 
 /// What the database engine said, without exposing the engine's own error type.
@@ -86,110 +69,21 @@ impl std::fmt::Display for DatabaseError {
 
 impl std::error::Error for DatabaseError {}
 
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        StoreError::Postgres(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> StoreError {
+        StoreError::Postgres(e.into())
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> StoreError {
         StoreError::Database(DatabaseError(e))
-    }
-}
-
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
-
-/// One connection owned by one thread, and the queue of work for it.
-#[derive(Clone)]
-struct ConnThread {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl ConnThread {
-    fn spawn(name: &str, mut conn: Connection, path: &Path) -> Result<ConnThread, StoreError> {
-        let (jobs, mut rx) = mpsc::channel::<Job>(WRITER_QUEUE);
-        std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || {
-                while let Some(job) = rx.blocking_recv() {
-                    job(&mut conn);
-                }
-            })
-            .map_err(|cause| StoreError::StateDir {
-                path: path.to_path_buf(),
-                cause,
-            })?;
-        Ok(ConnThread { jobs })
-    }
-
-    /// Runs `f` on the thread and returns its result.
-    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            // The caller may have stopped waiting (a timed-out health check); nothing to do.
-            let _ = tx.send(f(conn));
-        });
-        self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-}
-
-/// A handle to the database; cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    /// The writer thread, which owns the only read-write connection.
-    writer: ConnThread,
-    /// The read-only connection for reports and metrics.
-    reader: Reader,
-}
-
-impl ToSql for Timestamp {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_millis()))
-    }
-}
-
-impl FromSql for Timestamp {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        i64::column_result(value).map(Timestamp::from_millis)
-    }
-}
-
-impl ToSql for PollStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for PollStatus {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = value.as_str()?;
-        PollStatus::parse(s).ok_or_else(|| {
-            rusqlite::types::FromSqlError::Other(format!("unknown poll status {s:?}").into())
-        })
-    }
-}
-
-impl ToSql for SinkState {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for SinkState {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = value.as_str()?;
-        SinkState::parse(s).ok_or_else(|| {
-            rusqlite::types::FromSqlError::Other(format!("unknown sink state {s:?}").into())
-        })
-    }
-}
-
-impl FromSql for DeliveryState {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = value.as_str()?;
-        DeliveryState::parse(s).ok_or_else(|| {
-            rusqlite::types::FromSqlError::Other(format!("unknown delivery state {s:?}").into())
-        })
     }
 }
 
@@ -475,120 +369,123 @@ pub struct SinkStatus {
     pub updated_at: Timestamp,
 }
 
-/// Milliseconds since the Unix epoch, for SQL inside this module.
-fn now_ms() -> i64 {
-    Timestamp::now().as_millis()
+/// A feed a shared store was asked to lease for a poll.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedLease {
+    /// This node holds the feed until its poll is recorded (or the lease passes): its state
+    /// as the store has it now, which another node's poll may have changed.
+    Held(StoredFeed),
+    /// Another node holds it, or polled it since: ask again at `retry_at`.
+    Busy { id: i64, retry_at: Timestamp },
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    engine: Engine,
+}
+
+#[derive(Clone)]
+enum Engine {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::PgStore),
+}
+
+/// Runs the same call on whichever backend the store has.
+macro_rules! on_engine {
+    ($engine:expr, $b:ident => $call:expr) => {
+        match $engine {
+            Engine::Sqlite($b) => $call,
+            Engine::Postgres($b) => $call,
+        }
+    };
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`, migrates it and starts the writer.
+    /// Opens (creating if needed) the SQLite database at `path`, migrates it and starts the
+    /// writer.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|cause| StoreError::StateDir {
-                path: dir.to_path_buf(),
-                cause,
-            })?;
-        }
-        let mut conn = open_connection(path)?;
-        // Foreign keys off while the schema changes (a table rebuild must not cascade), then
-        // checked and on again: SQLite's own procedure for altering tables.
-        conn.pragma_update(None, "foreign_keys", false)?;
-        schema::migrate(&mut conn)?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        let writer = ConnThread::spawn("feedwire-store", conn, path)?;
-        // Opened after the migration, so the reader sees the current schema.
-        let reader = Reader::new(ConnThread::spawn(
-            "feedwire-reader",
-            open_read_only(path)?,
-            path,
-        )?);
-        Ok(Store { writer, reader })
-    }
-
-    /// The read-only side: reports and metrics that never queue behind writes.
-    pub fn reader(&self) -> Reader {
-        self.reader.clone()
-    }
-
-    /// Runs `f` on the writer thread and returns its result.
-    async fn call<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
-    {
-        self.writer.call(f).await
-    }
-
-    /// Voids every claim: called by the daemon at start, since claims of a process that
-    /// died are never answered. Read-only commands must not call it while a daemon runs.
-    pub async fn release_all_claims(&self) -> Result<usize, StoreError> {
-        self.call(|conn| {
-            Ok(conn.execute(
-                "UPDATE outbox SET claimed_until = NULL WHERE claimed_until IS NOT NULL",
-                [],
-            )?)
+        Ok(Store {
+            engine: Engine::Sqlite(sqlite::Sqlite::open(path)?),
         })
-        .await
     }
 
-    /// Answers when the writer thread and the database do (for health checks).
-    /// Takes and releases the write lock, so a database another process locks, or a file
-    /// that vanished, fails it.
+    /// Connects to the store the config names: its SQLite file, or its PostgreSQL database
+    /// (migrated, a newer schema refused).
+    pub async fn connect(config: &crate::config::Config) -> Result<Store, StoreError> {
+        match &config.store {
+            crate::config::StoreConfig::Sqlite => Store::open(&config.database_path()),
+            crate::config::StoreConfig::Postgres(pg) => {
+                let settings = postgres::PgSettings::from_config(pg)?;
+                Ok(Store::postgres(
+                    postgres::PgStore::connect(&settings).await?,
+                ))
+            }
+        }
+    }
+
+    /// A store on an already connected PostgreSQL database.
+    pub fn postgres(pg: postgres::PgStore) -> Store {
+        Store {
+            engine: Engine::Postgres(pg),
+        }
+    }
+
+    /// The read side: reports and metrics that never queue behind writes.
+    pub fn reader(&self) -> Reader {
+        Reader {
+            engine: match &self.engine {
+                Engine::Sqlite(s) => ReadEngine::Sqlite(s.reader()),
+                Engine::Postgres(p) => ReadEngine::Postgres(p.clone()),
+            },
+        }
+    }
+
+    /// The lease of a shared store (PostgreSQL): several daemons poll its feeds and deliver
+    /// its outbox, each claiming what it works on for this long. `None` for SQLite, which one
+    /// daemon owns.
+    pub fn lease(&self) -> Option<Duration> {
+        match &self.engine {
+            Engine::Sqlite(_) => None,
+            Engine::Postgres(p) => Some(p.lease()),
+        }
+    }
+
+    /// Claims, for this node, the due feeds among `ids` (a shared store only; SQLite holds
+    /// every feed already). A feed's lease ends when its poll is recorded.
+    pub async fn lease_feeds(&self, ids: Vec<i64>) -> Result<Vec<FeedLease>, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(Vec::new()),
+            Engine::Postgres(p) => p.lease_feeds(ids).await,
+        }
+    }
+
+    /// Extends every lease this node holds (feeds being polled, outbox rows being
+    /// delivered); a no-op on SQLite. Returns how many were extended.
+    pub async fn renew_leases(&self) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sqlite(_) => Ok(0),
+            Engine::Postgres(p) => p.renew_leases().await,
+        }
+    }
+
+    /// Voids this daemon's earlier claims: called at start, since claims of a process that
+    /// died are never answered (on PostgreSQL, only claims made under this node's name).
+    /// Read-only commands must not call it while a daemon runs.
+    pub async fn release_all_claims(&self) -> Result<usize, StoreError> {
+        on_engine!(&self.engine, b => b.release_all_claims().await)
+    }
+
+    /// Answers when the database does (for health checks); on SQLite it takes and releases
+    /// the write lock, so a database another process locks, or a file that vanished, fails it.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.call(|conn| Ok(conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?))
-            .await
+        on_engine!(&self.engine, b => b.ping().await)
     }
 
     /// Makes the feeds table match the config: new feeds added, changed URLs updated (their
     /// validators reset), feeds no longer listed marked inactive (their items are kept).
     pub async fn sync_feeds(&self, feeds: Vec<FeedSpec>) -> Result<Vec<StoredFeed>, StoreError> {
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute("UPDATE feeds SET active = 0", [])?;
-            for f in &feeds {
-                tx.execute(
-                    "INSERT INTO feeds (name, url) VALUES (?1, ?2)
-                     ON CONFLICT(name) DO UPDATE SET active = 1,
-                        etag = CASE WHEN url = excluded.url THEN etag END,
-                        last_modified = CASE WHEN url = excluded.url THEN last_modified END,
-                        next_poll_at = CASE WHEN url = excluded.url THEN next_poll_at END,
-                        url = excluded.url",
-                    params![f.name, f.url],
-                )?;
-            }
-            let mut out = Vec::with_capacity(feeds.len());
-            {
-                let mut stmt = tx.prepare(
-                    "SELECT id, name, url, etag, last_modified, polls, errors_in_row, next_poll_at,
-                        guid_unreliable, rate_items, rate_hours, last_ok_at
-                     FROM feeds WHERE active = 1 ORDER BY id",
-                )?;
-                let rows = stmt.query_map([], |r| {
-                    Ok(StoredFeed {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        url: r.get(2)?,
-                        etag: r.get(3)?,
-                        last_modified: r.get(4)?,
-                        polls: r.get(5)?,
-                        errors_in_row: r.get(6)?,
-                        next_poll_at: r.get(7)?,
-                        guid_unreliable: r.get(8)?,
-                        rate: Rate {
-                            items: r.get(9)?,
-                            hours: r.get(10)?,
-                        },
-                        last_ok_at: r.get(11)?,
-                    })
-                })?;
-                for row in rows {
-                    out.push(row?);
-                }
-            }
-            tx.commit()?;
-            Ok(out)
-        })
-        .await
+        on_engine!(&self.engine, b => b.sync_feeds(feeds).await)
     }
 
     /// Which of `keys` this feed already has, with their stored ids and revisions.
@@ -597,72 +494,32 @@ impl Store {
         feed_id: i64,
         keys: Vec<String>,
     ) -> Result<HashMap<String, KnownItem>, StoreError> {
-        self.call(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT id, revision FROM items WHERE feed_id = ?1 AND key = ?2")?;
-            let mut known = HashMap::new();
-            for key in keys {
-                let found = stmt
-                    .query_row(params![feed_id, key], |r| {
-                        Ok(KnownItem {
-                            id: r.get(0)?,
-                            revision: r.get(1)?,
-                        })
-                    })
-                    .optional()?;
-                if let Some(item) = found {
-                    known.insert(key, item);
-                }
-            }
-            Ok(known)
-        })
-        .await
+        on_engine!(&self.engine, b => b.known_items(feed_id, keys).await)
     }
 
     /// Records polls that produced no items to store (304, error, nothing new), in one
-    /// transaction: a tick's worth of unchanged feeds costs one commit, not one each.
+    /// transaction: a tick's worth of unchanged feeds costs one commit, not one each. On a
+    /// shared store this also ends the feeds' leases.
     pub async fn record_polls(&self, polls: Vec<(i64, PollRecord)>) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            for (feed_id, poll) in &polls {
-                write_poll(&tx, *feed_id, poll)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        on_engine!(&self.engine, b => b.record_polls(polls).await)
     }
 
     /// Records a poll that produced no items to store (304, error, nothing new).
     pub async fn record_poll(&self, feed_id: i64, poll: PollRecord) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            write_poll(conn, feed_id, &poll)?;
-            Ok(())
-        })
-        .await
+        self.record_polls(vec![(feed_id, poll)]).await
     }
 
     /// Stores a poll's new items, deciding for each whether it is a story already seen, with
     /// its event and one outbox row per sink, together with the poll's outcome, in one
     /// transaction.
     pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestReport, StoreError> {
-        self.call(move |conn| ingest::ingest(conn, batch)).await
+        on_engine!(&self.engine, b => b.ingest(batch).await)
     }
 
     /// Which of these URL keys some stored item already has (the cheap check before an
     /// article is fetched).
     pub async fn known_url_keys(&self, keys: Vec<String>) -> Result<HashSet<String>, StoreError> {
-        self.call(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT 1 FROM url_keys WHERE key = ?1")?;
-            let mut known = HashSet::new();
-            for key in keys {
-                if stmt.exists(params![key])? {
-                    known.insert(key);
-                }
-            }
-            Ok(known)
-        })
-        .await
+        on_engine!(&self.engine, b => b.known_url_keys(keys).await)
     }
 
     /// The first item of the stored story `fp` belongs to, and why, if any (the lookup the
@@ -672,50 +529,19 @@ impl Store {
         fp: Fingerprint,
         settings: DedupSettings,
     ) -> Result<Option<(String, crate::dedup::DuplicateReason)>, StoreError> {
-        self.call(move |conn| {
-            let none_pending = ingest::Bands::default();
-            Ok(
-                ingest::find_duplicate(conn, "", &fp, &settings, &none_pending, now_ms())?
-                    .map(|m| (m.root, m.reason)),
-            )
-        })
-        .await
+        on_engine!(&self.engine, b => b.find_duplicate(fp, settings).await)
     }
 
     /// Drops what retention no longer needs: bands older than `window`, event bodies of
     /// items older than `retention` whose deliveries are finished. Item rows stay (identity,
-    /// URL keys, content hash), so an old item seen again is still not new.
+    /// URL keys, content hash), so an old item seen again is still not new. Returns the
+    /// band rows and the events dropped.
     pub async fn prune(
         &self,
         window: Duration,
         retention: Duration,
     ) -> Result<(usize, usize), StoreError> {
-        self.call(move |conn| {
-            let now = now_ms();
-            // Items older than the window are never near-duplicate candidates again: their
-            // band rows and sketches go. Rowids grow with time, so "older" is "below the
-            // rowid of the first item inside the window" (one search of `items_created`).
-            // The band rows are found by a scan of the band table, once an hour: cheaper
-            // than an index by item that every insert would pay for.
-            let tx = conn.transaction()?;
-            let first: i64 = tx.query_row(
-                "SELECT COALESCE(
-                    (SELECT rowid FROM items WHERE created_at >= ?1 ORDER BY created_at LIMIT 1),
-                    (SELECT COALESCE(MAX(rowid), 0) + 1 FROM items))",
-                params![now - window.as_millis() as i64],
-                |r| r.get(0),
-            )?;
-            let bands = tx.execute("DELETE FROM story_bands WHERE item < ?1", params![first])?;
-            tx.execute("DELETE FROM item_sketches WHERE item < ?1", params![first])?;
-            tx.commit()?;
-            let events = conn.execute(
-                "DELETE FROM events WHERE created_at < ?1
-                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = events.id AND o.state = 'pending')",
-                params![now - retention.as_millis() as i64],
-            )?;
-            Ok((bands, events))
-        })
-        .await
+        on_engine!(&self.engine, b => b.prune(window, retention).await)
     }
 
     /// Claims up to `limit` due rows of `sink`, oldest first.
@@ -730,34 +556,7 @@ impl Store {
         limit: usize,
         now: Timestamp,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let sink = sink.to_string();
-        self.call(move |conn| {
-            let now = now.as_millis();
-            let tx = conn.transaction()?;
-            let mut out = Vec::new();
-            {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT o.id, o.event_id, o.webhook_id, e.body, o.attempts, e.created_at, o.next_attempt_at
-                     FROM outbox o JOIN events e ON e.id = o.event_id
-                     WHERE o.sink = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2
-                       AND (o.claimed_until IS NULL OR o.claimed_until < ?2)
-                     ORDER BY o.next_attempt_at, o.id LIMIT ?3",
-                )?;
-                let rows =
-                    stmt.query_map(params![sink, now, limit as i64], |r| delivery(r, &sink))?;
-                for row in rows {
-                    out.push(row?);
-                }
-                let mut mark =
-                    tx.prepare_cached("UPDATE outbox SET claimed_until = ?2 WHERE id = ?1")?;
-                for d in &out {
-                    mark.execute(params![d.outbox_id, now + CLAIM_LEASE_MS])?;
-                }
-            }
-            tx.commit()?;
-            Ok(out)
-        })
-        .await
+        on_engine!(&self.engine, b => b.claim_due(sink, limit, now).await)
     }
 
     /// Records what became of a round of attempts, and releases the claims of rows that
@@ -767,36 +566,12 @@ impl Store {
         outcomes: Vec<(i64, Attempt)>,
         untried: Vec<i64>,
     ) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
-            for (id, attempt) in outcomes {
-                write_attempt(&tx, id, attempt)?;
-            }
-            for id in untried {
-                tx.prepare_cached("UPDATE outbox SET claimed_until = NULL WHERE id = ?1")?
-                    .execute(params![id])?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        on_engine!(&self.engine, b => b.finish_many(outcomes, untried).await)
     }
 
     /// When the next pending row of `sink` is due (unclaimed), if any.
     pub async fn next_due(&self, sink: &str) -> Result<Option<Timestamp>, StoreError> {
-        let sink = sink.to_string();
-        self.call(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT MIN(next_attempt_at) FROM outbox
-                     WHERE sink = ?1 AND state = 'pending' AND claimed_until IS NULL",
-                    params![sink],
-                    |r| r.get::<_, Option<Timestamp>>(0),
-                )
-                .optional()?
-                .flatten())
-        })
-        .await
+        on_engine!(&self.engine, b => b.next_due(sink).await)
     }
 
     /// Claims the probe of a paused sink: the row due first among those that already failed
@@ -806,43 +581,13 @@ impl Store {
         sink: &str,
         now: Timestamp,
     ) -> Result<Option<Delivery>, StoreError> {
-        let sink = sink.to_string();
-        self.call(move |conn| {
-            let now = now.as_millis();
-            let tx = conn.transaction()?;
-            let found = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT o.id, o.event_id, o.webhook_id, e.body, o.attempts, e.created_at, o.next_attempt_at
-                     FROM outbox o JOIN events e ON e.id = o.event_id
-                     WHERE o.sink = ?1 AND o.state = 'pending'
-                       AND (o.claimed_until IS NULL OR o.claimed_until < ?2)
-                     ORDER BY o.attempts = 0, o.next_attempt_at, o.id LIMIT 1",
-                )?;
-                stmt.query_row(params![sink, now], |r| delivery(r, &sink))
-                    .optional()?
-            };
-            if let Some(d) = &found {
-                tx.prepare_cached("UPDATE outbox SET claimed_until = ?2 WHERE id = ?1")?
-                    .execute(params![d.outbox_id, now + CLAIM_LEASE_MS])?;
-            }
-            tx.commit()?;
-            Ok(found)
-        })
-        .await
+        on_engine!(&self.engine, b => b.claim_probe(sink, now).await)
     }
 
     /// The receiver answers again: every row of `sink` that waited only because of the
     /// outage is due now. Returns how many.
     pub async fn resume_sink(&self, sink: &str, now: Timestamp) -> Result<usize, StoreError> {
-        let sink = sink.to_string();
-        self.call(move |conn| {
-            Ok(conn.execute(
-                "UPDATE outbox SET next_attempt_at = MIN(next_attempt_at, ?2), outage = 0
-                 WHERE sink = ?1 AND state = 'pending' AND outage = 1",
-                params![sink, now],
-            )?)
-        })
-        .await
+        on_engine!(&self.engine, b => b.resume_sink(sink, now).await)
     }
 
     /// Dead-letters the pending rows of `sink` created before `created_before`: their
@@ -854,39 +599,12 @@ impl Store {
         why: String,
         suffix: String,
     ) -> Result<usize, StoreError> {
-        let sink = sink.to_string();
-        self.call(move |conn| {
-            Ok(conn.execute(
-                "UPDATE outbox SET state = 'dead', done_at = ?3, claimed_until = NULL, outage = 0,
-                    last_error = COALESCE(last_error, ?4) || ?5
-                 WHERE sink = ?1 AND state = 'pending' AND created_at < ?2
-                   AND (claimed_until IS NULL OR claimed_until < ?3)",
-                params![sink, created_before, now_ms(), why, suffix],
-            )?)
-        })
-        .await
+        on_engine!(&self.engine, b => b.expire(sink, created_before, why, suffix).await)
     }
 
     /// Records a sink's health.
     pub async fn set_sink_status(&self, status: SinkStatus) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO sink_state (sink, state, reason, since, until, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT(sink) DO UPDATE SET state = excluded.state, reason = excluded.reason,
-                    since = excluded.since, until = excluded.until, updated_at = excluded.updated_at",
-            )?
-            .execute(params![
-                status.sink,
-                status.state,
-                status.reason,
-                status.since,
-                status.until,
-                status.updated_at
-            ])?;
-            Ok(())
-        })
-        .await
+        on_engine!(&self.engine, b => b.set_sink_status(status).await)
     }
 
     /// Queues rows of `sink` again: dead ones, or every row created since `since`.
@@ -897,150 +615,109 @@ impl Store {
         dead_only: bool,
         since: Option<Timestamp>,
     ) -> Result<usize, StoreError> {
-        let sink = sink.to_string();
-        self.call(move |conn| {
-            let now = now_ms();
-            let n = if dead_only {
-                conn.execute(
-                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2, claimed_until = NULL,
-                        done_at = NULL WHERE sink = ?1 AND state = 'dead'",
-                    params![sink, now],
-                )?
-            } else {
-                conn.execute(
-                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?2, claimed_until = NULL,
-                        done_at = NULL WHERE sink = ?1 AND created_at >= ?3",
-                    params![sink, now, since.unwrap_or_default()],
-                )?
-            };
-            Ok(n)
-        })
-        .await
+        on_engine!(&self.engine, b => b.redeliver(sink, dead_only, since).await)
+    }
+
+    /// Every WebSub subscription, for the subscriber at start-up.
+    pub async fn websub_subscriptions(
+        &self,
+    ) -> Result<Vec<crate::websub::Subscription>, StoreError> {
+        on_engine!(&self.engine, b => b.websub_subscriptions().await)
+    }
+
+    /// Saves a subscription (one per feed).
+    pub async fn websub_save(&self, sub: crate::websub::Subscription) -> Result<(), StoreError> {
+        on_engine!(&self.engine, b => b.websub_save(sub).await)
+    }
+
+    /// Forgets a feed's subscription.
+    pub async fn websub_delete(&self, feed_id: i64) -> Result<(), StoreError> {
+        on_engine!(&self.engine, b => b.websub_delete(feed_id).await)
     }
 }
 
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path).map_err(|cause| StoreError::Open {
-        path: path.to_path_buf(),
-        cause: DatabaseError(cause),
-    })?;
-    // Pragmas outside any transaction: WAL survives power loss with synchronous=NORMAL
-    // losing at most the last transactions, never corrupting the file.
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    // Every hot statement stays prepared (rusqlite keeps 16 by default; we have more).
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    // Pages kept in memory (negative = KiB): enough for the hot part of the band index.
-    conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
-    Ok(conn)
+/// The read side of the store; cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    engine: ReadEngine,
 }
 
-/// A read-only connection to the same file, for [`Reader`].
-fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
-    use rusqlite::OpenFlags;
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|cause| StoreError::Open {
-        path: path.to_path_buf(),
-        cause: DatabaseError(cause),
-    })?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
-    Ok(conn)
+#[derive(Clone)]
+enum ReadEngine {
+    Sqlite(read::SqliteReader),
+    Postgres(postgres::PgStore),
 }
 
-/// An outbox row as [`Store::claim`] and [`Store::claim_probe`] select it.
-fn delivery(r: &rusqlite::Row<'_>, sink: &str) -> rusqlite::Result<Delivery> {
-    Ok(Delivery {
-        outbox_id: r.get(0)?,
-        event_id: r.get(1)?,
-        webhook_id: r.get(2)?,
-        sink: sink.to_string(),
-        body: r.get(3)?,
-        attempts: r.get(4)?,
-        created_at: r.get(5)?,
-        next_attempt_at: r.get(6)?,
-    })
-}
-
-fn write_attempt(conn: &Connection, outbox_id: i64, attempt: Attempt) -> Result<(), StoreError> {
-    let now = now_ms();
-    match attempt {
-        Attempt::Delivered => conn
-            .prepare_cached(
-                "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, claimed_until = NULL,
-                    done_at = ?2, last_status = NULL, last_error = NULL, outage = 0 WHERE id = ?1",
-            )?
-            .execute(params![outbox_id, now])?,
-        Attempt::Retry {
-            at,
-            status,
-            error,
-            outage,
-        } => conn
-            .prepare_cached(
-                "UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL, next_attempt_at = ?2,
-                    last_status = ?3, last_error = ?4, outage = ?5 WHERE id = ?1",
-            )?
-            .execute(params![outbox_id, at, status, error, outage])?,
-        Attempt::Dead { status, error } => conn
-            .prepare_cached(
-                "UPDATE outbox SET state = 'dead', attempts = attempts + 1, claimed_until = NULL,
-                    done_at = ?2, last_status = ?3, last_error = ?4, outage = 0 WHERE id = ?1",
-            )?
-            .execute(params![outbox_id, now, status, error])?,
-        Attempt::Probed { status, error } => conn
-            .prepare_cached(
-                "UPDATE outbox SET claimed_until = NULL, last_status = ?2, last_error = ?3, outage = 1
-                 WHERE id = ?1",
-            )?
-            .execute(params![outbox_id, status, error])?,
+macro_rules! on_reader {
+    ($engine:expr, $b:ident => $call:expr) => {
+        match $engine {
+            ReadEngine::Sqlite($b) => $call,
+            ReadEngine::Postgres($b) => $call,
+        }
     };
-    Ok(())
 }
 
-fn write_poll(conn: &Connection, feed_id: i64, poll: &PollRecord) -> Result<(), StoreError> {
-    if let Some(event) = poll.event.as_ref().filter(|e| !e.sinks.is_empty()) {
-        ingest::emit(
-            conn,
-            None,
-            Some(feed_id),
-            event.kind,
-            &event.body,
-            &event.sinks,
-            poll.at.as_millis(),
-        )?;
+impl Reader {
+    /// Rows waiting for delivery to any of `sinks` (rows of sinks no longer configured are
+    /// not waited for: nothing will deliver them).
+    pub async fn pending(&self, sinks: &[String]) -> Result<i64, StoreError> {
+        on_reader!(&self.engine, b => b.pending(sinks).await)
     }
-    // Cached: it runs once per poll, and parsing the statement each time was a third of the
-    // writer thread's work in a cycle of 304s.
-    conn.prepare_cached(
-        "UPDATE feeds SET polls = polls + 1, last_poll_at = ?2, last_status = ?3, last_http_status = ?4,
-            last_error = ?5, errors_in_row = ?6, next_poll_at = ?7,
-            etag = COALESCE(?8, etag), last_modified = COALESCE(?9, last_modified),
-            title = COALESCE(?10, title), url = COALESCE(?11, url),
-            rate_items = COALESCE(?12, rate_items), rate_hours = COALESCE(?13, rate_hours),
-            last_ok_at = CASE WHEN ?3 IN ('ok', 'not-modified') THEN ?2 ELSE last_ok_at END,
-            schedule_reason = ?14
-         WHERE id = ?1",
-    )?
-    .execute(params![
-            feed_id,
-            poll.at,
-            poll.status.as_str(),
-            poll.http_status,
-            poll.error,
-            poll.errors_in_row,
-            poll.next_poll_at,
-            poll.etag,
-            poll.last_modified,
-            poll.title,
-            poll.moved_to,
-            poll.rate.map(|r| r.items),
-            poll.rate.map(|r| r.hours),
-            poll.reason
-        ])?;
-    Ok(())
+
+    /// Feeds and items, for `/metrics`.
+    pub async fn feed_counts(&self) -> Result<FeedCounts, StoreError> {
+        on_reader!(&self.engine, b => b.feed_counts().await)
+    }
+
+    /// Answers when the database does.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_reader!(&self.engine, b => b.ping().await)
+    }
+
+    /// Rows per table, for `/metrics`.
+    pub async fn table_sizes(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        on_reader!(&self.engine, b => b.table_sizes().await)
+    }
+
+    /// `feedwire feeds`.
+    pub async fn feeds_report(&self) -> Result<Vec<FeedReport>, StoreError> {
+        on_reader!(&self.engine, b => b.feeds_report().await)
+    }
+
+    /// `feedwire items`: the newest `limit` items, of one feed or all.
+    pub async fn items_report(
+        &self,
+        feed: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<ItemReport>, StoreError> {
+        on_reader!(&self.engine, b => b.items_report(feed, limit).await)
+    }
+
+    /// What waits per sink.
+    pub async fn backlog(&self) -> Result<Vec<SinkBacklog>, StoreError> {
+        on_reader!(&self.engine, b => b.backlog().await)
+    }
+
+    /// Each sink's recorded health.
+    pub async fn sink_statuses(&self) -> Result<Vec<SinkStatus>, StoreError> {
+        on_reader!(&self.engine, b => b.sink_statuses().await)
+    }
+
+    /// `feedwire deliveries`.
+    pub async fn deliveries_report(
+        &self,
+        sink: Option<String>,
+        dead_only: bool,
+        limit: usize,
+    ) -> Result<Vec<DeliveryReport>, StoreError> {
+        on_reader!(&self.engine, b => b.deliveries_report(sink, dead_only, limit).await)
+    }
+
+    /// The status page's view, read in one transaction.
+    pub async fn status_snapshot(
+        &self,
+        q: status::SnapshotQuery,
+    ) -> Result<status::Snapshot, StoreError> {
+        on_reader!(&self.engine, b => b.status_snapshot(q).await)
+    }
 }

@@ -4,11 +4,12 @@
 
 use rusqlite::params;
 
-use super::{ConnThread, DeliveryState, PollStatus, SinkStatus, StoreError, Timestamp};
+use super::sqlite::ConnThread;
+use super::{DeliveryState, PollStatus, SinkStatus, StoreError, Timestamp};
 
 /// A handle to the read-only connection; cheap to clone.
 #[derive(Clone)]
-pub struct Reader {
+pub struct SqliteReader {
     thread: ConnThread,
 }
 
@@ -80,9 +81,9 @@ pub struct DeliveryReport {
     pub created_at: Timestamp,
 }
 
-impl Reader {
-    pub(super) fn new(thread: ConnThread) -> Reader {
-        Reader { thread }
+impl SqliteReader {
+    pub(super) fn new(thread: ConnThread) -> SqliteReader {
+        SqliteReader { thread }
     }
 
     /// Runs `f` on the reader's thread (`status.rs` reads through it too).
@@ -289,13 +290,14 @@ impl Reader {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{FeedSpec, Store};
+    use super::super::FeedSpec;
+    use super::super::sqlite::Sqlite;
     use std::time::Duration;
 
     #[tokio::test]
     async fn reports_answer_while_the_writer_is_busy() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("feedwire.db")).expect("open");
+        let store = Sqlite::open(&dir.path().join("feedwire.db")).expect("open");
         store
             .sync_feeds(vec![FeedSpec {
                 name: "f".into(),

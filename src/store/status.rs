@@ -7,7 +7,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{PollStatus, Reader, SinkState, StoreError, Timestamp};
+use super::read::SqliteReader;
+use super::{PollStatus, SinkState, StoreError, Timestamp};
 
 /// The chart's buckets: one per hour, in milliseconds (the unit of the stored times).
 const HOUR_MS: i64 = 3_600_000;
@@ -156,7 +157,7 @@ pub struct SnapshotQuery {
     pub dead_per_sink: usize,
 }
 
-impl Reader {
+impl SqliteReader {
     /// Reads one status page's figures, in one read transaction.
     pub async fn status_snapshot(&self, q: SnapshotQuery) -> Result<Snapshot, StoreError> {
         self.call(move |conn| read_snapshot(conn, &q)).await

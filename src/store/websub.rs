@@ -5,7 +5,8 @@ use std::time::Duration;
 use rusqlite::{Connection, params};
 use url::Url;
 
-use super::{Store, StoreError, Timestamp};
+use super::sqlite::Sqlite;
+use super::{StoreError, Timestamp};
 use crate::websub::{SubState, Subscription};
 
 const COLUMNS: &str = "feed_id, token, hub, topic, secret, state, awaiting, lease_until, lease_ms, reason, updated_at";
@@ -58,7 +59,7 @@ fn all(conn: &Connection) -> Result<Vec<Subscription>, StoreError> {
     Ok(out)
 }
 
-impl Store {
+impl Sqlite {
     pub async fn websub_subscriptions(&self) -> Result<Vec<Subscription>, StoreError> {
         self.call(|conn| all(conn)).await
     }
