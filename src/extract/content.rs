@@ -13,6 +13,7 @@ use scraper::Node;
 use scraper::node::Element;
 
 use super::boiler;
+use super::cards;
 use super::docs;
 use super::dom::{DNode, Dom, Kind, NONE, is_block};
 use super::forum;
@@ -370,6 +371,8 @@ pub(crate) struct Content<'a> {
     pub dom: Dom<'a>,
     pub roots: Vec<usize>,
     pub profile: Profile,
+    /// On a whole page, the card each node lies in ([`NONE`] outside cards).
+    pub cards: Vec<usize>,
 }
 
 pub(crate) fn find(root: NodeRef<'_, Node>, profile: Profile) -> Content<'_> {
@@ -387,10 +390,16 @@ pub(crate) fn find(root: NodeRef<'_, Node>, profile: Profile) -> Content<'_> {
             roots
         }
     };
+    let cards = if profile.whole_page {
+        cards::card_marks(&dom)
+    } else {
+        Vec::new()
+    };
     Content {
         dom,
         roots,
         profile,
+        cards,
     }
 }
 
@@ -431,7 +440,11 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
         // A comment on a question or an answer is an aside; a comment that is not inside one
         // is a reply of the thread (Discourse marks its posts so).
         let aside = profile.answers && i < post_end && is_item(e, "Comment");
+        // A whole page's consent panels and search filters are chrome however much
+        // paragraph text they hold (a listing's cards have little).
+        let page_chrome = profile.whole_page && cards::names_page_chrome(&class_and_id(e));
         aside
+            || (page_chrome && n.text as f32 <= total * WRAPPER_SHARE && !n.holds_main)
             || (n.text as f32 <= total * WRAPPER_SHARE
                 && !n.holds_main
                 && is_chrome(e, n.in_article, profile)
@@ -791,7 +804,7 @@ pub(crate) fn is_format(c: char) -> bool {
 }
 
 /// Whether an element inside the chosen content is left out.
-fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool, whole: bool) -> bool {
+fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool, whole: bool, cards: &[usize]) -> bool {
     let n = &dom.nodes[i];
     let tag = n.tag();
     // An article's headline is metadata (`title`); a product's or a service's name opens its
@@ -825,8 +838,8 @@ fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool, whole: bool) -> bool {
     // says, even when nothing follows it.
     if matches!(tag, "h2" | "h3" | "h4" | "h5" | "h6") {
         return match next_text_sibling(dom, i) {
-            None => !(whole && card_title(dom, i)),
-            Some(j) => skip_inside(dom, j, lenient, whole),
+            None => !(whole && (card_title(dom, i) || cards::card_heading(dom, i, cards))),
+            Some(j) => skip_inside(dom, j, lenient, whole, cards),
         };
     }
     false
@@ -934,7 +947,10 @@ fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
             let n = &dom.nodes[i];
             // Before the page's headline: a whole page's menus, banners and hero links.
             let before = i < start && n.end <= start;
-            if n.dead || before || (i != root && skip_inside(dom, i, lenient, whole)) {
+            if n.dead
+                || before
+                || (i != root && skip_inside(dom, i, lenient, whole, &content.cards))
+            {
                 i = n.end;
                 continue;
             }

@@ -9,12 +9,14 @@
 //! - `forum`, `product`, `docs`: what a thread, a product page or a documentation page
 //!   holds that the general rules do not know.
 //! - `boiler`: short lines inside the content that are furniture (credits, bylines, prompts).
+//! - `cards`: listings, collections and service pages: their chrome and their cards' titles.
 //! - `meta`: headline, byline, dates, language, canonical URL, lead image.
 //! - `batch`: a folder of pages to text and JSON files on every core.
 //! - `fragment`: feed summaries and titles (HTML fragments) to plain text.
 
 mod batch;
 mod boiler;
+mod cards;
 mod charset;
 mod content;
 mod docs;
