@@ -37,6 +37,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use clap::Parser;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{cpu_ticks, daemon_binary};
+
 /// Items each feed holds at the start (all new at the first poll).
 const INITIAL_ITEMS: u32 = 2;
 /// Items a feed document keeps, newest last (more right after a burst).
@@ -503,23 +507,6 @@ fn serve_feed(farm: &Farm, i: usize, inm: Option<&str>) -> Response {
 
 // ---- the daemon ------------------------------------------------------------------------------
 
-/// The release binary of the daemon, next to the example's own directory.
-fn daemon_binary() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    // target/release/examples/loadtest -> target/release/feedwire
-    let candidate = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("feedwire"));
-    match candidate {
-        Some(p) if p.is_file() => Ok(p),
-        _ => Err(format!(
-            "the daemon binary is missing next to {}; run `cargo build --release` first",
-            exe.display()
-        )),
-    }
-}
-
 /// The running daemon; stopped with SIGTERM (then SIGKILL) when dropped.
 struct Daemon {
     child: Child,
@@ -569,15 +556,6 @@ fn clock_ticks() -> (f64, bool) {
         Some(t) if t > 0.0 => (t, true),
         _ => (100.0, false),
     }
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: &str) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 /// Tells the daemon's callgrind to do something (`--zero`, `--dump=…`); waits for it.

@@ -28,6 +28,10 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use clap::Parser;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{cpu_ticks, daemon_binary};
+
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Ingest rate and 304 CPU on SQLite and on 1-3 daemons sharing PostgreSQL")]
 struct Args {
@@ -116,33 +120,6 @@ async fn handler(State(farm): State<Farm>, req: Request) -> Response {
         .expect("a feed")
 }
 
-/// The release binary of the daemon, next to the example's own directory.
-fn daemon_binary() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let candidate = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("feedwire"));
-    match candidate {
-        Some(p) if p.is_file() => Ok(p),
-        _ => Err(format!(
-            "the daemon binary is missing next to {}; run `cargo build --release` first",
-            exe.display()
-        )),
-    }
-}
-
-/// utime + stime of a process, in clock ticks (100 per second on Linux).
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let Some(end) = stat.rfind(')') else { return 0 };
-    let f: Vec<&str> = stat[end + 2..].split_whitespace().collect();
-    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    field(11) + field(12)
-}
-
 /// The CPU of every PostgreSQL server process on this machine, in clock ticks.
 fn postgres_ticks() -> u64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -154,7 +131,7 @@ fn postgres_ticks() -> u64 {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.starts_with("postgres"))
         })
-        .map(cpu_ticks)
+        .map(|pid| cpu_ticks(&pid.to_string()).unwrap_or(0))
         .sum()
 }
 
@@ -316,7 +293,11 @@ async fn run_one(
 
     // The next cycle: every poll is a 304.
     let polls0 = counters.not_modified.load(Ordering::Relaxed);
-    let cpu = |d: &Daemons| d.0.iter().map(|c| cpu_ticks(c.id())).sum::<u64>();
+    let cpu = |d: &Daemons| {
+        d.0.iter()
+            .map(|c| cpu_ticks(&c.id().to_string()).unwrap_or(0))
+            .sum::<u64>()
+    };
     let (cpu0, pg0) = (cpu(&daemons), postgres_ticks());
     let deadline = Instant::now() + Duration::from_secs(args.interval * 3 + 60);
     while counters.not_modified.load(Ordering::Relaxed) < polls0 + args.feeds as u64 {

@@ -19,55 +19,23 @@ const LEASE: Duration = Duration::from_millis(1500);
 /// The longest wait for a lease to pass.
 const DEADLINE: Duration = Duration::from_secs(15);
 
-/// A schema of its own on the test server, dropped when the test ends.
-struct Db {
-    url: String,
-    admin: tokio_postgres::Client,
-    schema: String,
+#[path = "common/pg.rs"]
+mod pg;
+use pg::Db;
+
+/// A node on the test's schema.
+async fn node(db: &Db, name: &str) -> PgStore {
+    PgStore::connect(&settings(db, name))
+        .await
+        .unwrap_or_else(|e| panic!("node {name} connects: {e}"))
 }
 
-impl Db {
-    async fn new() -> Option<Db> {
-        let Ok(base) = std::env::var("FEEDWIRE_TEST_POSTGRES") else {
-            println!(
-                "skipped: FEEDWIRE_TEST_POSTGRES is not set (it names the PostgreSQL server this test needs)"
-            );
-            return None;
-        };
-        let (admin, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("FEEDWIRE_TEST_POSTGRES={base} does not answer: {e}"));
-        tokio::spawn(connection);
-        let schema = format!("fwtest_{}", ulid::Ulid::new().to_string().to_lowercase());
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .expect("create the test schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-        Some(Db { url, admin, schema })
-    }
-
-    async fn node(&self, name: &str) -> PgStore {
-        PgStore::connect(&self.settings(name))
-            .await
-            .unwrap_or_else(|e| panic!("node {name} connects: {e}"))
-    }
-
-    fn settings(&self, name: &str) -> PgSettings {
-        PgSettings {
-            url: self.url.clone(),
-            pool_size: 4,
-            node: name.to_string(),
-            lease: LEASE,
-        }
-    }
-
-    async fn drop_schema(self) {
-        let _ = self
-            .admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await;
+fn settings(db: &Db, name: &str) -> PgSettings {
+    PgSettings {
+        url: db.url.clone(),
+        pool_size: 4,
+        node: name.to_string(),
+        lease: LEASE,
     }
 }
 
@@ -127,7 +95,7 @@ fn polled(next: Timestamp) -> PollRecord {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_never_hold_one_feed_at_once_and_a_dead_nodes_feeds_return_after_its_lease() {
     let Some(db) = Db::new().await else { return };
-    let (a, b, c) = tokio::join!(db.node("a"), db.node("b"), db.node("c"));
+    let (a, b, c) = tokio::join!(node(&db, "a"), node(&db, "b"), node(&db, "c"));
     let stored = a.sync_feeds(specs(60)).await.expect("sync feeds");
     let ids: Vec<i64> = stored.iter().map(|f| f.id).collect();
 
@@ -204,7 +172,7 @@ async fn feed_ids(db: &Db, names: &BTreeSet<String>) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_lease_holds_and_a_lapsed_one_passes_to_another_node() {
     let Some(db) = Db::new().await else { return };
-    let (a, b) = tokio::join!(db.node("a"), db.node("b"));
+    let (a, b) = tokio::join!(node(&db, "a"), node(&db, "b"));
     let ids: Vec<i64> = a
         .sync_feeds(specs(1))
         .await
@@ -251,7 +219,7 @@ async fn a_renewed_lease_holds_and_a_lapsed_one_passes_to_another_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
     let Some(db) = Db::new().await else { return };
-    let (a, b, c) = tokio::join!(db.node("a"), db.node("b"), db.node("c"));
+    let (a, b, c) = tokio::join!(node(&db, "a"), node(&db, "b"), node(&db, "c"));
     for node in [&a, &b, &c] {
         assert_eq!(
             node.schema_version().await.expect("version"),
@@ -265,7 +233,7 @@ async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
         ))
         .await
         .expect("pretend a newer feedwire migrated");
-    match PgStore::connect(&db.settings("d")).await {
+    match PgStore::connect(&settings(&db, "d")).await {
         Err(e @ PgError::TooNew { found: 99, .. }) => {
             assert!(e.to_string().contains("upgrade feedwire"), "{e}");
         }
@@ -278,7 +246,7 @@ async fn nodes_starting_together_migrate_once_and_a_newer_schema_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_another_feed_list_learns_where_it_differs() {
     let Some(db) = Db::new().await else { return };
-    let (a, b) = tokio::join!(db.node("a"), db.node("b"));
+    let (a, b) = tokio::join!(node(&db, "a"), node(&db, "b"));
     let (first, _) = a.sync_feed_list(&specs(3)).await.expect("sync");
     assert_eq!(
         first,
