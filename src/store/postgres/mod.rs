@@ -161,8 +161,6 @@ pub enum PgError {
     TooNew { found: i32, supported: i32 },
     #[error("cannot read the PostgreSQL connection string from {key}: {cause}")]
     Secret { key: String, cause: String },
-    #[error("{0} is not available on the PostgreSQL store yet")]
-    Unsupported(&'static str),
 }
 
 /// The driver's text with its causes ("error connecting to server: Connection refused"); it
@@ -567,15 +565,6 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The stored id of a feed, by name.
-    pub async fn feed_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT id FROM feeds WHERE name = $1", &[&name])
-            .await?;
-        Ok(row.map(|r| r.get(0)))
     }
 }
 
