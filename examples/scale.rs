@@ -10,11 +10,11 @@
 //! Each run gets a state dir (SQLite) or a schema (PostgreSQL) of its own, dropped at the
 //! end. The farm serves every feed with an ETag: the first poll of each feed gets `--items`
 //! new entries, every later one a 304. Items/s counts from the farm's first answer to the
-//! last item in the database; the daemons spread their first polls over the interval (at
-//! most 50 ms per feed), so the offered rate is feeds × items / that window, and the figure is
-//! the store's ingest rate only when the offered rate is above it (the defaults offer 5,000/s); the 304 cycle's CPU is that of the daemons (utime + stime from
-//! /proc) and, on PostgreSQL, of the server's processes, over one interval of all-304 polls,
-//! per 10,000 polls.
+//! last item in the database. The daemons spread their first polls over 50 ms per feed, at
+//! most over the interval, so the offered rate is feeds × items / that window (5,000/s for
+//! the command above); the figure is the ingest capacity when it stays below that. The 304
+//! cycle's CPU is that of the daemons (utime + stime from /proc) and, on PostgreSQL, of the
+//! server's processes, over one interval of all-304 polls, per 10,000 polls.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
