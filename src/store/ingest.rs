@@ -87,18 +87,12 @@ pub(super) fn ingest(
                 drifted += 1;
             }
         }
-        if !item.emitted {
+        let Some((kind, sinks)) = item_event(item, found.is_some(), same_feed_link) else {
             continue;
-        }
-        let (kind, sinks) = match &found {
-            None => {
-                report.emitted += 1;
-                (EventType::ItemNew, &item.new_sinks)
-            }
-            // The feed's own item under a new GUID is not news, not even as a duplicate.
-            Some(_) if same_feed_link => continue,
-            Some(_) => (EventType::ItemDuplicate, &item.duplicate_sinks),
         };
+        if kind == EventType::ItemNew {
+            report.emitted += 1;
+        }
         if sinks.is_empty() {
             continue;
         }
@@ -415,6 +409,23 @@ fn root_of(
         reason,
         feed_id,
     }))
+}
+
+/// The event a decided item gets, with its sinks: `item.new` when no stored story matched,
+/// `item.duplicate` when one did; none for an item that is not emitted, or for the feed's own
+/// item seen under a new GUID (not news, not even as a duplicate). The same rule on both
+/// backends.
+pub(super) fn item_event(
+    item: &super::NewItem,
+    duplicate: bool,
+    same_feed_link: bool,
+) -> Option<(EventType, &[String])> {
+    match (item.emitted, duplicate) {
+        (false, _) => None,
+        (true, false) => Some((EventType::ItemNew, &item.new_sinks)),
+        (true, true) if same_feed_link => None,
+        (true, true) => Some((EventType::ItemDuplicate, &item.duplicate_sinks)),
+    }
 }
 
 /// Adds the item's URL keys to their index and, with near duplicates on, its sketch to the

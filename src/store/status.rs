@@ -218,16 +218,35 @@ fn feeds(conn: &Connection) -> Result<Vec<FeedRow>, StoreError> {
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
-fn hours(conn: &Connection, now: Timestamp, count: usize) -> Result<Vec<HourCount>, StoreError> {
+/// The `count` hours up to the one `now` is in, all empty, and the first hour's start (ms).
+pub(crate) fn empty_hours(now: Timestamp, count: usize) -> (i64, Vec<HourCount>) {
     let current = now.as_millis().div_euclid(HOUR_MS) * HOUR_MS;
     let first = current - (count as i64 - 1) * HOUR_MS;
-    let mut out: Vec<HourCount> = (0..count as i64)
+    let out = (0..count as i64)
         .map(|i| HourCount {
             start: Timestamp::from_millis(first + i * HOUR_MS),
             new: 0,
             duplicate: 0,
         })
         .collect();
+    (first, out)
+}
+
+/// Adds `n` items stored in hour number `hour` (ms / [`HOUR_MS`]) to its bucket.
+pub(crate) fn count_hour(out: &mut [HourCount], first: i64, hour: i64, duplicate: bool, n: i64) {
+    let index = (hour * HOUR_MS - first) / HOUR_MS;
+    // Items stamped in the future (a clock set back) are left out of the chart.
+    if let Some(bucket) = usize::try_from(index).ok().and_then(|i| out.get_mut(i)) {
+        if duplicate {
+            bucket.duplicate += n;
+        } else {
+            bucket.new += n;
+        }
+    }
+}
+
+fn hours(conn: &Connection, now: Timestamp, count: usize) -> Result<Vec<HourCount>, StoreError> {
+    let (first, mut out) = empty_hours(now, count);
     let mut stmt = conn.prepare_cached(
         "SELECT created_at / ?2, duplicate_of IS NOT NULL, COUNT(*)
          FROM items WHERE created_at >= ?1 GROUP BY 1, 2",
@@ -241,15 +260,7 @@ fn hours(conn: &Connection, now: Timestamp, count: usize) -> Result<Vec<HourCoun
     })?;
     for row in rows {
         let (hour, duplicate, n) = row?;
-        let index = (hour * HOUR_MS - first) / HOUR_MS;
-        // Items stamped in the future (a clock set back) are left out of the chart.
-        if let Some(bucket) = usize::try_from(index).ok().and_then(|i| out.get_mut(i)) {
-            if duplicate {
-                bucket.duplicate += n;
-            } else {
-                bucket.new += n;
-            }
-        }
+        count_hour(&mut out, first, hour, duplicate, n);
     }
     Ok(out)
 }

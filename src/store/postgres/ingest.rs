@@ -131,18 +131,14 @@ impl PgStore {
                     drifted += 1;
                 }
             }
-            if !item.emitted {
+            let Some((kind, sinks)) =
+                crate::store::ingest::item_event(item, found.is_some(), same_feed_link)
+            else {
                 continue;
-            }
-            let (kind, sinks) = match &found {
-                None => {
-                    report.emitted += 1;
-                    (EventType::ItemNew, &item.new_sinks)
-                }
-                // The feed's own item under a new GUID is not news, not even as a duplicate.
-                Some(_) if same_feed_link => continue,
-                Some(_) => (EventType::ItemDuplicate, &item.duplicate_sinks),
             };
+            if kind == EventType::ItemNew {
+                report.emitted += 1;
+            }
             if sinks.is_empty() {
                 continue;
             }

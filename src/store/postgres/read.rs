@@ -333,15 +333,7 @@ async fn status_feeds(tx: &Tx<'_>) -> Result<Vec<FeedRow>, StoreError> {
 }
 
 async fn hours(tx: &Tx<'_>, now: Timestamp, count: usize) -> Result<Vec<HourCount>, StoreError> {
-    let current = now.as_millis().div_euclid(HOUR_MS) * HOUR_MS;
-    let first = current - (count as i64 - 1) * HOUR_MS;
-    let mut out: Vec<HourCount> = (0..count as i64)
-        .map(|i| HourCount {
-            start: Timestamp::from_millis(first + i * HOUR_MS),
-            new: 0,
-            duplicate: 0,
-        })
-        .collect();
+    let (first, mut out) = crate::store::status::empty_hours(now, count);
     let rows = tx
         .query(
             "SELECT created_at / $2, duplicate_of IS NOT NULL, COUNT(*)
@@ -350,16 +342,7 @@ async fn hours(tx: &Tx<'_>, now: Timestamp, count: usize) -> Result<Vec<HourCoun
         )
         .await?;
     for r in &rows {
-        let (hour, duplicate, n): (i64, bool, i64) = (r.get(0), r.get(1), r.get(2));
-        let index = (hour * HOUR_MS - first) / HOUR_MS;
-        // Items stamped in the future (a clock set back) are left out of the chart.
-        if let Some(bucket) = usize::try_from(index).ok().and_then(|i| out.get_mut(i)) {
-            if duplicate {
-                bucket.duplicate += n;
-            } else {
-                bucket.new += n;
-            }
-        }
+        crate::store::status::count_hour(&mut out, first, r.get(0), r.get(1), r.get(2));
     }
     Ok(out)
 }
