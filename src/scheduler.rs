@@ -355,6 +355,9 @@ pub struct Scheduler {
     interval: Duration,
     /// WebSub distributions waiting for their feed to be released.
     pushes: HashMap<i64, VecDeque<crate::websub::Distribution>>,
+    /// Feeds in flight whose hub stopped pushing meanwhile: polled again as soon as they come
+    /// back, whatever their poll's record says (it may have been written while pushed).
+    soon: HashSet<i64>,
     /// A store other daemons share: a due feed is polled only once this node holds its lease.
     shared: Option<crate::store::Store>,
 }
@@ -374,6 +377,7 @@ impl Scheduler {
             on_return: HashMap::new(),
             interval,
             pushes: HashMap::new(),
+            soon: HashSet::new(),
             shared: None,
         };
         s.add(feeds);
@@ -462,6 +466,7 @@ impl Scheduler {
         match self.on_return.remove(&state.id) {
             Some(None) => {
                 self.pushes.remove(&state.id);
+                self.soon.remove(&state.id);
                 return;
             }
             Some(Some(new)) => state = merge(state, new),
@@ -470,10 +475,12 @@ impl Scheduler {
         match state.next_poll_at {
             // A gone feed stays known (a reload may bring it back) but is not polled again.
             Some(Timestamp::NEVER) => {}
+            _ if self.soon.remove(&state.id) => self.queue.schedule(state.id, self.clock.now()),
             at => self
                 .queue
                 .schedule(state.id, at.unwrap_or_else(|| self.clock.now())),
         }
+        self.soon.remove(&state.id);
         if self.pushes.get(&state.id).is_some_and(|q| !q.is_empty()) {
             self.queue.schedule(state.id, self.clock.now());
         }
@@ -508,6 +515,8 @@ impl Scheduler {
     fn poll_soon(&mut self, id: i64) {
         if self.idle.contains_key(&id) {
             self.queue.schedule(id, self.clock.now());
+        } else if self.in_flight.contains(&id) {
+            self.soon.insert(id);
         }
     }
 
@@ -945,6 +954,27 @@ mod tests {
             .expect("polled now, not at the safety net's time")
             .expect("due");
         assert_eq!(f.pushed, None);
+        s.stop.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_feed_whose_hub_went_away_while_in_flight_is_polled_when_it_returns() {
+        let mut s = start(|c| vec![feed(1, Some(c.now()))]);
+        let mut f = s.due.recv().await.expect("due");
+        s.commands
+            .send(Command::PollSoon { feed: 1 })
+            .await
+            .expect("send");
+        // Paused time moves only once the scheduler has taken the command.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // The poll's record was made while the hub still pushed: the safety net's time.
+        f.next_poll_at = Some(s.clock.now().after(Duration::from_secs(6 * 3600)));
+        s.done.send(f).expect("send");
+        let again = tokio::time::timeout(Duration::from_secs(1), s.due.recv())
+            .await
+            .expect("polled again at once, not at the safety net's time")
+            .expect("due");
+        assert_eq!(again.id, 1);
         s.stop.cancel();
     }
 

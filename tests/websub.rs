@@ -549,7 +549,9 @@ fn a_hub_that_goes_away_falls_back_to_polling() {
     );
     assert!(
         wait_until(Duration::from_secs(10), || f.has("urn:test:2")),
-        "the item arrives by polling"
+        "the item arrives by polling: {} polls since the hub went away\n{}",
+        f.publisher.seen("/feed.xml").len() - polls_when_active,
+        f.log()
     );
     assert!(f.publisher.seen("/feed.xml").len() > polls_when_active);
 }
