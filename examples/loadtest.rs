@@ -558,6 +558,24 @@ fn clock_ticks() -> (f64, bool) {
     }
 }
 
+/// Set for a bare client under callgrind: it zeroes its counts after warming its pool and
+/// dumps them when its requests are done.
+const BARE_CALLGRIND: &str = "LOADTEST_BARE_CALLGRIND";
+
+/// The instructions a callgrind dump counted (its `totals:` or `summary:` line).
+fn callgrind_total(file: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Tells the daemon's callgrind to do something (`--zero`, `--dump=…`); waits for it.
 fn callgrind_control(pid: u32, what: &str) {
     let done = Command::new("callgrind_control")
@@ -762,6 +780,10 @@ fn bare_client(argv: &[String]) {
         while warm.join_next().await.is_some() {}
 
         let self_pid = std::process::id().to_string();
+        let under_callgrind = std::env::var_os(BARE_CALLGRIND).is_some();
+        if under_callgrind {
+            callgrind_control(std::process::id(), "--zero");
+        }
         let t0 = cpu_ticks(&self_pid).unwrap_or(0);
         let start = Instant::now();
         let ok = Arc::new(AtomicUsize::new(0));
@@ -804,6 +826,9 @@ fn bare_client(argv: &[String]) {
         }
         let secs = start.elapsed().as_secs_f64();
         let t1 = cpu_ticks(&self_pid).unwrap_or(0);
+        if under_callgrind {
+            callgrind_control(std::process::id(), "--dump=bare");
+        }
         println!(
             "{} {} {} {secs}",
             t1 - t0,
@@ -826,9 +851,21 @@ fn run_bare(
     concurrency: usize,
     rate: f64,
     count: usize,
+    callgrind: Option<&Path>,
 ) -> Result<BareResult, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let out = Command::new(exe)
+    let mut command = match callgrind {
+        Some(out) => {
+            let mut c = Command::new("valgrind");
+            c.arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .env(BARE_CALLGRIND, "1")
+                .arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let out = command
         .args([
             "bare-client",
             base,
@@ -990,17 +1027,34 @@ async fn run(args: Args) -> Result<(), String> {
     let bare_fast = tokio::task::spawn_blocking({
         let base = base.clone();
         let c = args.concurrency;
-        move || run_bare(&base, n, c, 0.0, n)
+        move || run_bare(&base, n, c, 0.0, n, None)
     })
     .await
     .map_err(|e| e.to_string())??;
+    // Under callgrind too, when the daemon will be: instructions per request, which a loaded
+    // machine does not change.
+    let bare_counted = match &args.callgrind {
+        Some(file) => {
+            let out = PathBuf::from(format!("{}.bare", file.display()));
+            println!("bare client: {n} requests under callgrind, full speed");
+            let bare = tokio::task::spawn_blocking({
+                let (base, c, out) = (base.clone(), args.concurrency, out.clone());
+                move || run_bare(&base, n, c, 0.0, n, Some(&out))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            let dump = PathBuf::from(format!("{}.1", out.display()));
+            callgrind_total(&dump).map(|ir| (ir, bare.requests))
+        }
+        None => None,
+    };
     let rate = n as f64 / interval.as_secs_f64();
     let paced_count = ((rate * PACED_SPAN.as_secs_f64()) as usize).clamp(1, n);
     println!("bare client: {paced_count} requests paced at {rate:.0}/s, like the daemon");
     let bare_paced = tokio::task::spawn_blocking({
         let base = base.clone();
         let c = args.concurrency;
-        move || run_bare(&base, n, c, rate, paced_count)
+        move || run_bare(&base, n, c, rate, paced_count, None)
     })
     .await
     .map_err(|e| e.to_string())??;
@@ -1310,6 +1364,22 @@ async fn run(args: Args) -> Result<(), String> {
             q / bare_paced_10k
         ),
     );
+    if let Some(file) = &args.callgrind {
+        let daemon = callgrind_total(&PathBuf::from(format!("{}.1", file.display())));
+        match (daemon, bare_counted) {
+            (Some(d), Some((b, requests))) if quiet_polls > 0 && requests > 0 => {
+                let (d, b) = (d as f64 / quiet_polls as f64, b as f64 / requests as f64);
+                row(
+                    "304 cycle: instructions per poll (callgrind)",
+                    format!("{d:.0} daemon, {b:.0} bare full speed: {:.2}x", d / b),
+                );
+            }
+            _ => row(
+                "304 cycle: instructions per poll (callgrind)",
+                "not counted (a dump is missing)".to_string(),
+            ),
+        }
+    }
     row(
         "change cycles: CPU s per 10,000 polls",
         format!(

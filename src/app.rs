@@ -82,21 +82,8 @@ impl Shared {
             .clone()
     }
 
-    fn set_config(&self, config: Arc<Config>) {
+    pub(crate) fn set_config(&self, config: Arc<Config>) {
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
-    }
-}
-
-/// The HTTP client settings a config asks for.
-pub fn client_settings(config: &Config) -> ClientSettings {
-    ClientSettings {
-        hosts: config.hosts.clone(),
-        allowed_networks: config.article.allowed_networks.clone(),
-        user_agent: config.daemon.user_agent.clone(),
-        max_connections: config.daemon.max_connections,
-        per_host_connections: config.daemon.per_host_connections,
-        proxy: config.daemon.proxy.clone(),
-        no_proxy: config.daemon.no_proxy.clone(),
     }
 }
 
@@ -107,7 +94,7 @@ pub async fn run(
     mode: Mode,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-    mut reloads: mpsc::Receiver<Config>,
+    reloads: mpsc::Receiver<Config>,
 ) -> anyhow::Result<Outcome> {
     let config = Arc::new(config);
     let store = Store::connect(&config).await?;
@@ -115,7 +102,7 @@ pub async fn run(
     // Claims of a previous process that died are void; its rows are delivered again. Only
     // here, before any worker of this process runs.
     store.release_all_claims().await?;
-    let http = HttpClient::new(&client_settings(&config))?;
+    let http = HttpClient::new(&ClientSettings::of(&config))?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut deliveries = Deliveries::start(&config, store.clone(), metrics.clone())?;
     let (commands_tx, commands_rx) = mpsc::channel::<Command>(COMMAND_QUEUE);
@@ -142,116 +129,17 @@ pub async fn run(
         metrics: metrics.clone(),
     });
 
-    let (due_tx, due_rx) = mpsc::channel::<FeedState>(DUE_QUEUE);
-    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(BATCH_QUEUE);
-    // Unbounded on purpose: each feed has at most one poll in flight, so this holds at most
-    // one message per feed, and the scheduler must never block the stages that report to it.
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<FeedState>();
-    let (finish, records) = Finish::new(done_tx);
-
-    let stages = TaskTracker::new();
-    // Stops taking new work; what is in flight finishes.
-    let stop_polling = shutdown.child_token();
-    stages.spawn(crate::poll::run(
-        ctx.clone(),
-        due_rx,
-        batch_tx,
-        finish.clone(),
-        stop_polling.clone(),
-    ));
-    stages.spawn(crate::ingest::run(ctx.clone(), batch_rx, finish));
-    stages.spawn(crate::poll::write_records(ctx.clone(), records));
-
+    let stages = Stages::start(&ctx, &shutdown);
+    let tasks = stages.tasks.clone();
     match &mode {
         Mode::Forever => {
-            let heartbeat = Arc::new(AtomicI64::new(Timestamp::now().as_millis()));
-            stages.spawn(crate::upkeep::prune_periodically(
-                ctx.clone(),
-                stop_polling.clone(),
-            ));
-            let page = crate::server::start(
-                &stages,
-                &config,
-                &store,
-                &metrics,
-                &heartbeat,
-                websub.clone(),
-                &stop_polling,
-            )?;
-            if let Some(subscriber) = &websub {
-                subscriber
-                    .configure(&config, &scheduler::feed_ids(&feeds))
-                    .await;
-                stages.spawn(subscriber.clone().watch(stop_polling.clone()));
-            }
-            stages.spawn(crate::upkeep::supervise(
-                store.reader(),
-                ctx.clone(),
-                heartbeat.clone(),
-                stop_polling.clone(),
-            ));
-            tracing::info!(
-                feeds = feeds.len(),
-                sinks = config.sinks.len(),
-                "feedwire running"
-            );
-            let mut scheduler = Scheduler::new(Clock::new(), feeds, config.poll.interval);
-            if let Some(lease) = store.lease() {
-                scheduler = scheduler.sharing(store.clone());
-                stages.spawn(crate::upkeep::renew_leases(
-                    store.clone(),
-                    lease,
-                    stop_polling.clone(),
-                ));
-            }
-            stages.spawn(scheduler.run(
-                due_tx,
-                done_rx,
-                commands_rx,
-                heartbeat,
-                stop_polling.clone(),
-            ));
-            stages.close();
-            loop {
-                tokio::select! {
-                    _ = stop_polling.cancelled() => break,
-                    Some(new) = reloads.recv() => {
-                        reload(&ctx, &mut deliveries, &commands_tx, new).await;
-                        if let Some(page) = &page {
-                            page.reconfigure(&ctx.config());
-                        }
-                    }
-                }
-            }
+            let commands = (commands_tx, commands_rx);
+            serve(ctx, &mut deliveries, commands, stages, feeds, reloads).await?;
         }
-        Mode::Once { feed, .. } => {
-            stages.close();
-            for state in feeds {
-                if feed.as_ref().is_some_and(|f| *f != state.feed.name) {
-                    continue;
-                }
-                tokio::select! {
-                    sent = due_tx.send(state) => if sent.is_err() { break },
-                    _ = stop_polling.cancelled() => break,
-                }
-            }
-            drop(due_tx);
-            // Polls report back here; nobody reschedules them.
-            tokio::spawn(async move { while done_rx.recv().await.is_some() {} });
-        }
+        Mode::Once { feed, .. } => poll_once(stages, feeds, feed.as_deref()).await,
     }
-
-    // Drain: the stages finish what they hold, within the grace period after a signal.
     let grace = config.daemon.shutdown_grace;
-    let drained = if shutdown.is_cancelled() {
-        tokio::time::timeout(grace, stages.wait()).await.is_ok()
-    } else {
-        tokio::select! {
-            _ = stages.wait() => true,
-            _ = shutdown.cancelled() => tokio::time::timeout(grace, stages.wait()).await.is_ok(),
-        }
-    };
-    if !drained {
+    if !drain(&tasks, &shutdown, grace).await {
         tracing::warn!(grace = %humantime::format_duration(grace), "stopped before in-flight polls finished; their items are fetched again next time");
     }
 
@@ -275,60 +163,146 @@ pub async fn run(
     Ok(Outcome { pending })
 }
 
-/// Applies a reloaded config: feeds and sinks added, removed or changed; the store, the HTTP
-/// client and unchanged sinks' workers stay.
-async fn reload(
-    ctx: &Shared,
-    deliveries: &mut Deliveries,
-    scheduler: &mpsc::Sender<Command>,
-    new: Config,
-) {
-    let old = ctx.config();
-    if client_settings(&old).hosts != new.hosts
-        || old.daemon.user_agent != new.daemon.user_agent
-        || old.daemon.max_connections != new.daemon.max_connections
-        || old.daemon.per_host_connections != new.daemon.per_host_connections
-        || old.article.allowed_networks != new.article.allowed_networks
-    {
-        tracing::warn!(
-            "changes to [daemon] connections, user_agent, [hosts] or [article] allowed_networks take effect at the next start"
-        );
-    }
-    if old.daemon.proxy != new.daemon.proxy || old.daemon.no_proxy != new.daemon.no_proxy {
-        tracing::warn!("changes to [daemon] proxy or no_proxy take effect at the next start");
-    }
-    if old.daemon.state_dir != new.daemon.state_dir || old.daemon.listen != new.daemon.listen {
-        tracing::warn!("changes to [daemon] state_dir or listen take effect at the next start");
-    }
-    let new = Arc::new(new);
-    let feeds = match scheduler::feed_states(&ctx.store, &new).await {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "reload refused: cannot update the feeds; still running on the previous config");
-            crate::service::notify("READY=1");
-            return;
+/// The running stages, and the ends of their channels the caller feeds and drains.
+struct Stages {
+    tasks: TaskTracker,
+    /// Due feeds, to the poll stage.
+    due: mpsc::Sender<FeedState>,
+    /// Feeds whose poll is over, back from the stages.
+    done: mpsc::UnboundedReceiver<FeedState>,
+    /// Stops taking new work; what is in flight finishes.
+    stop: CancellationToken,
+}
+
+impl Stages {
+    /// Spawns the poll and ingest stages and the writer of poll records.
+    fn start(ctx: &Arc<Shared>, shutdown: &CancellationToken) -> Stages {
+        let (due, due_rx) = mpsc::channel::<FeedState>(DUE_QUEUE);
+        let (batch_tx, batch_rx) = mpsc::channel::<Batch>(BATCH_QUEUE);
+        // Unbounded on purpose: each feed has at most one poll in flight, so this holds at
+        // most one message per feed, and the scheduler must never block the stages that
+        // report to it.
+        let (done_tx, done) = mpsc::unbounded_channel::<FeedState>();
+        let (finish, records) = Finish::new(done_tx);
+        let tasks = TaskTracker::new();
+        let stop = shutdown.child_token();
+        tasks.spawn(crate::poll::run(
+            ctx.clone(),
+            due_rx,
+            batch_tx,
+            finish.clone(),
+            stop.clone(),
+        ));
+        tasks.spawn(crate::ingest::run(ctx.clone(), batch_rx, finish));
+        tasks.spawn(crate::poll::write_records(ctx.clone(), records));
+        Stages {
+            tasks,
+            due,
+            done,
+            stop,
         }
-    };
-    if old.websub != new.websub {
-        tracing::warn!("changes to [websub] take effect at the next start");
     }
-    ctx.set_config(new.clone());
+}
+
+/// Polls on schedule and applies reloads until the stages are told to stop; the status page,
+/// the WebSub subscriber, pruning, supervision and lease renewal run beside them.
+async fn serve(
+    ctx: Arc<Shared>,
+    deliveries: &mut Deliveries,
+    (commands_tx, commands_rx): (mpsc::Sender<Command>, mpsc::Receiver<Command>),
+    stages: Stages,
+    feeds: Vec<FeedState>,
+    mut reloads: mpsc::Receiver<Config>,
+) -> anyhow::Result<()> {
+    let (config, store, tasks, stop) = (ctx.config(), &ctx.store, &stages.tasks, &stages.stop);
+    let heartbeat = Arc::new(AtomicI64::new(Timestamp::now().as_millis()));
+    tasks.spawn(crate::upkeep::prune_periodically(ctx.clone(), stop.clone()));
+    let page = crate::server::start(
+        tasks,
+        &config,
+        store,
+        &ctx.metrics,
+        &heartbeat,
+        ctx.websub.clone(),
+        stop,
+    )?;
     if let Some(subscriber) = &ctx.websub {
         subscriber
-            .configure(&new, &scheduler::feed_ids(&feeds))
+            .configure(&config, &scheduler::feed_ids(&feeds))
             .await;
+        tasks.spawn(subscriber.clone().watch(stop.clone()));
     }
-    for problem in deliveries.reconfigure(&new).await {
-        tracing::error!(error = %problem, "a sink could not be started; the other sinks go on");
+    tasks.spawn(crate::upkeep::supervise(
+        store.reader(),
+        ctx.clone(),
+        heartbeat.clone(),
+        stop.clone(),
+    ));
+    tracing::info!(
+        feeds = feeds.len(),
+        sinks = config.sinks.len(),
+        "feedwire running"
+    );
+    let mut scheduler = Scheduler::new(Clock::new(), feeds, config.poll.interval);
+    if let Some(lease) = store.lease() {
+        scheduler = scheduler.sharing(store.clone());
+        tasks.spawn(crate::upkeep::renew_leases(
+            store.clone(),
+            lease,
+            stop.clone(),
+        ));
     }
-    let count = feeds.len();
-    if scheduler
-        .send(Command::Reconfigure { feeds })
-        .await
-        .is_err()
-    {
-        return;
+    tasks.spawn(scheduler.run(
+        stages.due,
+        stages.done,
+        commands_rx,
+        heartbeat,
+        stop.clone(),
+    ));
+    tasks.close();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            Some(new) = reloads.recv() => {
+                crate::reload::apply(&ctx, deliveries, &commands_tx, new).await;
+                if let Some(page) = &page {
+                    page.reconfigure(&ctx.config());
+                }
+            }
+        }
     }
-    tracing::info!(feeds = count, sinks = new.sinks.len(), "reloaded");
-    crate::service::notify("READY=1");
+}
+
+/// Hands every feed (or the one named) to the poll stage once; nobody reschedules them.
+async fn poll_once(stages: Stages, feeds: Vec<FeedState>, only: Option<&str>) {
+    let Stages {
+        tasks,
+        due,
+        mut done,
+        stop,
+    } = stages;
+    tasks.close();
+    for state in feeds {
+        if only.is_some_and(|f| f != state.feed.name) {
+            continue;
+        }
+        tokio::select! {
+            sent = due.send(state) => if sent.is_err() { break },
+            _ = stop.cancelled() => break,
+        }
+    }
+    drop(due);
+    tokio::spawn(async move { while done.recv().await.is_some() {} });
+}
+
+/// Waits for the stages to finish what they hold: to the end, or within `grace` once
+/// `shutdown` is cancelled. False when the grace period ran out first.
+async fn drain(tasks: &TaskTracker, shutdown: &CancellationToken, grace: Duration) -> bool {
+    if shutdown.is_cancelled() {
+        return tokio::time::timeout(grace, tasks.wait()).await.is_ok();
+    }
+    tokio::select! {
+        _ = tasks.wait() => true,
+        _ = shutdown.cancelled() => tokio::time::timeout(grace, tasks.wait()).await.is_ok(),
+    }
 }

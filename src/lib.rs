@@ -23,7 +23,8 @@
 //! - [`outbox`]: a worker's rounds: claim, deliver, retry decision, ack only after delivery.
 //! - [`sinks`]: where events go (a JSON Lines log, webhooks) and their wire format.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` and the status page.
-//! - [`app`]: wires the stages with bounded channels, applies reloads, owns shutdown.
+//! - [`app`]: wires the stages with bounded channels, owns shutdown.
+//! - [`reload`]: a reloaded config applied as a diff to the running parts.
 //! - [`upkeep`]: what runs beside the pipeline: the service manager's status and watchdog,
 //!   pruning, lease renewal.
 //! - [`model`] holds the plain domain types; [`blocking`] runs CPU work through a bounded
@@ -52,6 +53,7 @@ pub mod telemetry;
 pub mod service;
 pub mod server;
 pub mod app;
+pub mod reload;
 pub mod upkeep;
 pub mod opml;
 pub mod preview;

@@ -60,7 +60,7 @@ pub async fn run(explicit: Option<&Path>, args: ExtractArgs) -> Result<u8, Failu
                 // One page: one connection.
                 max_connections: 1,
                 per_host_connections: 1,
-                ..feedwire::app::client_settings(&config)
+                ..feedwire::fetch::ClientSettings::of(&config)
             };
             let (timeout, max) = (config.article.timeout, config.article.max_page_size);
             let http = feedwire::fetch::HttpClient::new(&settings).map_err(|e| Failure {

@@ -126,6 +126,21 @@ pub struct ClientSettings {
     pub no_proxy: NoProxy,
 }
 
+impl ClientSettings {
+    /// The settings a config asks for.
+    pub fn of(config: &crate::config::Config) -> ClientSettings {
+        ClientSettings {
+            hosts: config.hosts.clone(),
+            allowed_networks: config.article.allowed_networks.clone(),
+            user_agent: config.daemon.user_agent.clone(),
+            max_connections: config.daemon.max_connections,
+            per_host_connections: config.daemon.per_host_connections,
+            proxy: config.daemon.proxy.clone(),
+            no_proxy: config.daemon.no_proxy.clone(),
+        }
+    }
+}
+
 /// The clients of one way out: direct (or `[daemon] proxy`), or one feed proxy.
 #[derive(Clone)]
 struct Clients {
