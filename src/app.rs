@@ -143,23 +143,11 @@ pub async fn run(
         tracing::warn!(grace = %humantime::format_duration(grace), "stopped before in-flight polls finished; their items are fetched again next time");
     }
 
-    let mut pending = 0;
-    if let Mode::Once { timeout, .. } = mode {
-        pending = crate::delivery::wait_for_deliveries(
-            &store.reader(),
-            &deliveries.sinks(),
-            timeout,
-            &shutdown,
-        )
-        .await?;
-    }
-    let sinks = deliveries.sinks();
-    if !deliveries.stop(grace).await {
-        tracing::warn!("deliveries still in flight at shutdown stay queued for the next start");
-    }
-    if pending > 0 {
-        pending = store.reader().pending(&sinks).await?;
-    }
+    let wait = match mode {
+        Mode::Once { timeout, .. } => Some(timeout),
+        Mode::Forever => None,
+    };
+    let pending = deliveries.finish(wait, grace, &shutdown).await?;
     Ok(Outcome { pending })
 }
 

@@ -212,11 +212,37 @@ impl Deliveries {
     }
 }
 
+impl Deliveries {
+    /// Ends delivery: for `once` (`wait` set), first waits up to that long until the
+    /// configured sinks have nothing pending; then stops every worker within `grace`.
+    /// Returns the rows still pending for `once` (0 otherwise).
+    pub async fn finish(
+        self,
+        wait: Option<std::time::Duration>,
+        grace: std::time::Duration,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<i64> {
+        let (reader, sinks) = (self.store.reader(), self.sinks());
+        let mut pending = match wait {
+            Some(timeout) => wait_for_deliveries(&reader, &sinks, timeout, shutdown).await?,
+            None => 0,
+        };
+        if !self.stop(grace).await {
+            tracing::warn!("deliveries still in flight at shutdown stay queued for the next start");
+        }
+        if pending > 0 {
+            // What the workers delivered while they stopped.
+            pending = reader.pending(&sinks).await?;
+        }
+        Ok(pending)
+    }
+}
+
 /// How often `once` looks whether its deliveries are done.
 const DELIVERY_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Waits up to `timeout` until no row of `sinks` is pending; returns how many still are.
-pub async fn wait_for_deliveries(
+async fn wait_for_deliveries(
     reader: &crate::store::Reader,
     sinks: &[String],
     timeout: std::time::Duration,
