@@ -50,6 +50,9 @@ const MAX_BEFORE_HEADLINE: f32 = 0.3;
 
 /// Share of paragraph text an enclosing container must add for the content to grow into it.
 const CLIMB_GOOD_SHARE: f32 = 0.6;
+/// Characters an enclosing container may add without paragraphs and still be climbed into:
+/// a section's heading (a manual page's sections each wrap their heading and body).
+const CLIMB_SLACK: u32 = 40;
 
 /// Tags whose subtree is never article text.
 fn is_dead_tag(tag: &str) -> bool {
@@ -383,7 +386,10 @@ pub(crate) fn find(root: NodeRef<'_, Node>, profile: Profile) -> Content<'_> {
     let roots = if profile.whole_page {
         body(&dom).into_iter().collect()
     } else {
-        let roots = choose(&dom, &good);
+        // A product's page is often spread over blocks: its best block is kept small so that
+        // the whole-page baseline can take over.
+        let slack = if profile.product { 0 } else { CLIMB_SLACK };
+        let roots = choose(&dom, &good, slack);
         if profile.posts {
             thread_of(&dom, roots)
         } else {
@@ -568,7 +574,7 @@ fn paragraph_text(dom: &Dom<'_>) -> Vec<u32> {
 
 /// Readability-style: each paragraph votes for its ancestors; the best container, scaled by
 /// how little of it is links, wins, and siblings that look like more of the same join it.
-fn choose(dom: &Dom<'_>, good: &[u32]) -> Vec<usize> {
+fn choose(dom: &Dom<'_>, good: &[u32], slack: u32) -> Vec<usize> {
     let len = dom.nodes.len();
     let mut score: Vec<f32> = vec![0.0; len];
     let mut touched: Vec<bool> = vec![false; len];
@@ -666,7 +672,7 @@ fn choose(dom: &Dom<'_>, good: &[u32]) -> Vec<usize> {
         }
         let extra = dom.nodes[a].text.saturating_sub(dom.nodes[cur].text);
         let extra_good = good[a].saturating_sub(good[cur]);
-        if extra as f32 * CLIMB_GOOD_SHARE <= extra_good as f32 {
+        if extra as f32 * CLIMB_GOOD_SHARE <= extra_good as f32 || extra <= slack {
             roots = vec![a];
             cur = a;
         } else {
@@ -845,6 +851,17 @@ fn skip_inside(dom: &Dom<'_>, i: usize, lenient: bool, whole: bool, cards: &[usi
     false
 }
 
+/// On a thread, a short element that is the board's furniture (a poster's details, a
+/// counter, a button): see [`forum::is_furniture`].
+fn post_furniture(dom: &Dom<'_>, i: usize) -> bool {
+    let n = &dom.nodes[i];
+    n.element().is_some()
+        && n.text > 0
+        && n.text <= forum::MAX_FURNITURE
+        && !matches!(n.tag(), "pre" | "code" | "blockquote")
+        && forum::is_furniture(&subtree_text(dom, i))
+}
+
 /// A card's title: a heading wrapped in the link to what the card describes
 /// (`<a href><h3>…</h3></a>`). A linked heading alone (`<h4><a>…</a></h4>`) is as often a
 /// teaser of the site's own pages, so it is not taken for one.
@@ -950,6 +967,7 @@ fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
             if n.dead
                 || before
                 || (i != root && skip_inside(dom, i, lenient, whole, &content.cards))
+                || (content.profile.posts && post_furniture(dom, i))
             {
                 i = n.end;
                 continue;

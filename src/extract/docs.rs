@@ -19,6 +19,9 @@ const FURNITURE_NAMES: &[&str] = &[
     "prev-next",
     "was-this-helpful",
     "page-feedback",
+    // DocBook's previous/up/next tables above and below every page.
+    "navheader",
+    "navfooter",
 ];
 
 /// Whether one class name or id names documentation furniture.
@@ -38,6 +41,7 @@ mod tests {
         assert!(is_chrome("table-of-contents"));
         assert!(is_chrome("md-sidebar--toc"));
         assert!(is_chrome("theme-edit-this-page"));
+        assert!(is_chrome("navfooter"));
         assert!(!is_chrome("tocata"));
         assert!(!is_chrome("editorial"));
     }

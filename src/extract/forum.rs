@@ -5,7 +5,45 @@
 //! is then the surest sign that the page is a board or a thread. Inside a thread, a reply's
 //! copy of the post it answers is that post again, not the reply.
 
+use ego_tree::NodeRef;
+use scraper::Node;
 use url::Url;
+
+use super::content;
+use super::meta::KindSignals;
+use super::page_type::PageType;
+
+/// An article with fewer words than this may be the opening post of a discussion whose
+/// replies (marked as comments) the article rules dropped.
+const MAX_OPENING_WORDS: usize = 250;
+
+/// The discussion replaces the article when it has at least this factor of its words: the
+/// page is the discussion (a link aggregator's thread, a story with its readers' debate), not
+/// an article with a few comments under it.
+const DISCUSSION_FACTOR: usize = 8;
+
+/// A short article's page read again as a thread: when its posts hold many times the
+/// article's words, the page is a discussion and the thread is its content (text, HTML and
+/// kind); otherwise the article stays as it was.
+pub(crate) fn discussion_of(
+    root: NodeRef<'_, Node>,
+    kind: &KindSignals,
+    text: String,
+    html: String,
+) -> (String, String, PageType) {
+    let words = text.split_whitespace().count();
+    // An empty article is left to the whole-page fallback.
+    if words == 0 || words >= MAX_OPENING_WORDS {
+        return (text, html, PageType::Article);
+    }
+    let thread = content::find(root, PageType::Forum.profile(kind));
+    let (thread_text, thread_html) = content::render(&thread);
+    if thread_text.split_whitespace().count() >= DISCUSSION_FACTOR * words.max(1) {
+        (thread_text, thread_html, PageType::Forum)
+    } else {
+        (text, html, PageType::Article)
+    }
+}
 
 /// Hosts of forum software makers, as linked from the "Powered by" line.
 const SOFTWARE_HOSTS: &[&str] = &[
@@ -60,9 +98,183 @@ pub(crate) fn is_quote(token: &str) -> bool {
     QUOTE_NAMES.contains(&token)
 }
 
+/// Only elements up to this many non-space characters are checked for furniture.
+pub(crate) const MAX_FURNITURE: u32 = 60;
+
+/// Labels of a poster's details and a thread's counters: a short line opening with one of
+/// them and a colon ("Posts: 4032", "Joined: Mar 2019", "Last edited:") is the board's, not
+/// the poster's words.
+const POSTER_LABELS: &[&str] = &[
+    "posts",
+    "joined",
+    "registered",
+    "member since",
+    "messages",
+    "reaction score",
+    "points",
+    "solutions",
+    "likes received",
+    "last edited",
+    "thread starter",
+    "start date",
+    "replies",
+    "views",
+    "status",
+    "founded",
+    "karma",
+    "reputation",
+    "rep",
+];
+
+/// Words that, after a count, make a post's or a thread's counter ("3 Likes", "12 replies").
+const COUNTED_WORDS: &[&str] = &[
+    "like",
+    "likes",
+    "post",
+    "posts",
+    "reply",
+    "replies",
+    "view",
+    "views",
+    "vote",
+    "votes",
+    "point",
+    "points",
+    "answer",
+    "answers",
+    "comment",
+    "comments",
+    "reaction",
+    "reactions",
+];
+
+/// Whole lines (lower case, without trailing punctuation) of a thread's buttons, prompts and
+/// the question-and-answer sites' forms.
+const THREAD_PROMPTS: &[&str] = &[
+    "offline",
+    "online",
+    "original poster",
+    "op posts",
+    "quote",
+    "reply",
+    "report",
+    "like",
+    "permalink",
+    "jump to content",
+    "jump to",
+    "sign in",
+    "log in",
+    "register",
+    "related threads",
+    "similar threads",
+    "related questions",
+    "linked",
+    "ask question",
+    "your answer",
+    "post as a guest",
+    "post your answer",
+    "required, but never shown",
+    "cancel",
+    "start asking to get answers",
+    "find the answer to your question by asking",
+    "explore related questions",
+    "see similar questions with these tags",
+    "you must log in or register to reply here",
+    "scroll to see replies",
+    "reply to thread",
+    "add a comment",
+    "show more replies",
+    "load more replies",
+    "create an account",
+    "register a new account",
+    "sign in now",
+];
+
+/// Openings of a thread's notices to readers who are not signed in.
+const NOTICE_OPENINGS: &[&str] = &[
+    "you must log in",
+    "you must be logged in",
+    "you must be signed in",
+    "you need to be a member",
+    "create an account or sign in",
+    "sign up for a new account",
+    "already have an account",
+    "this thread is not open",
+    "this topic was automatically closed",
+    "not open for further replies",
+];
+
+/// Openings of a question's dates and counters ("asked 3 years ago", "Viewed 12k times").
+const THREAD_OPENINGS: &[&str] = &["asked ", "viewed ", "modified ", "answered ", "edited "];
+
+/// Whether a short element of a thread (its text) is the board's furniture rather than a
+/// poster's words: a poster's details, a counter, a button or a prompt.
+pub(crate) fn is_furniture(line: &str) -> bool {
+    let lower = line.trim().to_lowercase();
+    let bare = lower.trim_end_matches([':', '.', '…', '!', ' ']);
+    if bare.is_empty() {
+        return false;
+    }
+    if THREAD_PROMPTS.contains(&bare) || NOTICE_OPENINGS.iter().any(|o| lower.starts_with(o)) {
+        return true;
+    }
+    if THREAD_OPENINGS.iter().any(|o| lower.starts_with(o))
+        && (lower.contains("ago") || lower.contains("times"))
+    {
+        return true;
+    }
+    if POSTER_LABELS.iter().any(|l| {
+        lower
+            .strip_prefix(l)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    }) {
+        return true;
+    }
+    // "3 Likes", "1.2k views", "42 posts Joined 2019".
+    let mut words = bare.split_whitespace();
+    let count = words.next().unwrap_or("");
+    let counted = words.next().unwrap_or("");
+    count.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && count
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | 'k' | 'm'))
+        && COUNTED_WORDS.contains(&counted)
+        && bare.split_whitespace().count() <= 5
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn poster_details_counters_and_prompts_are_furniture() {
+        for line in [
+            "Posts: 4032",
+            "Joined: Mar 12, 2019",
+            "Last edited:",
+            "3 Likes",
+            "1 Like",
+            "1.2k views",
+            "42 posts Joined 2019",
+            "Offline",
+            "Post as a guest",
+            "Required, but never shown",
+            "asked 3 years, 2 months ago",
+            "Viewed 12k times",
+            "You must log in or register to reply here.",
+        ] {
+            assert!(is_furniture(line), "{line}");
+        }
+        for line in [
+            "Posts are moderated before they appear.",
+            "3 likes are not enough to prove it",
+            "Asked my dealer, he said no.",
+            "2 posts above I said the same",
+            "Reply hazy, try again",
+        ] {
+            assert!(!is_furniture(line), "{line}");
+        }
+    }
 
     #[test]
     fn a_footer_credit_names_forum_software() {

@@ -112,10 +112,14 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         }
     };
 
-    let page_type = page_type::detect(&meta.kind, page_base.as_ref());
+    let mut page_type = page_type::detect(&meta.kind, page_base.as_ref());
     let found = content::find(doc.tree.root(), page_type.profile(&meta.kind));
     let (mut text, mut raw_html) = content::render(&found);
     drop(found);
+    if page_type == PageType::Article {
+        (text, raw_html, page_type) =
+            forum::discussion_of(doc.tree.root(), &meta.kind, text, raw_html);
+    }
     let mut source = Source::Content;
     if text.trim().is_empty() {
         // Nothing passed the rules: the page's text, all of it but menus and furniture.
