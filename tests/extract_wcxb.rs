@@ -12,11 +12,11 @@ use feedwire::extract::extract_dir;
 const MIN_F1: &[(&str, f64)] = &[
     ("article", 0.940),
     ("documentation", 0.915),
-    ("service", 0.748),
+    ("service", 0.765),
     ("forum", 0.755),
     ("product", 0.617),
-    ("collection", 0.596),
-    ("listing", 0.620),
+    ("collection", 0.615),
+    ("listing", 0.668),
     ("all", 0.828),
 ];
 

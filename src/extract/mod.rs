@@ -112,10 +112,20 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         }
     };
 
-    let page_type = page_type::detect(&meta.kind, page_base.as_ref());
+    let mut page_type = page_type::detect(&meta.kind, page_base.as_ref());
     let found = content::find(doc.tree.root(), page_type.profile(&meta.kind));
     let (mut text, mut raw_html) = content::render(&found);
     drop(found);
+    if page_type == PageType::Article {
+        // Taken for an article on weak signals: the page's structure may say otherwise.
+        let whole = content::find(doc.tree.root(), PageType::Listing.profile(&meta.kind));
+        let (whole_text, whole_html) = content::render(&whole);
+        drop(whole);
+        if let Some(kind) = page_type::spread(&text, &whole_text, &meta.kind) {
+            page_type = kind;
+            (text, raw_html) = (whole_text, whole_html);
+        }
+    }
     let mut source = Source::Content;
     if text.trim().is_empty() {
         // Nothing passed the rules: the page's text, all of it but menus and furniture.
