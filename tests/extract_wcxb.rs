@@ -12,10 +12,10 @@ use feedwire::extract::extract_dir;
 const MIN_F1: &[(&str, f64)] = &[
     ("article", 0.940),
     ("documentation", 0.915),
-    ("service", 0.765),
+    ("service", 0.768),
     ("forum", 0.755),
     ("product", 0.617),
-    ("collection", 0.615),
+    ("collection", 0.633),
     ("listing", 0.668),
     ("all", 0.828),
 ];

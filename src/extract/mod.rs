@@ -116,8 +116,9 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
     let found = content::find(doc.tree.root(), page_type.profile(&meta.kind));
     let (mut text, mut raw_html) = content::render(&found);
     drop(found);
-    if page_type == PageType::Article {
-        // Taken for an article on weak signals: the page's structure may say otherwise.
+    if matches!(page_type, PageType::Article | PageType::Product) {
+        // Taken for an article or a product on weak signals (a shop's category page names
+        // its products in JSON-LD too): the page's structure may say otherwise.
         let whole = content::find(doc.tree.root(), PageType::Listing.profile(&meta.kind));
         let (whole_text, whole_html) = content::render(&whole);
         drop(whole);

@@ -347,7 +347,7 @@ const SHORT_BLOCK_WORDS: usize = 50;
 /// Price blocks that make a page taken whole a collection of products.
 const MIN_LISTED_PRICES: usize = 3;
 
-/// A page taken for an article on weak signals whose text is spread over the page rather
+/// A page taken for an article or a product on weak signals whose text is spread over the page rather
 /// than held by one block, told from the text of its best block (`best`) and of the whole
 /// page without chrome (`whole`): its kind, when it is such a page. A page of priced cards is
 /// a collection, a page of repeated `<article>`s a listing, any other a service page.
