@@ -116,7 +116,9 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
     let found = content::find(doc.tree.root(), page_type.profile(&meta.kind));
     let (mut text, mut raw_html) = content::render(&found);
     drop(found);
-    if matches!(page_type, PageType::Article | PageType::Product) {
+    if matches!(page_type, PageType::Article | PageType::Product)
+        && page_type::may_spread(&text, shown_words(&doc))
+    {
         // Taken for an article or a product on weak signals (a shop's category page names
         // its products in JSON-LD too): the page's structure may say otherwise.
         let whole = content::find(doc.tree.root(), PageType::Listing.profile(&meta.kind));
@@ -191,6 +193,23 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         page_type,
         source,
     }
+}
+
+/// Words of the page's text outside scripts and styles: at least as many as any rendering
+/// of it has.
+fn shown_words(doc: &Html) -> usize {
+    doc.tree
+        .nodes()
+        .filter_map(|n| {
+            let text = n.value().as_text()?;
+            let parent = n.parent()?;
+            let hidden = parent
+                .value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "script" | "style"));
+            (!hidden).then(|| text.split_whitespace().count())
+        })
+        .sum()
 }
 
 /// Characters of a JSON-LD description looked for in the page's text to tell whether the

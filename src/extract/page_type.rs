@@ -347,6 +347,12 @@ const SHORT_BLOCK_WORDS: usize = 50;
 /// Price blocks that make a page taken whole a collection of products.
 const MIN_LISTED_PRICES: usize = 3;
 
+/// Whether [`spread`] can hold for a best block with this text on a page with `page_words`
+/// words of text in all: a cheap test that spares rendering the whole page of most articles.
+pub(crate) fn may_spread(best: &str, page_words: usize) -> bool {
+    (best.split_whitespace().count() as f32) < SPREAD_SHARE_FEW_PARAGRAPHS * page_words as f32
+}
+
 /// A page taken for an article or a product on weak signals whose text is spread over the page rather
 /// than held by one block, told from the text of its best block (`best`) and of the whole
 /// page without chrome (`whole`): its kind, when it is such a page. A page of priced cards is
