@@ -12,12 +12,12 @@ use feedwire::extract::extract_dir;
 const MIN_F1: &[(&str, f64)] = &[
     ("article", 0.941),
     ("documentation", 0.918),
-    ("service", 0.748),
-    ("forum", 0.785),
+    ("service", 0.767),
+    ("forum", 0.795),
     ("product", 0.617),
-    ("collection", 0.596),
-    ("listing", 0.620),
-    ("all", 0.828),
+    ("collection", 0.627),
+    ("listing", 0.652),
+    ("all", 0.839),
 ];
 
 fn tokens(text: &str) -> HashMap<String, u32> {

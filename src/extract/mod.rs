@@ -120,6 +120,19 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         (text, raw_html, page_type) =
             forum::discussion_of(doc.tree.root(), &meta.kind, text, raw_html);
     }
+    if matches!(page_type, PageType::Article | PageType::Product)
+        && page_type::may_spread(&text, shown_words(&doc))
+    {
+        // Taken for an article or a product on weak signals (a shop's category page names
+        // its products in JSON-LD too): the page's structure may say otherwise.
+        let whole = content::find(doc.tree.root(), PageType::Listing.profile(&meta.kind));
+        let (whole_text, whole_html) = content::render(&whole);
+        drop(whole);
+        if let Some(kind) = page_type::spread(&text, &whole_text, &meta.kind) {
+            page_type = kind;
+            (text, raw_html) = (whole_text, whole_html);
+        }
+    }
     let mut source = Source::Content;
     if text.trim().is_empty() {
         // Nothing passed the rules: the page's text, all of it but menus and furniture.
@@ -184,6 +197,23 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         page_type,
         source,
     }
+}
+
+/// Words of the page's text outside scripts and styles: at least as many as any rendering
+/// of it has.
+fn shown_words(doc: &Html) -> usize {
+    doc.tree
+        .nodes()
+        .filter_map(|n| {
+            let text = n.value().as_text()?;
+            let parent = n.parent()?;
+            let hidden = parent
+                .value()
+                .as_element()
+                .is_some_and(|e| matches!(e.name(), "script" | "style"));
+            (!hidden).then(|| text.split_whitespace().count())
+        })
+        .sum()
 }
 
 /// Characters of a JSON-LD description looked for in the page's text to tell whether the

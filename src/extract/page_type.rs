@@ -322,3 +322,84 @@ fn is_year(segment: &str) -> bool {
         && segment.chars().all(|c| c.is_ascii_digit())
         && (segment.starts_with("19") || segment.starts_with("20"))
 }
+
+/// When the best block has less than this share of the words of the whole page (menus and
+/// chrome left out), the page's text is spread over cards or sections and it is taken whole,
+/// unless the best block holds most of the page's long paragraphs (an article in a page of
+/// many teasers).
+const SPREAD_SHARE: f32 = 0.3;
+/// … and below this share, when the best block holds few of the page's long paragraphs (a
+/// run of cards or sections, one of which scored best) and is not itself short (beside a
+/// short text, the page's chrome weighs as much as the text).
+const SPREAD_SHARE_FEW_PARAGRAPHS: f32 = 0.7;
+/// A paragraph of this many words is prose; a card's blurb is shorter.
+const LONG_PARAGRAPH_WORDS: usize = 30;
+/// The best block holds most of the long paragraphs when it holds at least this many …
+const MOST_LONG_PARAGRAPHS: usize = 2;
+/// … and this share of them.
+const MOST_LONG_SHARE: f32 = 0.6;
+/// It holds few when it has at most this many …
+const FEW_LONG_PARAGRAPHS: usize = 1;
+/// … or less than this share of them.
+const FEW_LONG_SHARE: f32 = 0.3;
+/// Words of a best block that is short.
+const SHORT_BLOCK_WORDS: usize = 50;
+/// Whether the page names itself an article: a schema.org `…Article`, `BlogPosting` or
+/// `Report`, or `og:type` `article`.
+fn says_article(kind: &KindSignals) -> bool {
+    kind.og_type.as_deref() == Some("article")
+        || kind
+            .schema_types
+            .iter()
+            .any(|t| t.ends_with("Article") || t == "BlogPosting" || t == "Report")
+}
+
+/// Price blocks that make a page taken whole a collection of products.
+const MIN_LISTED_PRICES: usize = 3;
+
+/// Whether [`spread`] can hold for a best block with this text on a page with `page_words`
+/// words of text in all: a cheap test that spares rendering the whole page of most articles.
+pub(crate) fn may_spread(best: &str, page_words: usize) -> bool {
+    (best.split_whitespace().count() as f32) < SPREAD_SHARE_FEW_PARAGRAPHS * page_words as f32
+}
+
+/// A page taken for an article or a product on weak signals whose text is spread over the page rather
+/// than held by one block, told from the text of its best block (`best`) and of the whole
+/// page without chrome (`whole`): its kind, when it is such a page. A page of priced cards is
+/// a collection, a page of repeated `<article>`s a listing, any other a service page.
+pub(crate) fn spread(best: &str, whole: &str, kind: &KindSignals) -> Option<PageType> {
+    let paragraphs = |t: &str| {
+        let mut words = 0;
+        let mut long = 0;
+        for p in t.split("\n\n") {
+            let n = p.split_whitespace().count();
+            words += n;
+            long += usize::from(n >= LONG_PARAGRAPH_WORDS);
+        }
+        (words, long)
+    };
+    let ((best_words, best_long), (whole_words, whole_long)) =
+        (paragraphs(best), paragraphs(whole));
+    let share = best_words as f32 / whole_words.max(1) as f32;
+    let (best_long_f, whole_long_f) = (best_long as f32, whole_long as f32);
+    let most_long =
+        best_long >= MOST_LONG_PARAGRAPHS && best_long_f >= MOST_LONG_SHARE * whole_long_f;
+    let few_long = best_long <= FEW_LONG_PARAGRAPHS || best_long_f < FEW_LONG_SHARE * whole_long_f;
+    if says_article(kind) {
+        // The page calls itself an article: its text is the story, however much else the
+        // page holds.
+        return None;
+    }
+    let spread = (share < SPREAD_SHARE && !most_long)
+        || (share < SPREAD_SHARE_FEW_PARAGRAPHS && few_long && best_words >= SHORT_BLOCK_WORDS);
+    if !spread || whole_words <= best_words {
+        return None;
+    }
+    Some(if kind.prices >= MIN_LISTED_PRICES {
+        PageType::Collection
+    } else if kind.articles >= MIN_LISTED_ARTICLES {
+        PageType::Listing
+    } else {
+        PageType::Service
+    })
+}
