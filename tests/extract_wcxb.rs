@@ -15,7 +15,7 @@ const MIN_F1: &[(&str, f64)] = &[
     ("service", 0.767),
     ("forum", 0.795),
     ("product", 0.617),
-    ("collection", 0.627),
+    ("collection", 0.609),
     ("listing", 0.652),
     ("all", 0.839),
 ];

@@ -120,7 +120,8 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         (text, raw_html, page_type) =
             forum::discussion_of(doc.tree.root(), &meta.kind, text, raw_html);
     }
-    if matches!(page_type, PageType::Article | PageType::Product)
+    if (page_type == PageType::Article
+        || (page_type == PageType::Product && page_type::names_many_products(&meta.kind)))
         && page_type::may_spread(&text, shown_words(&doc))
     {
         // Taken for an article or a product on weak signals (a shop's category page names

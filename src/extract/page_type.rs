@@ -344,6 +344,13 @@ const FEW_LONG_PARAGRAPHS: usize = 1;
 const FEW_LONG_SHARE: f32 = 0.3;
 /// Words of a best block that is short.
 const SHORT_BLOCK_WORDS: usize = 50;
+/// Whether the page's structured data names several products or a list of them (a shop's
+/// category page), not the one product of a product page.
+pub(crate) fn names_many_products(kind: &KindSignals) -> bool {
+    kind.schema_types.iter().filter(|t| *t == "Product").count() > 1
+        || kind.schema_types.iter().any(|t| t == "ItemList")
+}
+
 /// Whether the page names itself an article: a schema.org `…Article`, `BlogPosting` or
 /// `Report`, or `og:type` `article`.
 fn says_article(kind: &KindSignals) -> bool {
