@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn norm(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+#[path = "common/expect.rs"]
+mod expect;
+use expect::Cleaned;
 
 /// Every way the cleaned page (`.txt` and `.json` in `out`) differs from its expectations.
 fn check(page: &Path, out: &Path) -> Vec<String> {
@@ -20,27 +20,12 @@ fn check(page: &Path, out: &Path) -> Vec<String> {
         &std::fs::read_to_string(out.join(stem).with_extension("json")).expect("json out"),
     )
     .expect("json output parses");
-    let text = norm(&text);
-    let mut problems = Vec::new();
-    for line in expect.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(kind) = line.strip_prefix("type:") {
-            let taken = json["page_type"].as_str().unwrap_or("");
-            if taken != kind.trim() {
-                problems.push(format!("taken for {taken}, not {}", kind.trim()));
-            }
-        } else if let Some(kept) = line.strip_prefix("+ ") {
-            if !text.contains(&norm(kept)) {
-                problems.push(format!("dropped {kept:?}"));
-            }
-        } else if let Some(dropped) = line.strip_prefix("- ") {
-            if text.contains(&norm(dropped)) {
-                problems.push(format!("kept {dropped:?}"));
-            }
-        } else {
-            panic!("{}: unreadable expectation {line:?}", page.display());
-        }
-    }
-    problems
+    let cleaned = Cleaned {
+        text: &text,
+        page_type: json["page_type"].as_str().unwrap_or(""),
+        source: None,
+    };
+    expect::problems(&page.display().to_string(), &expect, &cleaned)
 }
 
 /// Runs `feedwire extract` over one folder of pages into `out`.

@@ -7,43 +7,21 @@ use std::path::{Path, PathBuf};
 
 use feedwire::extract::extract;
 
-fn norm(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+#[path = "common/expect.rs"]
+mod expect;
+use expect::Cleaned;
 
 /// Cleans one page and returns every way it differs from its expectations.
 fn check(page: &Path) -> Vec<String> {
     let html = std::fs::read_to_string(page).expect("fixture page");
     let expect = std::fs::read_to_string(page.with_extension("expect")).expect("expect file");
     let article = extract(&html, None);
-    let text = norm(&article.text);
-    let mut problems = Vec::new();
-    for line in expect.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(kind) = line.strip_prefix("type:") {
-            if article.page_type.as_str() != kind.trim() {
-                problems.push(format!(
-                    "taken for {}, not {}",
-                    article.page_type.as_str(),
-                    kind.trim()
-                ));
-            }
-        } else if let Some(source) = line.strip_prefix("source:") {
-            if article.source.as_str() != source.trim() {
-                problems.push(format!("text from {}", article.source.as_str()));
-            }
-        } else if let Some(kept) = line.strip_prefix("+ ") {
-            if !text.contains(&norm(kept)) {
-                problems.push(format!("dropped {kept:?}"));
-            }
-        } else if let Some(dropped) = line.strip_prefix("- ") {
-            if text.contains(&norm(dropped)) {
-                problems.push(format!("kept {dropped:?}"));
-            }
-        } else {
-            panic!("{}: unreadable expectation {line:?}", page.display());
-        }
-    }
-    problems
+    let cleaned = Cleaned {
+        text: &article.text,
+        page_type: article.page_type.as_str(),
+        source: Some(article.source.as_str()),
+    };
+    expect::problems(&page.display().to_string(), &expect, &cleaned)
 }
 
 #[test]

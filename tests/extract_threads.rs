@@ -7,37 +7,23 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn norm(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+#[path = "common/expect.rs"]
+mod expect;
+use expect::Cleaned;
 
 /// Every way one page's output differs from its expectations.
-fn check(expect: &Path, json: &serde_json::Value) -> Vec<String> {
-    let expect = std::fs::read_to_string(expect).expect("expect file");
-    let text = norm(json["text"].as_str().expect("text is a string"));
-    let mut problems = Vec::new();
-    for line in expect.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        if let Some(kind) = line.strip_prefix("type:") {
-            if json["page_type"] != kind.trim() {
-                problems.push(format!(
-                    "taken for {}, not {}",
-                    json["page_type"],
-                    kind.trim()
-                ));
-            }
-        } else if let Some(kept) = line.strip_prefix("+ ") {
-            if !text.contains(&norm(kept)) {
-                problems.push(format!("dropped {kept:?}"));
-            }
-        } else if let Some(dropped) = line.strip_prefix("- ") {
-            if text.contains(&norm(dropped)) {
-                problems.push(format!("kept {dropped:?}"));
-            }
-        } else {
-            panic!("unreadable expectation {line:?}");
-        }
-    }
-    problems
+fn check(expected: &Path, json: &serde_json::Value) -> Vec<String> {
+    let cleaned = Cleaned {
+        text: json["text"].as_str().expect("text is a string"),
+        page_type: json["page_type"].as_str().unwrap_or(""),
+        source: None,
+    };
+    let page = expect.display().to_string();
+    expect::problems(
+        &page,
+        &std::fs::read_to_string(expect).expect("expect file"),
+        &cleaned,
+    )
 }
 
 #[test]
