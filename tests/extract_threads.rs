@@ -18,12 +18,9 @@ fn check(expected: &Path, json: &serde_json::Value) -> Vec<String> {
         page_type: json["page_type"].as_str().unwrap_or(""),
         source: None,
     };
-    let page = expect.display().to_string();
-    expect::problems(
-        &page,
-        &std::fs::read_to_string(expect).expect("expect file"),
-        &cleaned,
-    )
+    let page = expected.display().to_string();
+    let lines = std::fs::read_to_string(expected).expect("expect file");
+    expect::problems(&page, &lines, &cleaned)
 }
 
 #[test]
