@@ -862,6 +862,18 @@ fn post_furniture(dom: &Dom<'_>, i: usize) -> bool {
         && forum::is_furniture(&subtree_text(dom, i))
 }
 
+/// On a thread, a short element that names a post's author (`<h4 class="message-name"><a
+/// href="/members/…">crumbcoat</a></h4>`): kept although it is a lone link or a heading with
+/// nothing of its own after it, since who wrote a post is part of the thread.
+fn poster_name(dom: &Dom<'_>, i: usize) -> bool {
+    let n = &dom.nodes[i];
+    n.text > 0
+        && n.text <= forum::MAX_POSTER_NAME
+        && n.element()
+            .and_then(|e| e.attr("class"))
+            .is_some_and(forum::names_poster)
+}
+
 /// A card's title: a heading wrapped in the link to what the card describes
 /// (`<a href><h3>…</h3></a>`). A linked heading alone (`<h4><a>…</a></h4>`) is as often a
 /// teaser of the site's own pages, so it is not taken for one.
@@ -966,7 +978,9 @@ fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
             let before = i < start && n.end <= start;
             if n.dead
                 || before
-                || (i != root && skip_inside(dom, i, lenient, whole, &content.cards))
+                || (i != root
+                    && skip_inside(dom, i, lenient, whole, &content.cards)
+                    && !(content.profile.posts && poster_name(dom, i)))
                 || (content.profile.posts && post_furniture(dom, i))
             {
                 i = n.end;

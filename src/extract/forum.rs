@@ -98,6 +98,29 @@ pub(crate) fn is_quote(token: &str) -> bool {
     QUOTE_NAMES.contains(&token)
 }
 
+/// A poster's name is at most this many non-space characters.
+pub(crate) const MAX_POSTER_NAME: u32 = 40;
+
+/// Parts of class names of the element holding a post's author name, as forum software
+/// writes them (XenForo's `message-name`, `username` on phpBB and many others).
+const POSTER_NAME_PARTS: &[&str] = &[
+    "message-name",
+    "username",
+    "user-name",
+    "author-name",
+    "authorname",
+    "poster-name",
+    "postername",
+];
+
+/// Whether an element's class attribute names the author of a post.
+pub(crate) fn names_poster(class: &str) -> bool {
+    class.split_ascii_whitespace().any(|token| {
+        let token = token.to_ascii_lowercase();
+        POSTER_NAME_PARTS.iter().any(|p| token.contains(p))
+    })
+}
+
 /// Only elements up to this many non-space characters are checked for furniture.
 pub(crate) const MAX_FURNITURE: u32 = 60;
 
@@ -124,7 +147,16 @@ const POSTER_LABELS: &[&str] = &[
     "karma",
     "reputation",
     "rep",
+    "join date",
+    "date joined",
+    "date created",
+    "last reply",
+    "last activity",
+    "trophies",
 ];
+
+/// Counters written label first, without a colon ("Replies 12", "Views 26.2k").
+const LABELLED_COUNTS: &[&str] = &["replies", "views", "posts", "likes", "votes", "members"];
 
 /// Words that, after a count, make a post's or a thread's counter ("3 Likes", "12 replies").
 const COUNTED_WORDS: &[&str] = &[
@@ -188,6 +220,17 @@ const THREAD_PROMPTS: &[&str] = &[
     "create an account",
     "register a new account",
     "sign in now",
+    "thread starter",
+    "replies",
+    "views",
+    "signature",
+    "forum jump",
+    "skip to content",
+    "join the discussion",
+    "sign in / join",
+    "existing user? sign in",
+    "view in the app",
+    "a better way to browse. learn more",
 ];
 
 /// Openings of a thread's notices to readers who are not signed in.
@@ -202,6 +245,16 @@ const NOTICE_OPENINGS: &[&str] = &[
     "this thread is not open",
     "this topic was automatically closed",
     "not open for further replies",
+    "remember me not recommended",
+    "sign up to request clarification",
+    // The boards' prompts to install them as an app.
+    "a full-screen app on your home screen",
+    "to install this app on",
+    "tap the share icon in safari",
+    "scroll the menu and tap add to home screen",
+    "tap add in the top-right corner",
+    "tap add to home screen",
+    "confirm by tapping install",
 ];
 
 /// Openings of a question's dates and counters ("asked 3 years ago", "Viewed 12k times").
@@ -230,16 +283,27 @@ pub(crate) fn is_furniture(line: &str) -> bool {
     }) {
         return true;
     }
+    let mut words = bare.split_whitespace();
+    // "Replies 12", "Views 26.2k".
+    if let (Some(label), Some(n), None) = (words.next(), words.next(), words.next())
+        && LABELLED_COUNTS.contains(&label)
+        && is_count(n)
+    {
+        return true;
+    }
     // "3 Likes", "1.2k views", "42 posts Joined 2019".
     let mut words = bare.split_whitespace();
     let count = words.next().unwrap_or("");
     let counted = words.next().unwrap_or("");
-    count.chars().next().is_some_and(|c| c.is_ascii_digit())
-        && count
+    is_count(count) && COUNTED_WORDS.contains(&counted) && bare.split_whitespace().count() <= 5
+}
+
+/// A counter's figure: "12", "1,204", "26.2k", "3m".
+fn is_count(word: &str) -> bool {
+    word.chars().next().is_some_and(|c| c.is_ascii_digit())
+        && word
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | 'k' | 'm'))
-        && COUNTED_WORDS.contains(&counted)
-        && bare.split_whitespace().count() <= 5
 }
 
 #[cfg(test)]
@@ -262,6 +326,12 @@ mod tests {
             "asked 3 years, 2 months ago",
             "Viewed 12k times",
             "You must log in or register to reply here.",
+            "Thread starter",
+            "Join date: Mar 2014",
+            "Replies 12",
+            "Views 26.2k",
+            "To install this app on iOS and iPadOS",
+            "View in the app",
         ] {
             assert!(is_furniture(line), "{line}");
         }
@@ -271,6 +341,8 @@ mod tests {
             "Asked my dealer, he said no.",
             "2 posts above I said the same",
             "Reply hazy, try again",
+            "Views differ on this",
+            "Replies 12 and 13 say it",
         ] {
             assert!(!is_furniture(line), "{line}");
         }
