@@ -348,3 +348,39 @@ fn random_and_truncated_html_never_panics() {
         + &"</div>".repeat(5_000);
     extract(&deep, None);
 }
+
+/// A story whose page carries its text twice (a layout for wide screens and one for phones)
+/// is given once; repeated code and repeated rows stay, since they are the page's own.
+#[test]
+fn a_story_carried_twice_is_given_once_but_repeated_code_stays() {
+    let para = |i: usize| {
+        format!(
+            "<p>Paragraph {i} of the harbour story: the ferry company says the new timetable \
+             starts in spring, and the council, which pays for the night crossings, agrees.</p>"
+        )
+    };
+    let body: String = (1..=6).map(para).collect();
+    let code = "<pre><code>ferry --route north --night\nferry --route north --night</code></pre>";
+    let html = format!(
+        "<html><head><title>Harbour timetable</title></head><body>\
+         <article><h1>Harbour timetable</h1>\
+         <div class=\"layout-wide\">{body}{code}</div>\
+         <div class=\"layout-narrow\">{body}</div></article></body></html>"
+    );
+    let article = extract(&html, None);
+    for i in 1..=6 {
+        let said = format!("Paragraph {i} of the harbour story");
+        assert_eq!(
+            article.text.matches(&said).count(),
+            1,
+            "paragraph {i} once:\n{}",
+            article.text
+        );
+    }
+    assert_eq!(
+        article.text.matches("ferry --route north --night").count(),
+        2,
+        "both lines of code:\n{}",
+        article.text
+    );
+}

@@ -940,6 +940,73 @@ const KEPT_ATTRS: &[&str] = &[
 /// the content (a blog post that is a list of links).
 const MIN_WORDS_STRICT: usize = 20;
 
+/// A paragraph with fewer non-space characters than this may repeat (a label, a short line
+/// of a list, "Read more").
+const MIN_REPEATED_TEXT: u32 = 40;
+
+/// The paragraphs a rendering has written, by a hash of their words.
+struct Repeats {
+    on: bool,
+    seen: std::collections::HashSet<u64>,
+    /// End of the last paragraph written: what is inside it is that paragraph.
+    inside: usize,
+}
+
+impl Repeats {
+    /// `on` is false where repeated text is the content's own (documentation: the same call
+    /// in every language's tab, a note under each option).
+    fn new(on: bool) -> Repeats {
+        Repeats {
+            on,
+            seen: std::collections::HashSet::new(),
+            inside: 0,
+        }
+    }
+
+    /// Whether element `i` is a paragraph whose words were already written. Code, tables and
+    /// containers are never skipped: a repeated row or line of code is the page's own.
+    fn seen_before(&mut self, dom: &Dom<'_>, i: usize) -> bool {
+        let n = &dom.nodes[i];
+        if !self.on
+            || i < self.inside
+            || n.text < MIN_REPEATED_TEXT
+            || n.block_child
+            || !matches!(
+                n.tag(),
+                "p" | "li" | "dd" | "blockquote" | "h2" | "h3" | "h4" | "h5" | "h6" | "div"
+            )
+        {
+            return false;
+        }
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut j = i + 1;
+        while j < n.end {
+            let d = &dom.nodes[j];
+            if d.dead || matches!(d.tag(), "pre" | "code" | "table") {
+                if !d.dead {
+                    // Code inside a paragraph: the paragraph is the page's own.
+                    return false;
+                }
+                j = d.end;
+                continue;
+            }
+            if let Kind::Text(t) = d.kind {
+                for word in t.split_whitespace() {
+                    word.hash(&mut hasher);
+                }
+            }
+            j += 1;
+        }
+        if self.seen.insert(hasher.finish()) {
+            self.inside = n.end;
+            false
+        } else {
+            true
+        }
+    }
+}
+
 /// Walks the chosen content, writing the text and the (unsanitized) HTML.
 pub(crate) fn render(content: &Content<'_>) -> (String, String) {
     let (text, html) = render_with(content, content.profile.links);
@@ -960,6 +1027,9 @@ fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
     let start = if whole { headline_start(dom) } else { 0 };
     let mut text = TextOut::new();
     let mut html = String::new();
+    // Paragraphs already written: a page that carries its text twice (a layout for each screen
+    // size, a teaser above the story, every post's copy in a slider) gives it once.
+    let mut written = Repeats::new(!content.profile.docs);
     for &root in &content.roots {
         // Open elements: (end index, tag, is pre).
         let mut open: Vec<(usize, &str, bool)> = Vec::new();
@@ -987,6 +1057,10 @@ fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
                 continue;
             }
             let pre = open.last().is_some_and(|o| o.2);
+            if !pre && written.seen_before(dom, i) {
+                i = n.end;
+                continue;
+            }
             match n.kind {
                 Kind::Text(t) => {
                     text.push(t, pre);
