@@ -145,7 +145,7 @@ fn import_write_appends_a_valid_config_and_export_reads_back_the_same() {
     let out = setup.run(&["check"]);
     assert_ok(&out);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ok (8 feeds, 1 sinks)"),
+        String::from_utf8_lossy(&out.stdout).contains("ok (8 feeds, 1 sink)"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

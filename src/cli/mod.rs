@@ -400,15 +400,20 @@ fn check(explicit: Option<&Path>) -> Result<u8, Failure> {
     }
     let rules = match config.rules.rules().count() {
         0 => String::new(),
-        n => format!(", {n} rules"),
+        n => format!(", {}", counted(n, "rule")),
     };
     outln!(
-        "{}: ok ({} feeds, {} sinks{rules})",
+        "{}: ok ({}, {}{rules})",
         path.display(),
-        config.feeds.len(),
-        config.sinks.len()
+        counted(config.feeds.len(), "feed"),
+        counted(config.sinks.len(), "sink")
     );
     Ok(0)
+}
+
+/// "1 feed", "3 feeds".
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Writes command output to stdout. A closed pipe ends the process with 0 (the reader took
