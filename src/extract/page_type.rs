@@ -364,10 +364,18 @@ fn says_article(kind: &KindSignals) -> bool {
 /// Price blocks that make a page taken whole a collection of products.
 const MIN_LISTED_PRICES: usize = 3;
 
-/// Whether [`spread`] can hold for a best block with this text on a page with `page_words`
-/// words of text in all: a cheap test that spares rendering the whole page of most articles.
-pub(crate) fn may_spread(best: &str, page_words: usize) -> bool {
-    (best.split_whitespace().count() as f32) < SPREAD_SHARE_FEW_PARAGRAPHS * page_words as f32
+/// Whether [`spread`] can hold for a best block with this text on a page of this kind with
+/// `page_words()` words of text in all: a cheap test that spares rendering the whole page of
+/// most articles (a page that names itself an article is never spread, and the words of the
+/// whole page are counted only when that does not already decide).
+pub(crate) fn may_spread(
+    best: &str,
+    kind: &KindSignals,
+    page_words: impl FnOnce() -> usize,
+) -> bool {
+    !says_article(kind)
+        && (best.split_whitespace().count() as f32)
+            < SPREAD_SHARE_FEW_PARAGRAPHS * page_words() as f32
 }
 
 /// A page taken for an article or a product on weak signals whose text is spread over the page rather
