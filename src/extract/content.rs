@@ -8,6 +8,7 @@
 //! are all there is), headings of the page, blocks without words and furniture lines
 //! (credits, bylines, datelines, "Read more").
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use ego_tree::NodeRef;
@@ -402,6 +403,16 @@ pub(crate) fn page(root: NodeRef<'_, Node>) -> Dom<'_> {
 }
 
 /// The content of the page (its view from [`page`]) under the rules of `profile`.
+impl Content<'_> {
+    /// Words of the live text below the roots: at least as many as [`render`] makes of it.
+    pub fn words(&self) -> usize {
+        self.roots
+            .iter()
+            .map(|&r| self.dom.nodes[r].words as usize)
+            .sum()
+    }
+}
+
 pub(crate) fn find<'a>(page: &Dom<'a>, profile: Profile) -> Content<'a> {
     let mut dom = page.clone();
     drop_hidden(&mut dom, profile);
@@ -460,6 +471,9 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
     let page_good = good.first().copied().unwrap_or(0) as f32;
     // End of the question or answer being walked, on a Q&A page.
     let mut post_end = 0;
+    // Whether a class-and-id string names chrome, per string: a page repeats its few
+    // names over many elements.
+    let mut named_chrome: HashMap<String, bool> = HashMap::new();
     dom.drop_subtrees(|i, n| {
         let Some(e) = n.element() else {
             return false;
@@ -478,7 +492,14 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
             || (page_chrome && n.text as f32 <= total * WRAPPER_SHARE && !n.holds_main)
             || (n.text as f32 <= total * WRAPPER_SHARE
                 && !n.holds_main
-                && is_chrome(e, &names, n.in_article, profile)
+                && is_chrome(e, &names, n.in_article, profile, || {
+                    if let Some(&chrome) = named_chrome.get(&names) {
+                        return chrome;
+                    }
+                    let chrome = looks_like_chrome_in(&names, profile);
+                    named_chrome.insert(names.clone(), chrome);
+                    chrome
+                })
                 && (good[i] as f32 <= page_good * PROTECTED_SHARE
                     || (!profile.posts && names_comments(&names))))
             || (!n.holds_main
@@ -499,13 +520,21 @@ fn is_item(e: &Element, kind: &str) -> bool {
 /// Page chrome by its tag or by its class or id. A page header is chrome; a header inside
 /// the article holds its headline and lead. `<main>` is never chrome, nor is `<article>` unless
 /// it is a comment.
-fn is_chrome(e: &Element, names: &str, in_article: bool, profile: Profile) -> bool {
+/// `names` are the element's class and id, and `named_chrome` says whether they name chrome
+/// ([`looks_like_chrome_in`] of them).
+fn is_chrome(
+    e: &Element,
+    names: &str,
+    in_article: bool,
+    profile: Profile,
+    named_chrome: impl FnOnce() -> bool,
+) -> bool {
     match e.name() {
         "html" | "body" | "main" => false,
         "article" => !profile.posts && names_comments(names),
         "nav" | "aside" | "footer" => true,
         "header" if !in_article => !profile.posts,
-        _ => attr(e, "itemprop") != Some("articleBody") && looks_like_chrome_in(names, profile),
+        _ => attr(e, "itemprop") != Some("articleBody") && named_chrome(),
     }
 }
 

@@ -35,19 +35,19 @@ pub(crate) fn discussion_of(
     if words == 0 || words >= MAX_OPENING_WORDS {
         return (text, html, PageType::Article);
     }
-    let thread = content::find(page, PageType::Forum.profile(kind));
     // A rendering has at most the words of the live text it walks: when even those are too
-    // few, the thread cannot replace the article and need not be rendered.
-    let most: usize = thread
-        .roots
-        .iter()
-        .map(|&r| thread.dom.nodes[r].words as usize)
-        .sum();
-    if most < DISCUSSION_FACTOR * words.max(1) {
+    // few (on the whole page, then in the thread found), the thread cannot replace the
+    // article and need not be found or rendered.
+    let enough = DISCUSSION_FACTOR * words;
+    if page.nodes.first().map_or(0, |n| n.words as usize) < enough {
+        return (text, html, PageType::Article);
+    }
+    let thread = content::find(page, PageType::Forum.profile(kind));
+    if thread.words() < enough {
         return (text, html, PageType::Article);
     }
     let (thread_text, thread_html) = content::render(&thread);
-    if thread_text.split_whitespace().count() >= DISCUSSION_FACTOR * words.max(1) {
+    if thread_text.split_whitespace().count() >= enough {
         (thread_text, thread_html, PageType::Forum)
     } else {
         (text, html, PageType::Article)

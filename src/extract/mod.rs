@@ -127,11 +127,13 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         // Taken for an article or a product on weak signals (a shop's category page names
         // its products in JSON-LD too): the page's structure may say otherwise.
         let whole = content::find(&page, PageType::Listing.profile(&meta.kind));
-        let (whole_text, whole_html) = content::render(&whole);
-        drop(whole);
-        if let Some(kind) = page_type::spread(&text, &whole_text, &meta.kind) {
-            page_type = kind;
-            (text, raw_html) = (whole_text, whole_html);
+        if page_type::may_spread_over(&text, whole.words()) {
+            let (whole_text, whole_html) = content::render(&whole);
+            drop(whole);
+            if let Some(kind) = page_type::spread(&text, &whole_text, &meta.kind) {
+                page_type = kind;
+                (text, raw_html) = (whole_text, whole_html);
+            }
         }
     }
     let mut source = Source::Content;

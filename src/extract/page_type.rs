@@ -378,6 +378,18 @@ pub(crate) fn may_spread(
             < SPREAD_SHARE_FEW_PARAGRAPHS * page_words() as f32
 }
 
+/// Whether [`spread`] can hold for a best block with this text beside a whole page whose
+/// rendering has at most `whole_words` words (the words of the live text it walks): when the
+/// best block has this share of them or more, the whole page need not be rendered. The
+/// margin over [`SPREAD_SHARE_FEW_PARAGRAPHS`] keeps the test clear of the rounding of the
+/// share that [`spread`] computes.
+pub(crate) fn may_spread_over(best: &str, whole_words: usize) -> bool {
+    let share = f64::from(SPREAD_SHARE_FEW_PARAGRAPHS) + SHARE_MARGIN;
+    (best.split_whitespace().count() as f64) < share * whole_words as f64
+}
+
+const SHARE_MARGIN: f64 = 0.01;
+
 /// A page taken for an article or a product on weak signals whose text is spread over the page rather
 /// than held by one block, told from the text of its best block (`best`) and of the whole
 /// page without chrome (`whole`): its kind, when it is such a page. A page of priced cards is
