@@ -199,8 +199,10 @@ pub(crate) fn is_furniture(line: &str, block: bool) -> bool {
     if PROMPTS.contains(&bare) || PROMPT_OPENINGS.iter().any(|p| lower.starts_with(p)) {
         return true;
     }
-    is_credit(&lower)
-        || starts_with_label(&lower)
+    // A credit or a label has a colon, a `©` or a "by " after its opening word: most lines
+    // have none, and need not be matched against every opening.
+    let marked = lower.contains(':') || lower.contains('©') || lower.contains("by ");
+    (marked && (is_credit(&lower) || starts_with_label(&lower)))
         || (block && (is_byline(line) || is_date_alone(line) || is_reading_time(&lower)))
 }
 
