@@ -388,6 +388,8 @@ pub(crate) fn may_spread_over(best: &str, whole_words: usize) -> bool {
     (best.split_whitespace().count() as f64) < share * whole_words as f64
 }
 
+/// Share added to [`SPREAD_SHARE_FEW_PARAGRAPHS`] by [`may_spread_over`]: far above the
+/// rounding error of an `f32` share, far below what would spare a render that decides.
 const SHARE_MARGIN: f64 = 0.01;
 
 /// A page taken for an article or a product on weak signals whose text is spread over the page rather
