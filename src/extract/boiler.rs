@@ -199,8 +199,10 @@ pub(crate) fn is_furniture(line: &str, block: bool) -> bool {
     if PROMPTS.contains(&bare) || PROMPT_OPENINGS.iter().any(|p| lower.starts_with(p)) {
         return true;
     }
-    is_credit(&lower)
-        || starts_with_label(&lower)
+    // A credit or a label has a colon, a `©` or a "by " after its opening word: most lines
+    // have none, and need not be matched against every opening.
+    let marked = lower.contains(':') || lower.contains('©') || lower.contains("by ");
+    (marked && (is_credit(&lower) || starts_with_label(&lower)))
         || (block && (is_byline(line) || is_date_alone(line) || is_reading_time(&lower)))
 }
 
@@ -226,12 +228,12 @@ fn starts_with_label(lower: &str) -> bool {
 
 /// "4 min read", "21 minutes", "11 minut czytania".
 fn is_reading_time(lower: &str) -> bool {
-    let words: Vec<&str> = lower.split_whitespace().collect();
-    words.len() <= 4
-        && words
-            .first()
-            .is_some_and(|w| w.chars().all(|c| c.is_ascii_digit()))
-        && words.get(1).is_some_and(|w| READING_TIME_WORDS.contains(w))
+    let mut words = lower.split_whitespace();
+    let (first, second) = (words.next(), words.next());
+    first.is_some_and(|w| w.chars().all(|c| c.is_ascii_digit()))
+        && second.is_some_and(|w| READING_TIME_WORDS.contains(&w))
+        // At most four words: no fifth.
+        && words.nth(2).is_none()
 }
 
 /// "Von Sina Giebel", "By Jane Doe": a preposition and at most four capitalized names.

@@ -7,8 +7,11 @@
 //! byline or price is dropped as chrome.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
-use super::dom::{Dom, NONE};
+use regex::Regex;
+
+use super::dom::{Dom, NONE, attr};
 
 /// An element's tag and first class.
 type Shape<'a> = (&'a str, &'a str);
@@ -36,10 +39,12 @@ const PAGE_CHROME_PARTS: &[&str] = &[
 
 /// Whether a class or id (lower case) names chrome of a listing or service page.
 pub(crate) fn names_page_chrome(names: &str) -> bool {
-    names
-        .split_ascii_whitespace()
-        .any(|token| PAGE_CHROME_PARTS.iter().any(|p| token.contains(p)))
+    // No part holds a space, so a part inside one of the names is a part inside all of them.
+    PAGE_CHROME_PARTS_IN.is_match(names)
 }
+
+static PAGE_CHROME_PARTS_IN: LazyLock<Regex> =
+    LazyLock::new(|| super::content::any_of(PAGE_CHROME_PARTS));
 
 /// Siblings of one shape (tag and first class) that make a run of cards.
 pub(crate) const MIN_CARDS: usize = 3;
@@ -52,7 +57,7 @@ pub(crate) fn card_marks(dom: &Dom<'_>) -> Vec<usize> {
     let mut cards = vec![NONE; len];
     let shape = |i: usize| {
         dom.nodes[i].element().map(|e| {
-            let class = e.attr("class").unwrap_or("");
+            let class = attr(e, "class").unwrap_or("");
             (
                 e.name(),
                 class.split_ascii_whitespace().next().unwrap_or(""),

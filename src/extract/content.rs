@@ -8,14 +8,18 @@
 //! are all there is), headings of the page, blocks without words and furniture lines
 //! (credits, bylines, datelines, "Read more").
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use ego_tree::NodeRef;
+use regex::Regex;
 use scraper::Node;
 use scraper::node::Element;
 
 use super::boiler;
 use super::cards;
 use super::docs;
-use super::dom::{DNode, Dom, Kind, NONE, is_block};
+use super::dom::{DNode, Dom, Kind, NONE, attr, is_block};
 use super::forum;
 use super::product;
 
@@ -148,6 +152,16 @@ const CHROME_PARTS: &[&str] = &[
     "copyright",
 ];
 
+/// [`CHROME_PARTS`] as one scan: most names hold none of them, and one pass over a name is
+/// far cheaper than a search per part.
+static CHROME_PARTS_IN: LazyLock<Regex> = LazyLock::new(|| any_of(CHROME_PARTS));
+
+/// Whether a string contains any of `parts`, in one scan of it.
+pub(crate) fn any_of(parts: &[&str]) -> Regex {
+    let alternatives: Vec<String> = parts.iter().map(|p| regex::escape(p)).collect();
+    Regex::new(&alternatives.join("|")).expect("escaped literals make a valid pattern")
+}
+
 /// Words (split at non-alphanumerics) that name page chrome when they begin or end a class
 /// name or id: `share-bar`, `post-tags`, but not `elementor-widget-wrap` or `tag-politics`
 /// (WordPress adds one of those per tag to the article itself).
@@ -193,10 +207,10 @@ const CONTENT_PARTS: &[&str] = &[
 
 fn class_and_id(e: &Element) -> String {
     let mut s = String::new();
-    if let Some(c) = e.attr("class") {
+    if let Some(c) = attr(e, "class") {
         s.push_str(c);
     }
-    if let Some(id) = e.attr("id") {
+    if let Some(id) = attr(e, "id") {
         s.push(' ');
         s.push_str(id);
     }
@@ -266,14 +280,15 @@ const POST_CHROME_PARTS: &[&str] = &[
     "badge",
 ];
 
+static POST_PARTS_IN: LazyLock<Regex> = LazyLock::new(|| any_of(POST_PARTS));
+static POST_CHROME_PARTS_IN: LazyLock<Regex> = LazyLock::new(|| any_of(POST_CHROME_PARTS));
+
 fn looks_like_chrome_in(names: &str, profile: Profile) -> bool {
     names.split_ascii_whitespace().any(|token| {
-        if profile.posts
-            && (POST_CHROME_PARTS.iter().any(|p| token.contains(p)) || forum::is_quote(token))
-        {
+        if profile.posts && (POST_CHROME_PARTS_IN.is_match(token) || forum::is_quote(token)) {
             return true;
         }
-        if profile.posts && POST_PARTS.iter().any(|p| token.contains(p)) {
+        if profile.posts && POST_PARTS_IN.is_match(token) {
             return false;
         }
         if (profile.product && product::is_chrome(token))
@@ -285,7 +300,7 @@ fn looks_like_chrome_in(names: &str, profile: Profile) -> bool {
         if MODIFIER_PREFIXES.iter().any(|p| token.starts_with(p)) {
             return false;
         }
-        if CHROME_NAMES.contains(&token) || CHROME_PARTS.iter().any(|p| token.contains(p)) {
+        if CHROME_NAMES.contains(&token) || CHROME_PARTS_IN.is_match(token) {
             return true;
         }
         let mut words = token
@@ -307,8 +322,10 @@ fn names_comments(names: &str) -> bool {
 /// A cookie or consent dialog is chrome however much text it holds: its long paragraphs of
 /// legal prose can outweigh a thread of short posts.
 fn names_consent(names: &str) -> bool {
-    CONSENT_PARTS.iter().any(|p| names.contains(p))
+    CONSENT_PARTS_IN.is_match(names)
 }
+
+static CONSENT_PARTS_IN: LazyLock<Regex> = LazyLock::new(|| any_of(CONSENT_PARTS));
 
 /// Parts of class names or ids of consent dialogs (not `cookie` alone: a recipe is not one).
 const CONSENT_PARTS: &[&str] = &[
@@ -323,15 +340,17 @@ const CONSENT_PARTS: &[&str] = &[
 ];
 
 fn looks_like_content(names: &str) -> bool {
-    CONTENT_PARTS.iter().any(|p| names.contains(p))
+    CONTENT_PARTS_IN.is_match(names)
 }
+
+static CONTENT_PARTS_IN: LazyLock<Regex> = LazyLock::new(|| any_of(CONTENT_PARTS));
 
 /// Hidden from readers, or a landmark that is not the article.
 fn is_hidden(e: &Element) -> bool {
-    if e.attr("hidden").is_some() || e.attr("aria-hidden") == Some("true") {
+    if attr(e, "hidden").is_some() || attr(e, "aria-hidden") == Some("true") {
         return true;
     }
-    if let Some(role) = e.attr("role")
+    if let Some(role) = attr(e, "role")
         && matches!(
             role,
             "navigation"
@@ -347,7 +366,7 @@ fn is_hidden(e: &Element) -> bool {
     {
         return true;
     }
-    if let Some(style) = e.attr("style") {
+    if let Some(style) = attr(e, "style") {
         let style: String = style
             .chars()
             .filter(|c| !c.is_whitespace())
@@ -378,8 +397,24 @@ pub(crate) struct Content<'a> {
     pub cards: Vec<usize>,
 }
 
-pub(crate) fn find(root: NodeRef<'_, Node>, profile: Profile) -> Content<'_> {
-    let mut dom = Dom::build(root, is_dead);
+/// The flat view of the page below `root`, built once and shared by every [`find`] on it.
+pub(crate) fn page(root: NodeRef<'_, Node>) -> Dom<'_> {
+    Dom::build(root, is_dead)
+}
+
+/// The content of the page (its view from [`page`]) under the rules of `profile`.
+impl Content<'_> {
+    /// Words of the live text below the roots: at least as many as [`render`] makes of it.
+    pub fn words(&self) -> usize {
+        self.roots
+            .iter()
+            .map(|&r| self.dom.nodes[r].words as usize)
+            .sum()
+    }
+}
+
+pub(crate) fn find<'a>(page: &Dom<'a>, profile: Profile) -> Content<'a> {
+    let mut dom = page.clone();
     drop_hidden(&mut dom, profile);
     prune_chrome(&mut dom, profile);
     let good = paragraph_text(&dom);
@@ -424,7 +459,7 @@ fn drop_hidden(dom: &mut Dom<'_>, profile: Profile) {
     dom.drop_subtrees(|_, n| {
         n.element().is_some_and(|e| {
             (e.name() == "noscript" || is_hidden(e))
-                && !(tabs && e.attr("role") == Some("tabpanel"))
+                && !(tabs && attr(e, "role") == Some("tabpanel"))
         }) && (n.text as f32) < total as f32 * REVEALED_SHARE
     });
 }
@@ -436,6 +471,9 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
     let page_good = good.first().copied().unwrap_or(0) as f32;
     // End of the question or answer being walked, on a Q&A page.
     let mut post_end = 0;
+    // Whether a class-and-id string names chrome, per string: a page repeats its few
+    // names over many elements.
+    let mut named_chrome: HashMap<String, bool> = HashMap::new();
     dom.drop_subtrees(|i, n| {
         let Some(e) = n.element() else {
             return false;
@@ -446,25 +484,33 @@ fn prune_chrome(dom: &mut Dom<'_>, profile: Profile) {
         // A comment on a question or an answer is an aside; a comment that is not inside one
         // is a reply of the thread (Discourse marks its posts so).
         let aside = profile.answers && i < post_end && is_item(e, "Comment");
+        let names = class_and_id(e);
         // A whole page's consent panels and search filters are chrome however much
         // paragraph text they hold (a listing's cards have little).
-        let page_chrome = profile.whole_page && cards::names_page_chrome(&class_and_id(e));
+        let page_chrome = profile.whole_page && cards::names_page_chrome(&names);
         aside
             || (page_chrome && n.text as f32 <= total * WRAPPER_SHARE && !n.holds_main)
             || (n.text as f32 <= total * WRAPPER_SHARE
                 && !n.holds_main
-                && is_chrome(e, n.in_article, profile)
+                && is_chrome(e, &names, n.in_article, profile, || {
+                    if let Some(&chrome) = named_chrome.get(&names) {
+                        return chrome;
+                    }
+                    let chrome = looks_like_chrome_in(&names, profile);
+                    named_chrome.insert(names.clone(), chrome);
+                    chrome
+                })
                 && (good[i] as f32 <= page_good * PROTECTED_SHARE
-                    || (!profile.posts && names_comments(&class_and_id(e)))))
+                    || (!profile.posts && names_comments(&names))))
             || (!n.holds_main
                 && !matches!(e.name(), "html" | "body" | "main")
-                && names_consent(&class_and_id(e)))
+                && names_consent(&names))
     });
 }
 
 /// Whether the element is a schema.org item of this type (`itemtype`).
 fn is_item(e: &Element, kind: &str) -> bool {
-    e.attr("itemtype").is_some_and(|t| {
+    attr(e, "itemtype").is_some_and(|t| {
         t.trim_end_matches('/')
             .strip_suffix(kind)
             .is_some_and(|rest| rest.ends_with("schema.org/"))
@@ -474,16 +520,21 @@ fn is_item(e: &Element, kind: &str) -> bool {
 /// Page chrome by its tag or by its class or id. A page header is chrome; a header inside
 /// the article holds its headline and lead. `<main>` is never chrome, nor is `<article>` unless
 /// it is a comment.
-fn is_chrome(e: &Element, in_article: bool, profile: Profile) -> bool {
+/// `names` are the element's class and id, and `named_chrome` says whether they name chrome
+/// ([`looks_like_chrome_in`] of them).
+fn is_chrome(
+    e: &Element,
+    names: &str,
+    in_article: bool,
+    profile: Profile,
+    named_chrome: impl FnOnce() -> bool,
+) -> bool {
     match e.name() {
         "html" | "body" | "main" => false,
-        "article" => !profile.posts && names_comments(&class_and_id(e)),
+        "article" => !profile.posts && names_comments(names),
         "nav" | "aside" | "footer" => true,
         "header" if !in_article => !profile.posts,
-        _ => {
-            e.attr("itemprop") != Some("articleBody")
-                && looks_like_chrome_in(&class_and_id(e), profile)
-        }
+        _ => attr(e, "itemprop") != Some("articleBody") && named_chrome(),
     }
 }
 
@@ -506,7 +557,7 @@ fn base_score(n: &DNode<'_>) -> f32 {
     if looks_like_content(&names) {
         weight += 25.0;
     }
-    if e.attr("itemprop") == Some("articleBody") {
+    if attr(e, "itemprop") == Some("articleBody") {
         weight += 50.0;
     }
     tag_score + weight
@@ -629,7 +680,7 @@ fn choose(dom: &Dom<'_>, good: &[u32], slack: u32) -> Vec<usize> {
     if parent != NONE && dom.nodes[parent].element().is_some() {
         roots.clear();
         let threshold = (top_score * 0.2).max(10.0);
-        let top_class = dom.nodes[top].element().and_then(|e| e.attr("class"));
+        let top_class = dom.nodes[top].element().and_then(|e| attr(e, "class"));
         for c in dom.children(parent) {
             let n = &dom.nodes[c];
             if n.dead || n.element().is_none() {
@@ -639,7 +690,7 @@ fn choose(dom: &Dom<'_>, good: &[u32], slack: u32) -> Vec<usize> {
                 true
             } else {
                 let bonus = if top_class.is_some()
-                    && n.element().and_then(|e| e.attr("class")) == top_class
+                    && n.element().and_then(|e| attr(e, "class")) == top_class
                 {
                     top_score * 0.2
                 } else {
@@ -720,7 +771,7 @@ fn thread_of(dom: &Dom<'_>, roots: Vec<usize>) -> Vec<usize> {
         }
         let shape = |i: usize| {
             dom.nodes[i].element().map(|e| {
-                let class = e.attr("class").unwrap_or("");
+                let class = attr(e, "class").unwrap_or("");
                 (
                     e.name(),
                     class.split_ascii_whitespace().next().unwrap_or(""),
@@ -801,6 +852,10 @@ impl TextOut {
 
 /// Unicode general category Cf (format characters) that show up in web text.
 pub(crate) fn is_format(c: char) -> bool {
+    // Most text is below the first of them.
+    if c < '\u{00AD}' {
+        return false;
+    }
     matches!(c,
         '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
         | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
@@ -1133,10 +1188,9 @@ fn close(tag: &str, text: &mut TextOut, html: &mut String) {
 fn open_tag(e: &Element, html: &mut String) {
     html.push('<');
     html.push_str(e.name());
-    let lazy = e
-        .attr("data-src")
-        .or_else(|| e.attr("data-lazy-src"))
-        .or_else(|| e.attr("data-original"));
+    let lazy = attr(e, "data-src")
+        .or_else(|| attr(e, "data-lazy-src"))
+        .or_else(|| attr(e, "data-original"));
     for (name, value) in e.attrs() {
         if !KEPT_ATTRS.contains(&name) {
             continue;
@@ -1152,7 +1206,7 @@ fn open_tag(e: &Element, html: &mut String) {
         push_attr(name, value, html);
     }
     if e.name() == "img"
-        && e.attr("src").is_none()
+        && attr(e, "src").is_none()
         && let Some(l) = lazy
     {
         push_attr("src", l, html);

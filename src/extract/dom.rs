@@ -5,17 +5,21 @@
 //! tag soup cannot overflow the stack).
 
 use ego_tree::NodeRef;
+use html5ever::ns;
 use scraper::Node;
+use scraper::node::Element;
 
 /// Marks a node without a parent (the document).
 pub(crate) const NONE: usize = usize::MAX;
 
+#[derive(Clone, Copy)]
 pub(crate) enum Kind<'a> {
     Element(&'a scraper::node::Element),
     Text(&'a str),
     Other,
 }
 
+#[derive(Clone)]
 pub(crate) struct DNode<'a> {
     pub kind: Kind<'a>,
     pub parent: usize,
@@ -30,6 +34,9 @@ pub(crate) struct DNode<'a> {
     pub links: u32,
     /// … of which letters (a block without any is a date, a counter or a price).
     pub alpha: u32,
+    /// Words (runs of non-space characters) of live text below this node: at least as many
+    /// as any rendering of it has (a rendering joins or drops text, never splits a word).
+    pub words: u32,
     pub commas: u32,
     /// Text and commas directly inside (text children and inline elements), as opposed to
     /// inside child blocks: a text run that Readability would wrap in a paragraph.
@@ -42,6 +49,58 @@ pub(crate) struct DNode<'a> {
     pub holds_main: bool,
     /// Has a live block-level child (so it is a container, not a paragraph).
     pub block_child: bool,
+    /// What this node itself adds to the counts, whatever is dropped around it: a text's
+    /// characters, letters, commas and words (read once when the view is built, as every
+    /// recount needs them), and whether an element is a headline, `<main>` or an article
+    /// body.
+    own: Own,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Own {
+    text: u32,
+    alpha: u32,
+    commas: u32,
+    words: u32,
+    main: bool,
+}
+
+impl Own {
+    fn of_text(t: &str) -> Own {
+        let mut own = Own::default();
+        let mut in_word = false;
+        for c in t.chars() {
+            if c.is_whitespace() {
+                in_word = false;
+                continue;
+            }
+            own.text += 1;
+            own.words += u32::from(!in_word);
+            in_word = true;
+            if c.is_alphabetic() {
+                own.alpha += 1;
+            } else if matches!(c, ',' | '，' | '、' | '،') {
+                own.commas += 1;
+            }
+        }
+        own
+    }
+
+    fn of_element(e: &Element) -> Own {
+        Own {
+            main: matches!(e.name(), "h1" | "main") || attr(e, "itemprop") == Some("articleBody"),
+            ..Own::default()
+        }
+    }
+}
+
+/// The value of an attribute without a namespace: what `Element::attr` returns, without
+/// interning `name` on every call (a linear scan of an element's few attributes is cheaper).
+pub(crate) fn attr<'e>(e: &'e Element, name: &str) -> Option<&'e str> {
+    e.attrs
+        .iter()
+        .find(|(q, _)| q.prefix.is_none() && q.ns == ns!() && &*q.local == name)
+        .map(|(_, v)| &**v)
 }
 
 impl<'a> DNode<'a> {
@@ -68,6 +127,7 @@ impl<'a> DNode<'a> {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Dom<'a> {
     pub nodes: Vec<DNode<'a>>,
 }
@@ -136,14 +196,29 @@ impl<'a> Dom<'a> {
         while let Some(n) = cur {
             let idx = nodes.len();
             let (parent, in_article) = open.last().copied().unwrap_or((NONE, false));
-            let (kind, dead, article) = match n.value() {
+            let (kind, dead, article, own) = match n.value() {
                 Node::Element(e) => {
                     let dead = is_dead(e, in_article);
-                    (Kind::Element(e), dead, in_article || e.name() == "article")
+                    let own = if dead {
+                        Own::default()
+                    } else {
+                        Own::of_element(e)
+                    };
+                    (
+                        Kind::Element(e),
+                        dead,
+                        in_article || e.name() == "article",
+                        own,
+                    )
                 }
-                Node::Text(t) => (Kind::Text(&t.text), false, in_article),
-                Node::Document | Node::Fragment => (Kind::Other, false, in_article),
-                _ => (Kind::Other, true, in_article),
+                Node::Text(t) => (
+                    Kind::Text(&t.text),
+                    false,
+                    in_article,
+                    Own::of_text(&t.text),
+                ),
+                Node::Document | Node::Fragment => (Kind::Other, false, in_article, Own::default()),
+                _ => (Kind::Other, true, in_article, Own::default()),
             };
             nodes.push(DNode {
                 kind,
@@ -153,12 +228,14 @@ impl<'a> Dom<'a> {
                 text: 0,
                 links: 0,
                 alpha: 0,
+                words: 0,
                 commas: 0,
                 own_text: 0,
                 own_commas: 0,
                 in_article,
                 holds_main: false,
                 block_child: false,
+                own,
             });
             if !dead && let Some(child) = n.first_child() {
                 open.push((idx, article));
@@ -216,6 +293,7 @@ impl<'a> Dom<'a> {
             n.text = 0;
             n.links = 0;
             n.alpha = 0;
+            n.words = 0;
             n.commas = 0;
             n.own_text = 0;
             n.own_commas = 0;
@@ -226,41 +304,22 @@ impl<'a> Dom<'a> {
             if self.nodes[i].dead {
                 continue;
             }
-            if let Kind::Text(t) = self.nodes[i].kind {
-                let mut text = 0;
-                let mut alpha = 0;
-                let mut commas = 0;
-                for c in t.chars() {
-                    if !c.is_whitespace() {
-                        text += 1;
-                        if c.is_alphabetic() {
-                            alpha += 1;
-                        } else if matches!(c, ',' | '，' | '、' | '،') {
-                            commas += 1;
-                        }
-                    }
-                }
-                let n = &mut self.nodes[i];
-                n.text = text;
-                n.alpha = alpha;
-                n.commas = commas;
-            }
-            let n = &self.nodes[i];
+            let n = &mut self.nodes[i];
+            n.text += n.own.text;
+            n.alpha += n.own.alpha;
+            n.words += n.own.words;
+            n.commas += n.own.commas;
+            n.holds_main |= n.own.main;
             if n.tag() == "a" {
-                let text = n.text;
-                self.nodes[i].links = text;
-            }
-            if let Some(e) = self.nodes[i].element()
-                && (matches!(e.name(), "h1" | "main") || e.attr("itemprop") == Some("articleBody"))
-            {
-                self.nodes[i].holds_main = true;
+                n.links = n.text;
             }
             let n = &self.nodes[i];
-            let (parent, text, links, alpha, commas, block, main) = (
+            let (parent, text, links, alpha, words, commas, block, main) = (
                 n.parent,
                 n.text,
                 n.links,
                 n.alpha,
+                n.words,
                 n.commas,
                 is_block(n.tag()),
                 n.holds_main,
@@ -270,6 +329,7 @@ impl<'a> Dom<'a> {
                 p.text += text;
                 p.links += links;
                 p.alpha += alpha;
+                p.words += words;
                 p.commas += commas;
                 p.block_child |= block;
                 p.holds_main |= main;

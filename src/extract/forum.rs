@@ -5,11 +5,10 @@
 //! is then the surest sign that the page is a board or a thread. Inside a thread, a reply's
 //! copy of the post it answers is that post again, not the reply.
 
-use ego_tree::NodeRef;
-use scraper::Node;
 use url::Url;
 
 use super::content;
+use super::dom::Dom;
 use super::meta::KindSignals;
 use super::page_type::PageType;
 
@@ -26,7 +25,7 @@ const DISCUSSION_FACTOR: usize = 8;
 /// article's words, the page is a discussion and the thread is its content (text, HTML and
 /// kind); otherwise the article stays as it was.
 pub(crate) fn discussion_of(
-    root: NodeRef<'_, Node>,
+    page: &Dom<'_>,
     kind: &KindSignals,
     text: String,
     html: String,
@@ -36,9 +35,19 @@ pub(crate) fn discussion_of(
     if words == 0 || words >= MAX_OPENING_WORDS {
         return (text, html, PageType::Article);
     }
-    let thread = content::find(root, PageType::Forum.profile(kind));
+    // A rendering has at most the words of the live text it walks: when even those are too
+    // few (on the whole page, then in the thread found), the thread cannot replace the
+    // article and need not be found or rendered.
+    let enough = DISCUSSION_FACTOR * words;
+    if page.nodes.first().map_or(0, |n| n.words as usize) < enough {
+        return (text, html, PageType::Article);
+    }
+    let thread = content::find(page, PageType::Forum.profile(kind));
+    if thread.words() < enough {
+        return (text, html, PageType::Article);
+    }
     let (thread_text, thread_html) = content::render(&thread);
-    if thread_text.split_whitespace().count() >= DISCUSSION_FACTOR * words.max(1) {
+    if thread_text.split_whitespace().count() >= enough {
         (thread_text, thread_html, PageType::Forum)
     } else {
         (text, html, PageType::Article)

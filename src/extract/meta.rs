@@ -7,6 +7,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use scraper::{Html, Node};
 use serde_json::Value;
 
+use super::dom::attr;
+
 #[derive(Default)]
 pub(crate) struct Meta {
     pub title: Option<String>,
@@ -80,11 +82,11 @@ pub(crate) fn collect(doc: &Html) -> Meta {
             continue;
         };
         match e.name() {
-            "body" => set(&mut m.kind.body_class, e.attr("class")),
+            "body" => set(&mut m.kind.body_class, attr(e, "class")),
             "article" => m.kind.articles += 1,
             "a" if !m.kind.forum_software => {
                 m.kind.forum_software =
-                    e.attr("href").is_some_and(super::forum::is_software_credit);
+                    attr(e, "href").is_some_and(super::forum::is_software_credit);
             }
             "section" => m.kind.sections += 1,
             "p" => {
@@ -98,15 +100,15 @@ pub(crate) fn collect(doc: &Html) -> Meta {
             }
             _ => {}
         }
-        if e.attr("class").is_some_and(|c| c.contains("price")) {
+        if attr(e, "class").is_some_and(|c| c.contains("price")) {
             m.kind.prices += 1;
         }
         match e.name() {
             "html" => set(
                 &mut m.language,
-                e.attr("lang").or_else(|| e.attr("xml:lang")),
+                attr(e, "lang").or_else(|| attr(e, "xml:lang")),
             ),
-            "base" => set(&mut m.base, e.attr("href")),
+            "base" => set(&mut m.base, attr(e, "href")),
             "title" if title_tag.is_none() => {
                 title_tag = Some(text_of(node));
             }
@@ -117,13 +119,12 @@ pub(crate) fn collect(doc: &Html) -> Meta {
                 }
             }
             "meta" => {
-                let key = e
-                    .attr("property")
-                    .or_else(|| e.attr("name"))
-                    .or_else(|| e.attr("itemprop"))
+                let key = attr(e, "property")
+                    .or_else(|| attr(e, "name"))
+                    .or_else(|| attr(e, "itemprop"))
                     .unwrap_or("")
                     .to_ascii_lowercase();
-                let content = e.attr("content").or_else(|| e.attr("datetime"));
+                let content = attr(e, "content").or_else(|| attr(e, "datetime"));
                 match key.as_str() {
                     "og:title" => set(&mut m.title, content),
                     "twitter:title" => set(&mut twitter_title, content),
@@ -171,15 +172,14 @@ pub(crate) fn collect(doc: &Html) -> Meta {
                     }
                     _ => {}
                 }
-                if e.attr("http-equiv")
-                    .is_some_and(|h| h.eq_ignore_ascii_case("content-language"))
+                if attr(e, "http-equiv").is_some_and(|h| h.eq_ignore_ascii_case("content-language"))
                 {
                     set(&mut m.language, content);
                 }
             }
             "link" => {
-                let rel = e.attr("rel").unwrap_or("").to_ascii_lowercase();
-                let href = e.attr("href");
+                let rel = attr(e, "rel").unwrap_or("").to_ascii_lowercase();
+                let href = attr(e, "href");
                 if rel.split_whitespace().any(|r| r == "canonical") {
                     set(&mut m.canonical, href);
                 } else if rel == "image_src"
@@ -189,7 +189,7 @@ pub(crate) fn collect(doc: &Html) -> Meta {
                 }
             }
             "script"
-                if e.attr("type")
+                if attr(e, "type")
                     .is_some_and(|t| t.eq_ignore_ascii_case("application/ld+json")) =>
             {
                 let json = text_of_raw(node);
@@ -198,19 +198,19 @@ pub(crate) fn collect(doc: &Html) -> Meta {
                 }
             }
             "time" => {
-                if let Some(d) = e.attr("datetime") {
+                if let Some(d) = attr(e, "datetime") {
                     weak_dates.push(d.to_string());
                 }
             }
             _ => {}
         }
-        if let Some(t) = e.attr("itemtype") {
+        if let Some(t) = attr(e, "itemtype") {
             let name = t.rsplit('/').next().unwrap_or(t);
             if !name.is_empty() && m.kind.schema_types.len() < MAX_SCHEMA_TYPES {
                 m.kind.schema_types.push(name.to_string());
             }
         }
-        if let Some(prop) = e.attr("itemprop") {
+        if let Some(prop) = attr(e, "itemprop") {
             match prop {
                 "author" if e.name() != "meta" => {
                     let t = text_of(node);
@@ -219,14 +219,14 @@ pub(crate) fn collect(doc: &Html) -> Meta {
                     }
                 }
                 "datePublished" if e.name() != "meta" => {
-                    if let Some(d) = e.attr("datetime").or_else(|| e.attr("content")) {
+                    if let Some(d) = attr(e, "datetime").or_else(|| attr(e, "content")) {
                         dates.push(d.to_string());
                     }
                 }
                 _ => {}
             }
         }
-        if e.attr("rel") == Some("author") && e.name() == "a" {
+        if attr(e, "rel") == Some("author") && e.name() == "a" {
             let t = text_of(node);
             if !t.is_empty() && t.len() < 100 {
                 weak_authors.push(t);

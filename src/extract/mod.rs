@@ -113,35 +113,41 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
     };
 
     let mut page_type = page_type::detect(&meta.kind, page_base.as_ref());
-    let found = content::find(doc.tree.root(), page_type.profile(&meta.kind));
+    let page = content::page(doc.tree.root());
+    let found = content::find(&page, page_type.profile(&meta.kind));
     let (mut text, mut raw_html) = content::render(&found);
     drop(found);
     if page_type == PageType::Article {
-        (text, raw_html, page_type) =
-            forum::discussion_of(doc.tree.root(), &meta.kind, text, raw_html);
+        (text, raw_html, page_type) = forum::discussion_of(&page, &meta.kind, text, raw_html);
     }
     if (page_type == PageType::Article
         || (page_type == PageType::Product && page_type::names_many_products(&meta.kind)))
-        && page_type::may_spread(&text, shown_words(&doc))
+        && page_type::may_spread(&text, &meta.kind, || shown_words(&doc))
     {
         // Taken for an article or a product on weak signals (a shop's category page names
         // its products in JSON-LD too): the page's structure may say otherwise.
-        let whole = content::find(doc.tree.root(), PageType::Listing.profile(&meta.kind));
-        let (whole_text, whole_html) = content::render(&whole);
-        drop(whole);
-        if let Some(kind) = page_type::spread(&text, &whole_text, &meta.kind) {
-            page_type = kind;
-            (text, raw_html) = (whole_text, whole_html);
+        let whole = content::find(&page, PageType::Listing.profile(&meta.kind));
+        if page_type::may_spread_over(&text, whole.words()) {
+            let (whole_text, whole_html) = content::render(&whole);
+            drop(whole);
+            if let Some(kind) = page_type::spread(&text, &whole_text, &meta.kind) {
+                page_type = kind;
+                (text, raw_html) = (whole_text, whole_html);
+            }
         }
     }
     let mut source = Source::Content;
     if text.trim().is_empty() {
         // Nothing passed the rules: the page's text, all of it but menus and furniture.
-        let all = content::find(doc.tree.root(), content::Profile::everything());
+        let all = content::find(&page, content::Profile::everything());
         (text, raw_html) = content::render(&all);
         source = Source::Fallback;
     }
-    let mut html = sanitize(&raw_html, base.as_ref());
+    drop(page);
+    // The content's HTML is sanitized (parsed again) only at the end, when neither the
+    // structured data nor the description has replaced it.
+    let mut replaced_html: Option<String> = None;
+    let mut appended_html = String::new();
     let mut word_count = text.split_whitespace().count();
     if page_type == PageType::Product
         && let Some(description) = &meta.ld_product
@@ -155,7 +161,7 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
                 text.push_str("\n\n");
             }
             text.push_str(&description);
-            html.push_str(&paragraphs_html(&description));
+            appended_html.push_str(&paragraphs_html(&description));
             word_count = text.split_whitespace().count();
         }
     }
@@ -165,7 +171,7 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         let ld_text = plain_text(body);
         let ld_words = ld_text.split_whitespace().count();
         if ld_words > word_count {
-            html = paragraphs_html(&ld_text);
+            replaced_html = Some(paragraphs_html(&ld_text));
             text = ld_text;
             word_count = ld_words;
             source = Source::StructuredData;
@@ -175,10 +181,15 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         && let Some(description) = &meta.description
     {
         text = plain_text(description);
-        html = paragraphs_html(&text);
+        replaced_html = Some(paragraphs_html(&text));
         word_count = text.split_whitespace().count();
         source = Source::Fallback;
     }
+    let html = replaced_html.unwrap_or_else(|| {
+        let mut html = sanitize(&raw_html, base.as_ref());
+        html.push_str(&appended_html);
+        html
+    });
 
     Article {
         title: meta.title,

@@ -364,11 +364,33 @@ fn says_article(kind: &KindSignals) -> bool {
 /// Price blocks that make a page taken whole a collection of products.
 const MIN_LISTED_PRICES: usize = 3;
 
-/// Whether [`spread`] can hold for a best block with this text on a page with `page_words`
-/// words of text in all: a cheap test that spares rendering the whole page of most articles.
-pub(crate) fn may_spread(best: &str, page_words: usize) -> bool {
-    (best.split_whitespace().count() as f32) < SPREAD_SHARE_FEW_PARAGRAPHS * page_words as f32
+/// Whether [`spread`] can hold for a best block with this text on a page of this kind with
+/// `page_words()` words of text in all: a cheap test that spares rendering the whole page of
+/// most articles (a page that names itself an article is never spread, and the words of the
+/// whole page are counted only when that does not already decide).
+pub(crate) fn may_spread(
+    best: &str,
+    kind: &KindSignals,
+    page_words: impl FnOnce() -> usize,
+) -> bool {
+    !says_article(kind)
+        && (best.split_whitespace().count() as f32)
+            < SPREAD_SHARE_FEW_PARAGRAPHS * page_words() as f32
 }
+
+/// Whether [`spread`] can hold for a best block with this text beside a whole page whose
+/// rendering has at most `whole_words` words (the words of the live text it walks): when the
+/// best block has this share of them or more, the whole page need not be rendered. The
+/// margin over [`SPREAD_SHARE_FEW_PARAGRAPHS`] keeps the test clear of the rounding of the
+/// share that [`spread`] computes.
+pub(crate) fn may_spread_over(best: &str, whole_words: usize) -> bool {
+    let share = f64::from(SPREAD_SHARE_FEW_PARAGRAPHS) + SHARE_MARGIN;
+    (best.split_whitespace().count() as f64) < share * whole_words as f64
+}
+
+/// Share added to [`SPREAD_SHARE_FEW_PARAGRAPHS`] by [`may_spread_over`]: far above the
+/// rounding error of an `f32` share, far below what would spare a render that decides.
+const SHARE_MARGIN: f64 = 0.01;
 
 /// A page taken for an article or a product on weak signals whose text is spread over the page rather
 /// than held by one block, told from the text of its best block (`best`) and of the whole
