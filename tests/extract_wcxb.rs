@@ -12,12 +12,12 @@ use feedwire::extract::extract_dir;
 const MIN_F1: &[(&str, f64)] = &[
     ("article", 0.941),
     ("documentation", 0.918),
-    ("service", 0.767),
+    ("service", 0.772),
     ("forum", 0.795),
-    ("product", 0.617),
-    ("collection", 0.609),
-    ("listing", 0.652),
-    ("all", 0.839),
+    ("product", 0.623),
+    ("collection", 0.630),
+    ("listing", 0.665),
+    ("all", 0.843),
 ];
 
 fn tokens(text: &str) -> HashMap<String, u32> {
