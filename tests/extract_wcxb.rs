@@ -14,10 +14,10 @@ const MIN_F1: &[(&str, f64)] = &[
     ("documentation", 0.918),
     ("service", 0.772),
     ("forum", 0.795),
-    ("product", 0.623),
+    ("product", 0.638),
     ("collection", 0.630),
-    ("listing", 0.665),
-    ("all", 0.843),
+    ("listing", 0.666),
+    ("all", 0.844),
 ];
 
 fn tokens(text: &str) -> HashMap<String, u32> {

@@ -377,6 +377,10 @@ const MIN_SPREAD_PAGE_WORDS: usize = 1000;
 /// A best block with more long paragraphs than this tells a story (an article, a manual
 /// page), however many titled boxes surround it.
 const MAX_LONG_BESIDE_CARDS: usize = 5;
+/// Words of a whole product page (chrome left out) under which a small product block is
+/// only part of the product's details (specifications, options, notes beside it); a longer
+/// page is a shop around the product (recommendations, other products' cards).
+const MAX_SPREAD_PRODUCT_WORDS: usize = 1000;
 /// Cards with a title per long paragraph of the best block that make a page of cards or
 /// sections rather than a story with a few titled boxes beside it.
 const TITLED_CARDS_PER_LONG_PARAGRAPH: usize = 3;
@@ -419,9 +423,11 @@ pub(crate) fn spread(
         && share < SPREAD_SHARE_FEW_PARAGRAPHS
         && whole_words >= MIN_SPREAD_PAGE_WORDS;
     if taken_for == PageType::Product && !names_many_products(kind) {
-        // One product: its block is taken unless it is a small part of a page without prose
-        // (the product's name and price above a page of its variants, options and details).
-        return (share < SPREAD_SHARE && best_long <= FEW_LONG_PARAGRAPHS)
+        // One product: its block is taken unless it is a small part of a short page without
+        // prose (the product's name and blurb above its specifications and options).
+        return (share < SPREAD_SHARE
+            && best_long <= FEW_LONG_PARAGRAPHS
+            && whole_words < MAX_SPREAD_PRODUCT_WORDS)
             .then_some(PageType::Product);
     }
     let spread = if says_article(kind) {
