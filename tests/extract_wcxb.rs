@@ -12,12 +12,12 @@ use feedwire::extract::extract_dir;
 const MIN_F1: &[(&str, f64)] = &[
     ("article", 0.943),
     ("documentation", 0.918),
-    ("service", 0.770),
+    ("service", 0.772),
     ("forum", 0.804),
-    ("product", 0.624),
-    ("collection", 0.614),
-    ("listing", 0.652),
-    ("all", 0.842),
+    ("product", 0.646),
+    ("collection", 0.637),
+    ("listing", 0.668),
+    ("all", 0.847),
 ];
 
 fn tokens(text: &str) -> HashMap<String, u32> {

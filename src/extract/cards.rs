@@ -135,3 +135,30 @@ fn holds_link(dom: &Dom<'_>, i: usize) -> bool {
     }
     false
 }
+
+/// Cards of `cards` (see [`card_marks`]) that hold a heading with text: the titled items of a
+/// listing, or the titled sections of a service page.
+pub(crate) fn titled_cards(dom: &Dom<'_>, cards: &[usize]) -> usize {
+    let mut titled = 0;
+    // Cards already counted: a card with several headings (or nested runs) counts once.
+    let mut counted = vec![false; dom.nodes.len()];
+    let mut i = 0;
+    while i < dom.nodes.len() {
+        let n = &dom.nodes[i];
+        if n.dead {
+            i = n.end;
+            continue;
+        }
+        let card = cards.get(i).copied().unwrap_or(NONE);
+        if card != NONE
+            && !counted[card]
+            && matches!(n.tag(), "h2" | "h3" | "h4" | "h5")
+            && n.text > 0
+        {
+            titled += 1;
+            counted[card] = true;
+        }
+        i += 1;
+    }
+    titled
+}

@@ -120,8 +120,7 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
     if page_type == PageType::Article {
         (text, raw_html, page_type) = forum::discussion_of(&page, &meta.kind, text, raw_html);
     }
-    if (page_type == PageType::Article
-        || (page_type == PageType::Product && page_type::names_many_products(&meta.kind)))
+    if matches!(page_type, PageType::Article | PageType::Product)
         && page_type::may_spread(&text, &meta.kind, || shown_words(&doc))
     {
         // Taken for an article or a product on weak signals (a shop's category page names
@@ -129,8 +128,10 @@ pub fn extract(html: &str, base_url: Option<&Url>) -> Article {
         let whole = content::find(&page, PageType::Listing.profile(&meta.kind));
         if page_type::may_spread_over(&text, whole.words()) {
             let (whole_text, whole_html) = content::render(&whole);
+            let titled = cards::titled_cards(&whole.dom, &whole.cards);
             drop(whole);
-            if let Some(kind) = page_type::spread(&text, &whole_text, &meta.kind) {
+            if let Some(kind) = page_type::spread(&text, &whole_text, &meta.kind, titled, page_type)
+            {
                 page_type = kind;
                 (text, raw_html) = (whole_text, whole_html);
             }

@@ -365,17 +365,31 @@ fn says_article(kind: &KindSignals) -> bool {
 const MIN_LISTED_PRICES: usize = 3;
 
 /// Whether [`spread`] can hold for a best block with this text on a page of this kind with
-/// `page_words()` words of text in all: a cheap test that spares rendering the whole page of
-/// most articles (a page that names itself an article is never spread, and the words of the
-/// whole page are counted only when that does not already decide).
+/// at most `page_words()` words of text in all: a cheap test that spares rendering the whole
+/// page of most articles. A page that names itself an article is spread only when its best
+/// block tells no story on a long page, so one with long paragraphs is decided before the
+/// words of the whole page are counted.
 pub(crate) fn may_spread(
     best: &str,
     kind: &KindSignals,
     page_words: impl FnOnce() -> usize,
 ) -> bool {
-    !says_article(kind)
-        && (best.split_whitespace().count() as f32)
-            < SPREAD_SHARE_FEW_PARAGRAPHS * page_words() as f32
+    let article = says_article(kind);
+    if article && long_paragraphs(best) > FEW_LONG_PARAGRAPHS {
+        return false;
+    }
+    let page_words = page_words();
+    if article && page_words < MIN_SPREAD_PAGE_WORDS {
+        return false;
+    }
+    (best.split_whitespace().count() as f32) < SPREAD_SHARE_FEW_PARAGRAPHS * page_words as f32
+}
+
+/// Paragraphs of at least [`LONG_PARAGRAPH_WORDS`] words, as [`spread`] counts them.
+fn long_paragraphs(text: &str) -> usize {
+    text.split("\n\n")
+        .filter(|p| p.split_whitespace().count() >= LONG_PARAGRAPH_WORDS)
+        .count()
 }
 
 /// Whether [`spread`] can hold for a best block with this text beside a whole page whose
@@ -391,12 +405,34 @@ pub(crate) fn may_spread_over(best: &str, whole_words: usize) -> bool {
 /// Share added to [`SPREAD_SHARE_FEW_PARAGRAPHS`] by [`may_spread_over`]: far above the
 /// rounding error of an `f32` share, far below what would spare a render that decides.
 const SHARE_MARGIN: f64 = 0.01;
+/// Words of a whole page (chrome left out) from which a best block without a story, or one
+/// outnumbered by titled cards, makes the page spread: a short article beside a few teasers
+/// and a related-stories box has fewer.
+const MIN_SPREAD_PAGE_WORDS: usize = 1000;
+/// A best block with more long paragraphs than this tells a story (an article, a manual
+/// page), however many titled boxes surround it.
+const MAX_LONG_BESIDE_CARDS: usize = 5;
+/// Words of a whole product page (chrome left out) under which a small product block is
+/// only part of the product's details (specifications, options, notes beside it); a longer
+/// page is a shop around the product (recommendations, other products' cards).
+const MAX_SPREAD_PRODUCT_WORDS: usize = 1000;
+/// Cards with a title per long paragraph of the best block that make a page of cards or
+/// sections rather than a story with a few titled boxes beside it.
+const TITLED_CARDS_PER_LONG_PARAGRAPH: usize = 3;
 
 /// A page taken for an article or a product on weak signals whose text is spread over the page rather
 /// than held by one block, told from the text of its best block (`best`) and of the whole
-/// page without chrome (`whole`): its kind, when it is such a page. A page of priced cards is
-/// a collection, a page of repeated `<article>`s a listing, any other a service page.
-pub(crate) fn spread(best: &str, whole: &str, kind: &KindSignals) -> Option<PageType> {
+/// page without chrome (`whole`), and from the number of the whole page's cards that have a
+/// title (`titled_cards`, see [`super::cards::titled_cards`]): its kind, when it is such a
+/// page. A page of priced cards is a collection, a page of repeated `<article>`s a listing,
+/// any other a service page; a product page (`taken_for`) that is spread stays a product.
+pub(crate) fn spread(
+    best: &str,
+    whole: &str,
+    kind: &KindSignals,
+    titled_cards: usize,
+    taken_for: PageType,
+) -> Option<PageType> {
     let paragraphs = |t: &str| {
         let mut words = 0;
         let mut long = 0;
@@ -409,19 +445,42 @@ pub(crate) fn spread(best: &str, whole: &str, kind: &KindSignals) -> Option<Page
     };
     let ((best_words, best_long), (whole_words, whole_long)) =
         (paragraphs(best), paragraphs(whole));
+    if whole_words <= best_words {
+        return None;
+    }
     let share = best_words as f32 / whole_words.max(1) as f32;
     let (best_long_f, whole_long_f) = (best_long as f32, whole_long as f32);
     let most_long =
         best_long >= MOST_LONG_PARAGRAPHS && best_long_f >= MOST_LONG_SHARE * whole_long_f;
     let few_long = best_long <= FEW_LONG_PARAGRAPHS || best_long_f < FEW_LONG_SHARE * whole_long_f;
-    if says_article(kind) {
-        // The page calls itself an article: its text is the story, however much else the
-        // page holds.
-        return None;
+    // The best block tells no story: at most one paragraph of prose, and a part of the page.
+    let no_story = best_long <= FEW_LONG_PARAGRAPHS
+        && share < SPREAD_SHARE_FEW_PARAGRAPHS
+        && whole_words >= MIN_SPREAD_PAGE_WORDS;
+    if taken_for == PageType::Product && !names_many_products(kind) {
+        // One product: its block is taken unless it is a small part of a short page without
+        // prose (the product's name and blurb above its specifications and options).
+        return (share < SPREAD_SHARE
+            && best_long <= FEW_LONG_PARAGRAPHS
+            && whole_words < MAX_SPREAD_PRODUCT_WORDS)
+            .then_some(PageType::Product);
     }
-    let spread = (share < SPREAD_SHARE && !most_long)
-        || (share < SPREAD_SHARE_FEW_PARAGRAPHS && few_long && best_words >= SHORT_BLOCK_WORDS);
-    if !spread || whole_words <= best_words {
+    let spread = if says_article(kind) {
+        // The page calls itself an article: its text is the story, however much else the
+        // page holds, unless its best block tells none (a site's home page or a section
+        // front whose template names every page an article).
+        no_story
+    } else {
+        let titled = titled_cards >= TITLED_CARDS_PER_LONG_PARAGRAPH * best_long.max(1)
+            && best_long <= MAX_LONG_BESIDE_CARDS
+            && share < SPREAD_SHARE_FEW_PARAGRAPHS
+            && whole_words >= MIN_SPREAD_PAGE_WORDS;
+        (share < SPREAD_SHARE && !most_long)
+            || (share < SPREAD_SHARE_FEW_PARAGRAPHS && few_long && best_words >= SHORT_BLOCK_WORDS)
+            || no_story
+            || titled
+    };
+    if !spread {
         return None;
     }
     Some(if kind.prices >= MIN_LISTED_PRICES {
