@@ -66,14 +66,8 @@ pub(crate) fn card_marks(dom: &Dom<'_>) -> Vec<usize> {
     };
     let mut kids: Vec<(usize, Shape<'_>)> = Vec::new();
     let mut counts: HashMap<Shape<'_>, usize> = HashMap::new();
-    let mut i = 0;
-    while i < len {
-        let n = &dom.nodes[i];
-        if n.dead {
-            i = n.end;
-            continue;
-        }
-        if n.block_child {
+    for i in dom.live() {
+        if dom.nodes[i].block_child {
             kids.clear();
             counts.clear();
             for c in dom.children(i) {
@@ -95,7 +89,6 @@ pub(crate) fn card_marks(dom: &Dom<'_>) -> Vec<usize> {
                 }
             }
         }
-        i += 1;
     }
     cards
 }
@@ -142,13 +135,8 @@ pub(crate) fn titled_cards(dom: &Dom<'_>, cards: &[usize]) -> usize {
     let mut titled = 0;
     // Cards already counted: a card with several headings (or nested runs) counts once.
     let mut counted = vec![false; dom.nodes.len()];
-    let mut i = 0;
-    while i < dom.nodes.len() {
+    for i in dom.live() {
         let n = &dom.nodes[i];
-        if n.dead {
-            i = n.end;
-            continue;
-        }
         let card = cards.get(i).copied().unwrap_or(NONE);
         if card != NONE
             && !counted[card]
@@ -158,7 +146,6 @@ pub(crate) fn titled_cards(dom: &Dom<'_>, cards: &[usize]) -> usize {
             titled += 1;
             counted[card] = true;
         }
-        i += 1;
     }
     titled
 }

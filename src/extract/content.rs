@@ -603,13 +603,8 @@ fn vote(dom: &Dom<'_>, i: usize) -> Option<(u32, u32, usize)> {
 /// each paragraph credits.
 fn paragraph_text(dom: &Dom<'_>) -> Vec<u32> {
     let mut good: Vec<u32> = vec![0; dom.nodes.len()];
-    let mut i = 0;
-    while i < dom.nodes.len() {
+    for i in dom.live() {
         let n = &dom.nodes[i];
-        if n.dead {
-            i = n.end;
-            continue;
-        }
         if let Some((text, _, first)) = vote(dom, i)
             && n.link_density() < MAX_LINK_DENSITY
         {
@@ -618,7 +613,6 @@ fn paragraph_text(dom: &Dom<'_>) -> Vec<u32> {
                 good[a] += text;
             }
         }
-        i += 1;
     }
     good
 }
@@ -629,13 +623,7 @@ fn choose(dom: &Dom<'_>, good: &[u32], slack: u32) -> Vec<usize> {
     let len = dom.nodes.len();
     let mut score: Vec<f32> = vec![0.0; len];
     let mut touched: Vec<bool> = vec![false; len];
-    let mut i = 0;
-    while i < len {
-        let n = &dom.nodes[i];
-        if n.dead {
-            i = n.end;
-            continue;
-        }
+    for i in dom.live() {
         let vote = vote(dom, i);
         if let Some((text, commas, first)) = vote {
             let s = 1.0 + commas as f32 + (text as f32 / 100.0).min(3.0);
@@ -659,7 +647,6 @@ fn choose(dom: &Dom<'_>, good: &[u32], slack: u32) -> Vec<usize> {
                 score[a] += s / divider;
             }
         }
-        i += 1;
     }
     let mut top = NONE;
     let mut top_score = f32::MIN;
@@ -1152,13 +1139,8 @@ fn render_with(content: &Content<'_>, lenient: bool) -> (String, String) {
 fn headline_start(dom: &Dom<'_>) -> usize {
     let total = dom.nodes.first().map_or(0, |n| n.text);
     let mut before = 0u32;
-    let mut i = 0;
-    while i < dom.nodes.len() {
+    for i in dom.live() {
         let n = &dom.nodes[i];
-        if n.dead {
-            i = n.end;
-            continue;
-        }
         if n.tag() == "h1" && n.text > 0 {
             return if before as f32 <= total as f32 * MAX_BEFORE_HEADLINE {
                 i
@@ -1169,7 +1151,6 @@ fn headline_start(dom: &Dom<'_>) -> usize {
         if let Kind::Text(_) = n.kind {
             before += n.text;
         }
-        i += 1;
     }
     0
 }

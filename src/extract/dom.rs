@@ -350,6 +350,22 @@ impl<'a> Dom<'a> {
         }
     }
 
+    /// Every node outside a dead subtree, in document order.
+    pub fn live(&self) -> impl Iterator<Item = usize> + '_ {
+        let mut i = 0;
+        std::iter::from_fn(move || {
+            while let Some(n) = self.nodes.get(i) {
+                if n.dead {
+                    i = n.end;
+                } else {
+                    i += 1;
+                    return Some(i - 1);
+                }
+            }
+            None
+        })
+    }
+
     /// The ancestors of `i`, nearest first.
     pub fn ancestors(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
         let mut next = self.nodes.get(i).map_or(NONE, |n| n.parent);
