@@ -236,6 +236,12 @@ pub const VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Brings the database to [`VERSION`] in one IMMEDIATE transaction; refuses a newer one.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // A current schema is told by a read: a report run beside the daemon then never waits
+    // for the write lock the daemon keeps taking (it could wait out the busy timeout).
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current == VERSION {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > VERSION {
