@@ -292,19 +292,17 @@ pub(crate) fn is_furniture(line: &str) -> bool {
     }) {
         return true;
     }
+    // The line's words are read once: its first two, and how many follow.
     let mut words = bare.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let second = words.next().unwrap_or("");
+    let more = words.count();
     // "Replies 12", "Views 26.2k".
-    if let (Some(label), Some(n), None) = (words.next(), words.next(), words.next())
-        && LABELLED_COUNTS.contains(&label)
-        && is_count(n)
-    {
+    if more == 0 && LABELLED_COUNTS.contains(&first) && is_count(second) {
         return true;
     }
     // "3 Likes", "1.2k views", "42 posts Joined 2019".
-    let mut words = bare.split_whitespace();
-    let count = words.next().unwrap_or("");
-    let counted = words.next().unwrap_or("");
-    is_count(count) && COUNTED_WORDS.contains(&counted) && bare.split_whitespace().count() <= 5
+    is_count(first) && COUNTED_WORDS.contains(&second) && 2 + more <= 5
 }
 
 /// A counter's figure: "12", "1,204", "26.2k", "3m".
